@@ -1,0 +1,3 @@
+from genrescope.cli import main
+
+raise SystemExit(main())
