@@ -85,7 +85,8 @@ def _classify_sf_error(path: Path, err: Exception) -> AudioError:
     msg = str(err)
     low = msg.lower()
     if "format not recognised" in low or "unknown format" in low or "not supported" in low \
-            or "unimplemented format" in low or "not a wav" in low:
+            or "unimplemented format" in low or "not a wav" in low \
+            or "does not exist or is not a regular file" in low:
         ext = path.suffix.lower() or "no extension"
         hint = "" if _have_av() else " (install genrescope[av] to try the FFmpeg decoder)"
         return UnsupportedAudioError(path, f"not a supported audio file ({ext}){hint}")
@@ -130,7 +131,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     with f:
         info = AudioInfo(str(p), int(f.samplerate), int(f.channels), int(f.frames), f.format, f.subtype)
     if info.frames <= 0:
-        raise EmptyAudioError(p, "holds no audio samples (zero length)")
+        raise _zero_length_error(p)
     return info
 
 
@@ -149,14 +150,13 @@ def _iter_native_blocks(p: Path, offset: float | None, duration: float | None,
     except UnsupportedAudioError:
         if not _have_av():
             raise
-        from genrescope import _av
-
-        yield from _av.iter_blocks(p, offset, duration, mono)
+        yield from _av_blocks(p, offset, duration, mono)
         return
     with f:
         sr = int(f.samplerate)
         if f.frames <= 0:
-            raise EmptyAudioError(p, "holds no audio samples (zero length)")
+            raise _zero_length_error(p)
+        expected = _declared_frames(p, f)
         start = int(round((offset or 0.0) * sr))
         if start >= f.frames:
             raise AudioTooShortError(p, f"offset {offset:.2f} s is past the end ({f.frames / sr:.2f} s)")
@@ -181,6 +181,41 @@ def _iter_native_blocks(p: Path, offset: float | None, duration: float | None,
             yield (_to_mono(block) if mono else block), sr
         if got == 0:
             raise CorruptAudioError(p, "header found but no audio could be decoded (truncated?)")
+        wanted = expected - start if remaining is None else got + remaining
+        wanted = min(wanted, expected - start)
+        if got < wanted - max(0.5 * sr, 0.01 * wanted):
+            raise CorruptAudioError(p, f"truncated: the header promises {expected / sr:.2f} s but decoding "
+                                       f"stopped at {(start + got) / sr:.2f} s")
+
+
+def _zero_length_error(p: Path) -> AudioError:
+    if p.stat().st_size > 4096:  # a real header and data, yet no frames: cut before the first audio
+        return CorruptAudioError(p, "no audio samples could be decoded (file truncated or damaged)")
+    return EmptyAudioError(p, "holds no audio samples (zero length, or cut before the first audio)")
+
+
+def _declared_frames(p: Path, f) -> int:
+    """Frames the header promises; for WAV the data chunk size (libsndfile trims it to the file)."""
+    frames = int(f.frames)
+    if f.format not in ("WAV", "WAVEX") or not f.subtype.startswith(("PCM", "FLOAT", "DOUBLE")):
+        return frames
+    import struct
+
+    bytes_per = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+                 "DOUBLE": 8}.get(f.subtype)
+    if bytes_per is None:
+        return frames
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 16)
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if cid == b"data":
+            if size in (0, 0xFFFFFFFF):  # streaming writers leave it unset
+                return frames
+            return max(frames, size // (bytes_per * f.channels))
+        pos += 8 + size + (size & 1)
+    return frames
 
 
 def iter_audio_blocks(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = True,
@@ -203,13 +238,23 @@ def iter_audio_blocks(path: str | os.PathLike, sr: int | None = 22050, *, mono: 
     np.ndarray
         Consecutive float32 blocks; their concatenation equals ``load_audio(...)``.
     """
-    import soxr
-
     p = Path(path)
     _check_file(p)
+    yield from _resample_blocks(_iter_native_blocks(p, offset, duration, mono), sr, mono)
+
+
+def _av_blocks(p: Path, offset, duration, mono):
+    from genrescope import _av
+
+    return _av.iter_blocks(p, offset, duration, mono)
+
+
+def _resample_blocks(native: Iterator[tuple[np.ndarray, int]], sr: int | None, mono: bool) -> Iterator[np.ndarray]:
+    import soxr
+
     stream = None
     channels = 1
-    for block, native_sr in _iter_native_blocks(p, offset, duration, mono):
+    for block, native_sr in native:
         if sr is None or sr == native_sr:
             yield block
             continue
@@ -250,7 +295,16 @@ def load_audio(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = 
     np.ndarray
         float32, shape (n,) if mono else (n, channels), values nominally in [-1, 1].
     """
-    blocks = list(iter_audio_blocks(path, sr, mono=mono, offset=offset, duration=duration))
+    try:
+        blocks = list(iter_audio_blocks(path, sr, mono=mono, offset=offset, duration=duration))
+    except CorruptAudioError as err:
+        if not _have_av():
+            raise
+        log.warning("%s; retrying with the FFmpeg decoder", err)
+        try:
+            blocks = list(_resample_blocks(_av_blocks(Path(path), offset, duration, mono), sr, mono))
+        except AudioError:
+            raise err from None  # libsndfile's diagnosis is the more precise one
     if not blocks:
         raise EmptyAudioError(path, "holds no audio samples (zero length)")
     y = np.concatenate(blocks, axis=0).astype(np.float32, copy=False)

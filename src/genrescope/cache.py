@@ -1,0 +1,305 @@
+"""The feature cache, parallel extraction into it, and the ``genrescope features`` command.
+
+An entry is keyed by the file's content and by everything that defines the feature:
+
+    <root>/<kind>-<cfg.key()>/<aa>/<blake2b of the file bytes>.npy
+
+so renaming or moving a file reuses its entry, editing it re-extracts, and a change of
+any :class:`~genrescope.config.FeatureConfig` field lands in another folder. Entries are
+written to a temporary file in the same folder and renamed into place, so a killed run
+leaves no half-written entry and the next run resumes by skipping what exists.
+
+numpy and the decoders are imported inside functions: worker processes import this
+module before :func:`_init_worker` has limited BLAS to one thread, and a thread limit
+set through the environment only works if numpy is not loaded yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+from genrescope.config import DEFAULT_FEATURES, FeatureConfig
+from genrescope.errors import AudioNotFoundError, GenrescopeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+_HASH_CHUNK = 1 << 20
+#: Temporary files older than this are leftovers of a killed run and are removed.
+STALE_TEMP_S = 3600.0
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: CLI ``--set`` names of the feature kinds, and the column prefix of their summary rows.
+SET_KINDS = {"log-mel": ("log_mel", "mel"), "mfcc": ("mfcc", "mfcc"), "stft": ("stft", "stft")}
+
+
+def default_cache_root() -> Path:
+    """``$GENRESCOPE_CACHE``, else ``~/.cache/genrescope/features`` (not created here)."""
+    env = os.environ.get("GENRESCOPE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genrescope" / "features"
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """blake2b (128 bit) hex digest of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
+    except FileNotFoundError as e:
+        raise AudioNotFoundError(path, "file not found") from e
+    except IsADirectoryError as e:
+        raise AudioNotFoundError(path, "is a directory, not an audio file") from e
+    except OSError as e:
+        raise AudioNotFoundError(path, f"cannot be read ({e.strerror})") from e
+    return h.hexdigest()
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (respects taskset / cgroup affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _atomic_write(dest: Path, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``dest``, then rename it to ``dest``."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FeatureCache:
+    """Features of audio files on disk, keyed by file content, config and feature kind.
+
+    Parameters
+    ----------
+    root : path-like or None
+        Cache root; None means :func:`default_cache_root`.
+    cfg : FeatureConfig
+        The feature configuration.
+    kind : str
+        ``"log_mel"``, ``"mfcc"`` or ``"stft"`` (see :func:`genrescope.features.compute`).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, cfg: FeatureConfig = DEFAULT_FEATURES,
+                 kind: str = "log_mel"):
+        kind = kind.replace("-", "_")
+        if kind not in ("log_mel", "mfcc", "stft"):
+            raise GenrescopeError(f"FeatureCache: unknown feature kind {kind!r}")
+        self.root = Path(root).expanduser() if root is not None else default_cache_root()
+        self.cfg = cfg
+        self.kind = kind
+        self.dir = self.root / f"{kind}-{cfg.key()}"
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({str(self.dir)!r})"
+
+    def entry(self, digest: str) -> Path:
+        """Where the features of a file with content hash ``digest`` live."""
+        return self.dir / digest[:2] / f"{digest}.npy"
+
+    def path_for(self, path: str | os.PathLike) -> Path:
+        """The cache file for ``path`` (hashes the file; the entry may not exist)."""
+        return self.entry(content_hash(path))
+
+    def has(self, path: str | os.PathLike) -> bool:
+        return self.path_for(path).is_file()
+
+    def get(self, path: str | os.PathLike) -> "np.ndarray":
+        """Features of ``path``, shape (n_bins, n_frames) float32: read, or computed and stored.
+
+        Raises
+        ------
+        GenrescopeError
+            The file is missing or cannot be decoded.
+        """
+        import numpy as np
+
+        dest = self.path_for(path)
+        if dest.is_file():
+            try:
+                return np.load(dest, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:  # damaged entry, e.g. after a power cut
+                log.warning("%s: damaged cache entry %s (%s), recomputing", path, dest, e)
+        feats, _ = compute_file(path, self.cfg, self.kind)
+        self.store(dest, feats)
+        return feats
+
+    def store(self, dest: Path, feats: "np.ndarray") -> None:
+        """Write one entry atomically (and the folder's config.json on first use)."""
+        import numpy as np
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "config.json"
+        if not meta.exists():  # tells a human what the key in the folder name stands for
+            text = json.dumps({"kind": self.kind, "feature_config": self.cfg.to_dict()}, indent=2)
+            _atomic_write(meta, lambda f: f.write(text.encode()))
+        _atomic_write(dest, lambda f: np.save(f, feats, allow_pickle=False))
+
+    def remove_stale_temps(self, max_age_s: float = STALE_TEMP_S) -> int:
+        """Delete temp files left by killed runs; returns how many were removed."""
+        if not self.dir.is_dir():
+            return 0
+        now, n = time.time(), 0
+        for tmp in self.dir.glob("*/.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > max_age_s:
+                    tmp.unlink()
+                    n += 1
+            except FileNotFoundError:  # another run finished or removed it
+                pass
+        return n
+
+
+def compute_file(path: str | os.PathLike, cfg: FeatureConfig, kind: str) -> tuple["np.ndarray", float]:
+    """Decode ``path`` at ``cfg.sr`` and compute ``kind``; returns (features, seconds of audio)."""
+    from genrescope.audio import load_audio
+    from genrescope.features import compute
+
+    y = load_audio(path, sr=cfg.sr)
+    return compute(y, cfg, kind), len(y) / cfg.sr
+
+
+# ---------------------------------------------------------------- parallel extraction
+@dataclass
+class ExtractReport:
+    """What :func:`extract_many` did. ``failed`` and ``warnings`` hold (path, message)."""
+
+    done: int = 0
+    cached: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def speed(self) -> float:
+        """Seconds of audio extracted per second of wall time (x real time)."""
+        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def _init_worker() -> None:
+    """Each worker runs one BLAS / OpenMP thread: the processes are the parallelism."""
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    try:  # numpy may already be loaded (by the parent's __main__); then only this helps
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+def _extract_one(src: str, dest: Path, cache: FeatureCache) -> tuple[float, str | None, list[str]]:
+    """Worker: compute one file into its cache entry. Returns (audio seconds, error, warnings)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            feats, seconds = compute_file(src, cache.cfg, cache.kind)
+        cache.store(dest, feats)
+    except GenrescopeError as e:
+        return 0.0, str(e), []
+    return seconds, None, [str(w.message) for w in caught]
+
+
+class _Progress:
+    """tqdm when it is installed, else a plain counter on stderr."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.n, self.enabled, self.bar = total, 0, enabled and total > 0, None
+        if self.enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.enabled and (sys.stderr.isatty() or self.n == self.total or self.n % 50 == 0):
+            end = "\n" if self.n == self.total or not sys.stderr.isatty() else ""
+            print(f"\r{self.n}/{self.total} files", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_jobs(todo: list[tuple[Path, Path]], cache: FeatureCache,
+              jobs: int) -> Iterator[tuple[Path, tuple[float, str | None, list[str]]]]:
+    """Yield (source, worker result) as files finish; in this process when jobs == 1."""
+    if jobs <= 1 or len(todo) <= 1:
+        for src, dest in todo:
+            yield src, _extract_one(str(src), dest, cache)
+        return
+    import multiprocessing
+
+    # spawn, not fork: a fresh interpreter whose BLAS has not started its threads yet
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker) as ex:
+        futures = {ex.submit(_extract_one, str(s), d, cache): s for s, d in todo}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: int = 0,
+                 progress: bool = True) -> ExtractReport:
+    """Fill ``cache`` with the features of ``paths`` using ``jobs`` worker processes.
+
+    Files already cached (by content) are skipped; files that cannot be read are
+    recorded in the report and the run goes on. ``jobs=0`` uses every available core.
+    """
+    t0 = time.perf_counter()
+    report = ExtractReport()
+    todo: list[tuple[Path, Path]] = []
+    planned: set[Path] = set()
+    for p in map(Path, paths):
+        try:
+            dest = cache.path_for(p)
+        except GenrescopeError as e:
+            report.failed.append((str(p), str(e)))
+            continue
+        if dest.is_file() or dest in planned:  # in the cache, or same content as a file before it
+            report.cached += 1
+        else:
+            planned.add(dest)
+            todo.append((p, dest))
+    cache.remove_stale_temps()
+    bar = _Progress(len(todo), progress)
+    try:
+        for src, (seconds, err, warns) in _run_jobs(todo, cache, jobs or cpu_count()):
+            if err is None:
+                report.done += 1
+                report.audio_s += seconds
+                report.warnings.extend((str(src), w) for w in warns)
+            else:
+                report.failed.append((str(src), err))
+            bar.update()
+    finally:
+        bar.close()
+    report.wall_s = time.perf_counter() - t0
+    return report
