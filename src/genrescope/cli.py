@@ -32,14 +32,21 @@ def _add_features(sub) -> None:
         description="With --format, print one row of features per file to stdout (e.g. --set gtzan-table "
                     "--format csv reproduces the 57 columns of the GTZAN features table). Without --format, "
                     "extract --set for every audio file under PATH into the feature cache, in parallel, "
-                    "resuming where a previous run stopped.",
-        epilog="example: genrescope features song.mp3 --set gtzan-table --format csv")
+                    "resuming where a previous run stopped. Cache entries are keyed by file content and "
+                    "feature config (<cache>/<set>-<config key>/<aa>/<hash>.npy, a float32 (bins, frames) "
+                    "array each), so renamed files are not re-extracted. Unreadable files are reported on "
+                    "stderr and skipped; the exit code is 1 if any failed.",
+        epilog="examples: genrescope features song.mp3 --set gtzan-table --format csv; "
+               "genrescope features music/ --set log-mel -j 4")
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders or glob patterns")
     p.add_argument("--set", dest="feature_set", default="log-mel",
                    choices=("log-mel", "mfcc", "stft", "gtzan-table"),
                    help="which features (default: %(default)s)")
     p.add_argument("--format", choices=("csv", "json"), default=None,
-                   help="print a table to stdout instead of filling the cache")
+                   help="print a table to stdout (json: one object per line) instead of filling the cache. "
+                        "log-mel/mfcc/stft rows are filename, n_frames, duration_s, then the mean and std over "
+                        "time of every band (mel0_mean, mel0_std, ...); gtzan-table rows are filename and the "
+                        "57 GTZAN columns, and gtzan-table needs --format. Does not read or write the cache")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="feature cache folder (default: $GENRESCOPE_CACHE or ~/.cache/genrescope/features)")
     p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: number of CPU cores)")

@@ -1,0 +1,288 @@
+"""The pretrained musicnn taggers (Pons & Serra, 2019) as PyTorch modules.
+
+A port of ``musicnn==0.1.0`` (ISC licence, https://github.com/jordipons/musicnn),
+whose TensorFlow 1 checkpoints are converted by ``tools/convert_musicnn.py`` into
+``genrescope/pretrained/<name>/``. The layers reproduce the TF graph in inference
+mode exactly: TF's "same" padding (one more zero after than before for even kernels),
+``tf.layers.batch_normalization``'s epsilon of 1e-3 with its moving statistics, the
+ReLU-then-batch-norm order, and the (time, frequency, channel) order of TF's flatten.
+Dropout is absent (it is the identity at inference).
+
+Both networks take a batch of log-mel patches ``(B, 1, n_mels, T)`` (96 mel bands and
+187 frames of 16 ms, i.e. :data:`genrescope.config.MUSICNN_FEATURES`; the orientation of
+:func:`genrescope.windows.slice_windows` with a channel axis added) and return sigmoid
+tag probabilities ``(B, n_classes)``, plus the embeddings with ``return_embeddings=True``.
+Inside, the patch is turned to ``(B, 1, T, n_mels)``, the orientation the TF kernels use.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrescope.config import FeatureConfig
+from genrescope.errors import CheckpointError, GenrescopeError
+
+#: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
+TF_BN_EPS = 1e-3
+
+#: Converted models shipped in ``genrescope/pretrained/``.
+PRETRAINED = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def _tf_same_pad(kernel: int) -> tuple[int, int]:
+    """Zeros before and after an axis for TF's stride-1 'same' padding."""
+    before = (kernel - 1) // 2
+    return before, kernel - 1 - before
+
+
+class _FrontendBranch(nn.Module):
+    """One front-end filter shape: conv over (time, mel), ReLU, batch norm, max over mel.
+
+    Time is padded like TF's 'same' (musicnn pads 3 + 3 by hand for its 7-frame timbral
+    kernels, and uses 'same' for the temporal ones: 63 + 64 zeros for 128 frames); the
+    mel axis is not padded ('valid' for the timbral kernels, width 1 for the temporal).
+    """
+
+    def __init__(self, filters: int, kernel: tuple[int, int]):
+        super().__init__()
+        self.time_pad = _tf_same_pad(kernel[0])
+        self.conv = nn.Conv2d(1, filters, kernel)
+        self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, *self.time_pad))  # (B, 1, T + k_t - 1, n_mels)
+        x = self.bn(F.relu(self.conv(x)))  # (B, filters, T, n_mels - k_f + 1)
+        return x.amax(dim=3)  # (B, filters, T)
+
+
+class _MidendLayer(nn.Module):
+    """musicnn's mid-end conv: 7 frames over all input channels (a 1-D conv), ReLU, batch norm."""
+
+    def __init__(self, in_channels: int, filters: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, filters, 7, padding=3)
+        self.bn = nn.BatchNorm1d(filters, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)))  # (B, filters, T)
+
+
+class Musicnn(nn.Module):
+    """The musicnn tagger: musically motivated front end, dense mid-end, pooled back end.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of tags (50 for the MSD and MTT models).
+    n_mels : int
+        Mel bands of the input (96).
+    frontend_width : float
+        Front-end width factor: ``int(128 w)`` filters per timbral and ``int(32 w)``
+        per temporal kernel (1.6 gives 204 and 51).
+    midend_filters : int
+        Filters of each mid-end layer (64; 512 in musicnn's "big" model).
+    backend_units : int
+        Units of the penultimate dense layer, the embedding size (200; 500 "big").
+    """
+
+    def __init__(self, n_classes: int = 50, n_mels: int = 96, frontend_width: float = 1.6,
+                 midend_filters: int = 64, backend_units: int = 200):
+        super().__init__()
+        timbral_filters, temporal_filters = int(frontend_width * 128), int(frontend_width * 32)
+        self.input_bn = nn.BatchNorm2d(1, eps=TF_BN_EPS)
+        # timbral kernels span 7 frames and 40 % / 70 % of the mel axis (38 and 67 bands)
+        self.timbral = nn.ModuleList(
+            [_FrontendBranch(timbral_filters, (7, int(share * n_mels))) for share in (0.4, 0.7)])
+        # temporal kernels span 1 band and 128 / 64 / 32 frames
+        self.temporal = nn.ModuleList([_FrontendBranch(temporal_filters, (k, 1)) for k in (128, 64, 32)])
+        frontend_channels = 2 * timbral_filters + 3 * temporal_filters  # 561
+        self.midend = nn.ModuleList([_MidendLayer(frontend_channels, midend_filters),
+                                     _MidendLayer(midend_filters, midend_filters),
+                                     _MidendLayer(midend_filters, midend_filters)])
+        pooled = 2 * (frontend_channels + 3 * midend_filters)  # max and mean of 753 channels: 1506
+        self.pool_bn = nn.BatchNorm1d(pooled, eps=TF_BN_EPS)
+        self.dense = nn.Linear(pooled, backend_units)
+        self.dense_bn = nn.BatchNorm1d(backend_units, eps=TF_BN_EPS)
+        self.classifier = nn.Linear(backend_units, n_classes)
+
+    def forward(self, x: torch.Tensor, return_embeddings: bool = False):
+        """Tag probabilities of log-mel patches.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, 1, n_mels, T) log-mel patches; musicnn was trained on T = 187.
+        return_embeddings : bool
+            Also return musicnn's "penultimate" features (batch-normed dense layer).
+
+        Returns
+        -------
+        probs : torch.Tensor
+            (B, n_classes) sigmoid probabilities.
+        embeddings : torch.Tensor, only with ``return_embeddings``
+            (B, backend_units).
+        """
+        x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, n_mels)
+        front = torch.cat([branch(x) for branch in [*self.timbral, *self.temporal]], dim=1)  # (B, 561, T)
+        mid1 = self.midend[0](front)  # (B, 64, T)
+        mid2 = self.midend[1](mid1) + mid1  # residual
+        mid3 = self.midend[2](mid2) + mid2
+        feats = torch.cat([front, mid1, mid2, mid3], dim=1)  # (B, 753, T)
+        # TF concatenates max and mean on a last axis and flattens (753, 2): interleaved
+        pooled = torch.stack([feats.amax(dim=2), feats.mean(dim=2)], dim=2).flatten(1)  # (B, 1506)
+        emb = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))  # (B, backend_units)
+        probs = torch.sigmoid(self.classifier(emb))  # (B, n_classes)
+        return (probs, emb) if return_embeddings else probs
+
+
+class MusicnnVGG(nn.Module):
+    """musicnn's VGG-like baseline: five 3x3 conv blocks with max pooling, then a dense layer.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of tags (50).
+    n_mels, n_frames : int
+        Input patch size (96 x 187); the dense layer fixes it.
+    filters : int
+        Filters of every conv layer (128).
+    """
+
+    #: (kernel, stride) of the max pooling after each conv, over (time, mel)
+    POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)))
+
+    def __init__(self, n_classes: int = 50, n_mels: int = 96, n_frames: int = 187, filters: int = 128):
+        super().__init__()
+        self.input_bn = nn.BatchNorm2d(1, eps=TF_BN_EPS)
+        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else filters, filters, 3, padding=1) for i in range(5)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(filters, eps=TF_BN_EPS) for _ in range(5)])
+        t, f = n_frames, n_mels
+        for (kt, kf), (st, sf) in self.POOLS:  # 'valid' pooling: (187, 96) -> (2, 1)
+            t, f = (t - kt) // st + 1, (f - kf) // sf + 1
+        if t < 1 or f < 1:
+            raise GenrescopeError(f"MusicnnVGG: a {n_mels} x {n_frames} patch is too small for five poolings")
+        self.n_frames = n_frames
+        self.classifier = nn.Linear(t * f * filters, n_classes)
+
+    def forward(self, x: torch.Tensor, return_embeddings: bool = False):
+        """Tag probabilities of log-mel patches.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, 1, n_mels, n_frames) log-mel patches.
+        return_embeddings : bool
+            Also return the flattened last pooling (musicnn's "pool5" feature).
+
+        Returns
+        -------
+        probs : torch.Tensor
+            (B, n_classes) sigmoid probabilities.
+        embeddings : torch.Tensor, only with ``return_embeddings``
+            (B, 256) for 96 x 187 patches.
+        """
+        x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, n_mels)
+        for conv, bn, (kernel, stride) in zip(self.convs, self.bns, self.POOLS):
+            x = F.max_pool2d(bn(F.relu(conv(x))), kernel, stride)  # (B, 128, t, f), finally (B, 128, 2, 1)
+        emb = x.permute(0, 2, 3, 1).flatten(1)  # TF flattens (t, f, channel): (B, 256)
+        probs = torch.sigmoid(self.classifier(emb))  # (B, n_classes)
+        return (probs, emb) if return_embeddings else probs
+
+
+ARCHITECTURES = {"musicnn": Musicnn, "musicnn_vgg": MusicnnVGG}
+
+
+def build_musicnn(config: dict[str, Any]) -> nn.Module:
+    """An untrained module from a pretrained model's ``config.json`` contents."""
+    arch = config.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"unknown musicnn architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    try:
+        return ARCHITECTURES[arch](**config.get("hparams", {}))
+    except TypeError as e:
+        raise CheckpointError(f"bad hyper-parameters for {arch}: {e}") from e
+
+
+def resolve_pretrained(name_or_dir: str | Path) -> Path:
+    """The folder of a shipped model name (``"musicnn-msd"``, ...) or a given folder."""
+    p = Path(name_or_dir)
+    if str(name_or_dir) in PRETRAINED:
+        p = PRETRAINED_DIR / str(name_or_dir)
+    if not p.is_dir():
+        raise CheckpointError(f"{name_or_dir}: not a pretrained model folder nor one of {list(PRETRAINED)}")
+    return p
+
+
+def load_musicnn(name_or_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a converted musicnn model, checking every tensor's name, shape and dtype.
+
+    Parameters
+    ----------
+    name_or_dir : str or path
+        A shipped name (see :data:`PRETRAINED`) or a folder holding ``config.json``
+        and ``weights.safetensors``.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        The network in eval mode.
+    config : dict
+        ``config.json``: architecture, hparams, labels, features (a
+        :class:`~genrescope.config.FeatureConfig` dict), source, licence.
+
+    Raises
+    ------
+    CheckpointError
+        A missing or malformed file, or weights that do not match the architecture
+        exactly (missing, unexpected or misshapen tensors).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve_pretrained(name_or_dir)
+    cfg_path, weights_path = folder / "config.json", folder / "weights.safetensors"
+    for path in (cfg_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing")
+    try:
+        config = json.loads(cfg_path.read_text())
+        FeatureConfig.from_dict(config["features"])
+        labels = config["labels"]
+    except (ValueError, KeyError, TypeError, GenrescopeError) as e:
+        raise CheckpointError(f"{cfg_path}: malformed ({e!r})") from e
+    model = build_musicnn(config)
+    if len(labels) != model.classifier.out_features:
+        raise CheckpointError(f"{cfg_path}: {len(labels)} labels for {model.classifier.out_features} outputs")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights_path}: cannot be read ({e})") from e
+    check_state_dict(state, model.state_dict(), where=str(weights_path))
+    model.load_state_dict(state, strict=True)
+    return model.eval(), config
+
+
+def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], *, where: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly the keys, shapes and dtypes of ``expected``."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: {tuple(state[k].shape)} {state[k].dtype}, expected {tuple(v.shape)} {v.dtype}"
+             for k, v in expected.items() if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)]
+    problems = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else []) \
+        + ([f"wrong shape or dtype: {'; '.join(wrong)}"] if wrong else [])
+    if problems:
+        raise CheckpointError(f"{where}: weights do not match the architecture: {'; '.join(problems)}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{where}: non-finite values in {bad}")
+
+
+__all__ = ["Musicnn", "MusicnnVGG", "ARCHITECTURES", "PRETRAINED", "build_musicnn", "load_musicnn",
+           "check_state_dict", "resolve_pretrained"]
