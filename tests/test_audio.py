@@ -193,3 +193,12 @@ def test_real_files_decode(shared_data):
         assert len(y) == 10 * 22050 and np.abs(y).max() > 0.05
     with pytest.warns(SilentAudioWarning):
         load_audio(shared_data / "free-music/wesnoth/silence.ogg")
+
+
+def test_headerless_au_is_not_audio(tmp_path, write_audio):
+    bad = tmp_path / "junk.au"
+    bad.write_bytes(os.urandom(8000))
+    with pytest.raises(UnsupportedAudioError, match="junk.au"):
+        load_audio(bad)
+    good = write_audio("ok.au", duration=0.5)
+    assert len(load_audio(good)) == 11025

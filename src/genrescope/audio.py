@@ -101,9 +101,19 @@ def _have_av() -> bool:
     return True
 
 
+#: Magic bytes of formats that libsndfile would otherwise read as headerless raw audio.
+_MAGIC = {".au": (b".snd", b"dns."), ".snd": (b".snd", b"dns.")}
+
+
 def _open_sf(path: Path):
     import soundfile as sf
 
+    magic = _MAGIC.get(path.suffix.lower())
+    if magic is not None:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head not in magic:  # no Sun/NeXT header: libsndfile would decode any bytes as 8 kHz mu-law
+            raise UnsupportedAudioError(path, f"not a supported audio file ({path.suffix} without a Sun/NeXT header)")
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:

@@ -67,7 +67,8 @@ def _add_dataset(sub) -> None:
     i.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"),
                    help="dataset layout (default: detect)")
     i.add_argument("--split", default="auto",
-                   help="split policy: auto, gtzan-ff (fault-filtered), stratified, artist, fma-official "
+                   help="split policy: auto, gtzan-ff (fault-filtered), stratified, artist, fma-official, "
+                        "given (a CSV's split column), none "
                         "(default: the dataset's own, else stratified by track and artist)")
     i.add_argument("--fma-subset", default=None, choices=("small", "medium", "large", "full"),
                    help="FMA subset to keep (default: from the audio folder name)")
@@ -75,6 +76,29 @@ def _add_dataset(sub) -> None:
     i.add_argument("--no-check", action="store_true", help="skip decoding headers to find unreadable files")
     i.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     i.set_defaults(_run=("genrescope.datasets.info", "run_dataset_info"))
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the model architectures with their inputs and parameter counts",
+                       description="List every registered architecture: its input (feature kind, bins, window) "
+                                   "and parameter count for the default feature config.")
+    p.add_argument("--n-classes", type=int, default=10, help="output classes to count for (default: %(default)s)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.set_defaults(_run=("genrescope.models", "run_models"))
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX and check it against PyTorch",
+                       description="Write a checkpoint as one self-contained ONNX file (features in, genre "
+                                   "probabilities out; feature config and labels in its metadata), then compare "
+                                   "ONNX Runtime's outputs with PyTorch's on random input.",
+                       epilog="example: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint written by genrescope")
+    p.add_argument("--onnx", metavar="OUT", default=None, help="output file (default: CHECKPOINT with .onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
+    p.add_argument("--static-time", action="store_true", help="fix the time axis to one window")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
+    p.set_defaults(_run=("genrescope.export", "run_export"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_features(sub)
     _add_dataset(sub)
+    _add_models(sub)
+    _add_export(sub)
     return parser
 
 

@@ -40,7 +40,7 @@ def genre_folders(root: Path) -> list[Path]:
 
 
 def _has_audio(folder: Path) -> bool:
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for _dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not is_hidden(d)]
         if any(not is_hidden(f) and is_audio_path(f) for f in filenames):
             return True

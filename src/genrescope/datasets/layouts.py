@@ -35,7 +35,7 @@ def detect_layout(path: str | os.PathLike, *, fma_subset: str | None = None) -> 
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
     if p.is_file():
-        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
+        if p.suffix.lower() == ".csv":
             return "csv"
         raise DatasetError(f"{p}: a file, but not a CSV manifest (expected a folder or a .csv file)")
     if find_fma(p, fma_subset) is not None:
@@ -103,6 +103,10 @@ def apply_split_policy(manifest: Manifest, policy: str = "auto", *, seed: int = 
     if policy == "none":
         return manifest.with_entries([t.replace(split=None) for t in manifest.entries], split_policy=None)
     if policy in ("stratified", "artist"):
+        if manifest.layout == "gtzan":
+            log.warning("%s: a track-level split of GTZAN keeps its exact replicas and artist runs "
+                        "(35 reggae excerpts are Bob Marley) and overstates accuracy; prefer --split gtzan-ff",
+                        manifest.root)
         out = split_manifest(manifest, fractions, seed=seed, policy=policy)
         check_no_leakage(out)
         return out

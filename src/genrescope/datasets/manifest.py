@@ -163,7 +163,7 @@ class Manifest:
         Paths inside the CSV's folder are written relative to it, so the folder can move.
         """
         out = Path(path)
-        base = out.resolve().parent
+        base = Path(os.path.abspath(out)).parent
         meta_keys = sorted({k for t in self.entries for k in t.meta})
         with open(out, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
@@ -179,7 +179,7 @@ class Manifest:
 
 
 def _relative_to(p: str, base: Path) -> str:
-    ap = Path(p).resolve()
+    ap = Path(os.path.abspath(p))
     try:
         return ap.relative_to(base).as_posix()
     except ValueError:
@@ -197,18 +197,19 @@ def normalize_split(value: str | None, where: str = "") -> str | None:
 
 
 def _default_track_id(path: Path, base: Path) -> str:
+    """Path relative to ``base`` without its extension; the absolute path for files outside ``base``."""
     try:
-        rel = path.relative_to(base)
+        return path.relative_to(base).with_suffix("").as_posix()
     except ValueError:
-        rel = Path(path.name)
-    return rel.with_suffix("").as_posix()
+        return path.with_suffix("").as_posix()
 
 
 def read_csv_manifest(path: str | os.PathLike) -> Manifest:
     """Load a CSV manifest: columns ``path,label`` required, ``track_id,artist,split`` optional.
 
     Relative paths are resolved against the CSV's folder. ``track_id`` defaults to the path
-    relative to that folder without its extension. Columns named ``meta.<key>`` are kept in
+    relative to that folder without its extension (the absolute path, for files outside
+    it). Columns named ``meta.<key>`` are kept in
     :attr:`Track.meta`; other columns are ignored.
 
     Raises
@@ -219,7 +220,7 @@ def read_csv_manifest(path: str | os.PathLike) -> Manifest:
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"{p}: CSV manifest not found")
-    base = p.resolve().parent
+    base = Path(os.path.abspath(p)).parent
     entries: list[Track] = []
     first_line: dict[str, int] = {}
     with open(p, newline="", encoding="utf-8-sig") as f:
@@ -248,7 +249,7 @@ def read_csv_manifest(path: str | os.PathLike) -> Manifest:
                 raise DatasetError(f"{where}{len(row)} fields but the header has {len(cols)} "
                                    "(a comma inside a value needs double quotes)")
 
-            def get(name: str) -> str:
+            def get(name: str, row: list[str] = row) -> str:
                 i = idx.get(name)
                 return row[i].strip() if i is not None and i < len(row) else ""
 
@@ -258,8 +259,7 @@ def read_csv_manifest(path: str | os.PathLike) -> Manifest:
             if not label:
                 raise DatasetError(f"{where}empty label for {raw_path!r}")
             audio = Path(raw_path).expanduser()
-            if not audio.is_absolute():
-                audio = base / audio
+            audio = Path(os.path.normpath(audio if audio.is_absolute() else base / audio))
             track_id = get("track_id") or _default_track_id(audio, base)
             if track_id in first_line:
                 raise DatasetError(f"{where}track_id {track_id!r} already used on line {first_line[track_id]}")

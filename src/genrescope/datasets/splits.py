@@ -86,13 +86,10 @@ def _assign(groups: list[list[int]], labels: list[str], fractions: tuple[float, 
     target = [{c: f * total[c] for c in classes} for f in fractions]
     where = [0] * len(groups)
     for gi in order:
-        tie = {s: rng.random() for s in active}
-
-        def cost(s: int) -> tuple[float, float]:
-            d = sum((n * n + 2 * n * (count[s][c] - target[s][c])) / total[c] ** 2 for c, n in hist[gi].items())
-            return (round(d, 12), tie[s])
-
-        s = min(active, key=cost)
+        # change in the squared gap if group gi joins split s; random tie-break
+        costs = [(round(sum((n * n + 2 * n * (count[s][c] - target[s][c])) / total[c] ** 2
+                            for c, n in hist[gi].items()), 12), rng.random(), s) for s in active]
+        s = min(costs)[2]
         where[gi] = s
         for c, n in hist[gi].items():
             count[s][c] += n

@@ -9,6 +9,10 @@ model of theirs is asked for. A family module (``genrescope.models.<family>``) e
   (default :data:`genrescope.config.DEFAULT_FEATURES`).
 
 Several names may share one class with different presets (``cnn-lstm`` / ``cnn-gru``).
+
+A module without ``MODELS`` but with ``ARCHITECTURES`` (``{"musicnn_vgg": cls}``, name with
+``_`` for ``-``) is accepted too; such classes take keyword arguments instead of a config
+and are listed and built, but checkpoints and ONNX export need the config protocol.
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ class ModelSummary(NamedTuple):
     cls: type
     n_params: int
     kind: str
-    n_bins: int
+    n_bins: int | None  # None: the class does not declare its input (no config protocol)
     window_s: float | None
     frames: bool  # has forward_frames
 
@@ -74,7 +78,10 @@ def _family(name: str):
 
 def resolve(name: str) -> tuple[type, dict[str, Any]]:
     """The class registered under ``name`` and its preset config values."""
-    entry = getattr(_family(name), "MODELS", {}).get(name)
+    family = _family(name)
+    entry = getattr(family, "MODELS", {}).get(name)
+    if entry is None:
+        entry = getattr(family, "ARCHITECTURES", {}).get(name.replace("-", "_"))
     if entry is None:
         raise GenrescopeError(f"model {name!r}: {REGISTRY[name]} does not register it in MODELS")
     cls, preset = entry if isinstance(entry, tuple) else (entry, {})
@@ -154,15 +161,20 @@ def build_model(name: str, config: Any = None, *, feature_config: FeatureConfig 
     import torch
 
     cls, _ = resolve(name)
-    if config is None:
-        config = default_config(name, feature_config=feature_config, n_classes=n_classes, **overrides)
-    elif isinstance(config, dict):
-        config = config_from_dict(name, config)
+    if not hasattr(cls, "Config"):  # a keyword-argument class (see the module docstring)
+        kwargs = {"n_classes": n_classes, **overrides, **(config or {})}
+        make = lambda: cls(**kwargs)  # noqa: E731
+    else:
+        if config is None:
+            config = default_config(name, feature_config=feature_config, n_classes=n_classes, **overrides)
+        elif isinstance(config, dict):
+            config = config_from_dict(name, config)
+        make = lambda: cls(config)  # noqa: E731
     if seed is None:
-        return cls(config)
+        return make()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return cls(config)
+        return make()
 
 
 def check_features(model_config: Any, feature_config: FeatureConfig) -> None:
@@ -194,9 +206,9 @@ def list_models(*, n_classes: int = 10, feature_config: FeatureConfig | None = N
             log.info("model %s is not available (module %s)", name, REGISTRY[name])
             continue
         model = build_model(name, feature_config=feature_config, n_classes=n_classes)
-        cfg = model.config
+        cfg = getattr(model, "config", None)
         rows.append(ModelSummary(name, type(model), n_params(model), getattr(cfg, "kind", "?"),
-                                 getattr(cfg, "n_bins", 0), getattr(cfg, "window_s", None),
+                                 getattr(cfg, "n_bins", None), getattr(cfg, "window_s", None),
                                  hasattr(model, "forward_frames")))
     return rows
 
@@ -211,8 +223,9 @@ def run_models(args) -> int:
         return 0
     print(f"{'name':<22}{'class':<16}{'input':<9}{'bins':>6}{'window':>8}{'params':>12}  frames")
     for r in rows:
-        win = "song" if r.window_s is None else f"{r.window_s:g} s"
-        print(f"{r.name:<22}{r.cls.__name__:<16}{r.kind:<9}{r.n_bins:>6}{win:>8}{r.n_params:>12,}  "
+        known = r.n_bins is not None
+        win = "?" if not known else "song" if r.window_s is None else f"{r.window_s:g} s"
+        print(f"{r.name:<22}{r.cls.__name__:<16}{r.kind:<9}{r.n_bins if known else '?':>6}{win:>8}{r.n_params:>12,}  "
               f"{'yes' if r.frames else ''}")
     missing = [n for n in REGISTRY if n not in {r.name for r in rows}]
     if missing:

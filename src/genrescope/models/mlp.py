@@ -49,13 +49,13 @@ class FeaturesMlp(GenreModel):
         self.body = nn.Sequential(*layers)
         self.head = classifier(c.hidden[-1] if c.hidden else c.n_bins, c.n_classes)
 
-    def set_standardisation(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor,
+    def set_standardization(self, mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor,
                             *, eps: float = 1e-8) -> None:
         """Store the training set's column mean and std, each shape (n_columns,)."""
         mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
         std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
         if mean.shape != self.mean.shape or std.shape != self.std.shape:
-            raise GenrescopeError(f"set_standardisation: expected shapes {tuple(self.mean.shape)}, "
+            raise GenrescopeError(f"set_standardization: expected shapes {tuple(self.mean.shape)}, "
                                   f"got {tuple(mean.shape)} and {tuple(std.shape)}")
         self.mean.copy_(mean)
         self.std.copy_(std.clamp_min(eps))  # a constant column must not divide by zero

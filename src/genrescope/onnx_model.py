@@ -1,0 +1,171 @@
+"""Run an exported genrescope model on ONNX Runtime, without torch.
+
+An export (see :mod:`genrescope.export`) is one ``.onnx`` file whose metadata carries
+everything needed to use it: the :class:`~genrescope.config.FeatureConfig`, the labels,
+the input kind and window length. Its graph maps
+
+* input ``features``: (N, n_bins, T) float32 (or (N, n_columns) for a table model) to
+* output ``probabilities``: (N, G), softmax applied inside the graph, and, for models
+  that predict per time step, ``frame_probabilities``: (N, T', G), one distribution
+  every ``frame_hop_s`` seconds.
+
+Metadata keys (all values are strings; JSON where noted): ``format``
+(``"genrescope-onnx"``), ``format_version``, ``genrescope_version``, ``model_name``,
+``model_config`` (JSON), ``feature_config`` (JSON), ``labels`` (JSON list),
+``input_kind``, ``n_bins``, ``window_s`` (JSON number or null: null means whole songs),
+``min_frames``, ``dynamic_time`` (``"true"``/``"false"``), ``input_frames`` (the traced
+T, the only one allowed when time is not dynamic), ``outputs`` (JSON list),
+``frame_hop_s`` (JSON, frame models only), ``output_activation`` (``"softmax"``),
+``provenance`` (JSON, when exported from a checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrescope.config import FeatureConfig
+from genrescope.errors import CheckpointError, GenrescopeError
+
+ONNX_FORMAT = "genrescope-onnx"
+ONNX_FORMAT_VERSION = 1
+INPUT_NAME = "features"
+OUTPUT_NAME = "probabilities"
+FRAMES_OUTPUT_NAME = "frame_probabilities"
+
+
+class OnnxModel:
+    """An exported model and the metadata that says how to feed it.
+
+    Parameters
+    ----------
+    path : path
+        A ``.onnx`` file written by :func:`genrescope.export.export_onnx`.
+    providers : list of str, optional
+        ONNX Runtime execution providers (default: CPU).
+    batch_size : int
+        Windows per ONNX Runtime call in :meth:`predict_windows`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 64):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: no such ONNX model file")
+        try:
+            self.session = ort.InferenceSession(os.fspath(self.path), providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own (non-exported) exception types
+            raise CheckpointError(f"{self.path}: not a readable ONNX model ({e})") from e
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != ONNX_FORMAT:
+            raise CheckpointError(f"{self.path}: not a genrescope ONNX export (no {ONNX_FORMAT!r} metadata)")
+        if int(meta.get("format_version", "0")) > ONNX_FORMAT_VERSION:
+            raise CheckpointError(f"{self.path}: export format {meta['format_version']} is newer than this "
+                                  f"genrescope reads ({ONNX_FORMAT_VERSION})")
+        try:
+            self.metadata: dict[str, Any] = {k: meta[k] for k in meta}
+            self.model_name: str = meta["model_name"]
+            self.model_config: dict[str, Any] = json.loads(meta["model_config"])
+            self.feature_config = FeatureConfig.from_dict(json.loads(meta["feature_config"]))
+            self.labels: list[str] = json.loads(meta["labels"])
+            self.input_kind: str = meta["input_kind"]
+            self.n_bins = int(meta["n_bins"])
+            self.window_s: float | None = json.loads(meta["window_s"])
+            self.min_frames = int(meta.get("min_frames", "1"))
+            self.dynamic_time = meta.get("dynamic_time") == "true"
+            self.input_frames = int(meta.get("input_frames", "0"))
+            self.outputs: list[str] = json.loads(meta["outputs"])
+            self.frame_hop_s: float | None = json.loads(meta.get("frame_hop_s", "null"))
+            self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
+        except (KeyError, ValueError, TypeError, GenrescopeError) as e:
+            raise CheckpointError(f"{self.path}: malformed genrescope metadata ({type(e).__name__}: {e})") from e
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------ properties
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def has_frames(self) -> bool:
+        """True when the export also returns per-time-step probabilities."""
+        return FRAMES_OUTPUT_NAME in self.outputs
+
+    @property
+    def window_frames(self) -> int | None:
+        """Frames of one model window (None for whole-song models)."""
+        return None if self.window_s is None else self.feature_config.window_frames
+
+    def __repr__(self) -> str:
+        win = "whole songs" if self.window_s is None else f"{self.window_s:g} s windows"
+        return f"OnnxModel({self.model_name!r}, {self.input_kind} x {self.n_bins}, {win}, {self.n_classes} classes)"
+
+    # ------------------------------------------------------------ running
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self.input_kind == "table":
+            if x.ndim != 2 or x.shape[1] != self.n_bins:
+                raise GenrescopeError(f"{self.model_name}: expected table rows (N, {self.n_bins}), got {x.shape}")
+            return x
+        if x.ndim != 3 or x.shape[1] != self.n_bins:
+            raise GenrescopeError(f"{self.model_name}: expected {self.input_kind} windows (N, {self.n_bins}, T), "
+                                  f"got {x.shape}")
+        t = x.shape[2]
+        if not self.dynamic_time and t != self.input_frames:
+            raise GenrescopeError(f"{self.model_name}: this export takes exactly T={self.input_frames} frames, got {t}")
+        if t < self.min_frames:
+            raise GenrescopeError(f"{self.model_name}: needs at least {self.min_frames} frames, got {t}")
+        return x
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the graph for one batch, by name."""
+        outs = self.session.run(None, {INPUT_NAME: self._check(x)})
+        return dict(zip(self.outputs, outs))
+
+    def predict_windows(self, windows: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities of windows.
+
+        Parameters
+        ----------
+        windows : np.ndarray
+            (N, n_bins, T) features (e.g. from :func:`genrescope.windows.slice_windows`),
+            or (N, n_columns) rows for a table model.
+
+        Returns
+        -------
+        np.ndarray
+            (N, G) float32, rows summing to 1.
+        """
+        x = self._check(windows)
+        bs = batch_size or self.batch_size
+        if len(x) == 0:
+            return np.zeros((0, self.n_classes), np.float32)
+        return np.concatenate([self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + bs]})[0]
+                               for i in range(0, len(x), bs)]).astype(np.float32, copy=False)
+
+    def predict_frames(self, x: np.ndarray) -> np.ndarray:
+        """Per-time-step probabilities of a frame model.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n_bins, T) features of a whole song, or a batch (N, n_bins, T).
+
+        Returns
+        -------
+        np.ndarray
+            (T', G), or (N, T', G) for a batch; one row every :attr:`frame_hop_s` seconds.
+        """
+        if not self.has_frames:
+            raise GenrescopeError(f"{self.model_name}: this export has no per-frame output")
+        single = np.ndim(x) == 2
+        x = self._check(x[None] if single else x)
+        out = self.session.run([FRAMES_OUTPUT_NAME], {INPUT_NAME: x})[0]
+        return out[0] if single else out
+
+
+__all__ = ["OnnxModel", "INPUT_NAME", "OUTPUT_NAME", "FRAMES_OUTPUT_NAME", "ONNX_FORMAT", "ONNX_FORMAT_VERSION"]
