@@ -322,7 +322,7 @@ def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
     import torch
 
     buf = io.BytesIO()
-    dummy = torch.zeros(1, 1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames)
+    dummy = torch.zeros(1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and folding notes
         torch.onnx.export(_with_embeddings(model), (dummy,), buf, dynamo=False, opset_version=OPSET,
@@ -350,8 +350,8 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         config = {
             "name": name, "architecture": arch, "hparams": hparams, "labels": labels[dataset],
             "features": MUSICNN_FEATURES.to_dict(),
-            "input": {"name": "log_mel", "shape": ["batch", 1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames],
-                      "layout": "(B, 1, n_mels, T): genrescope.features.log_mel windows"},
+            "input": {"name": "log_mel", "shape": ["batch", MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames],
+                      "layout": "(B, n_mels, T): windows of genrescope.features.log_mel(y, features)"},
             "outputs": {"probabilities": "(B, 50) independent sigmoid tag probabilities (multi-label)",
                         "embeddings": "(B, 200) penultimate dense layer" if arch == "musicnn"
                         else "(B, 256) last max pooling, flattened (musicnn's pool5)"},
@@ -380,7 +380,7 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         reloaded, _ = load_musicnn(dest)
         metadata = {"name": name, "architecture": arch, "labels": json.dumps(labels[dataset]),
                     "feature_config": json.dumps(MUSICNN_FEATURES.to_dict(), sort_keys=True),
-                    "input_layout": "(batch, 1, n_mels, n_frames) log-mel",
+                    "input_layout": "(batch, n_mels, n_frames) log-mel",
                     "source": f"musicnn==0.1.0 ({SOURCE_URL}) {folder}", "licence": "ISC",
                     "conversion_version": str(CONVERSION_VERSION)}
         export_onnx(reloaded, dest / "model.onnx", metadata)
@@ -415,7 +415,7 @@ def verify(tf_npz: Path, out: Path, names: list[str]) -> dict:
         sess = _ort_session(out / name / "model.onnx")
         rows = []
         for i in range(n_files):
-            x = ref[f"patches_{i}"].transpose(0, 2, 1)[:, None]  # (n, 187, 96) -> (n, 1, 96, 187)
+            x = ref[f"patches_{i}"].transpose(0, 2, 1)  # (n, 187, 96) -> (n, 96, 187)
             with torch.no_grad():
                 p, e = model(torch.from_numpy(np.ascontiguousarray(x)), return_embeddings=True)
             p, e = p.numpy(), e.numpy()
@@ -429,18 +429,25 @@ def verify(tf_npz: Path, out: Path, names: list[str]) -> dict:
         summary["patches"] = sum(r["patches"] for r in rows)
         report["models"][name] = {"max": summary, "per_file": rows}
         log.info("%s vs TF %s: %s", name, folder, summary)
+    # musicnn as run here pads like the installed librosa (zeros since 0.9); as released and
+    # trained (librosa 0.6/0.7) it padded by reflection, which MUSICNN_FEATURES keeps
+    as_run = MUSICNN_FEATURES.replace(pad_mode=meta["librosa_pad_mode"])
     report["features"] = []
     for i in range(n_files):
         y = ref[f"y16_{i}"]
         ours = log_mel(y, MUSICNN_FEATURES).T  # (frames, 96)
-        rep, rep32 = ref[f"rep_{i}"].astype(np.float32), ref[f"rep32_{i}"]
-        finite = np.isfinite(rep)
+        ours_as_run = log_mel(y, as_run).T
+        rep = ref[f"rep_{i}"].astype(np.float32)
         report["features"].append({
             "file": Path(meta["audio"][i]).name, "frames": [int(len(ours)), int(len(rep))],
-            "vs_musicnn_float16": float(np.abs(ours - rep)[finite].max()),
-            "vs_musicnn_float16_inf": int((~finite).sum()),
-            "vs_librosa_float32": float(np.abs(ours - rep32).max()),
-            "max_value": float(rep32.max())})
+            "reflect_vs_librosa_reflect_float32": float(np.abs(ours - ref[f"rep32_reflect_{i}"]).max()),
+            "as_run_vs_musicnn_float16": float(np.abs(ours_as_run - rep).max()),
+            "as_run_vs_librosa_float32": float(np.abs(ours_as_run - ref[f"rep32_{i}"]).max()),
+            "reflect_vs_musicnn_as_run": float(np.abs(ours - rep).max()),
+            "reflect_vs_musicnn_as_run_inner": float(np.abs(ours - rep)[1:-1].max()),
+            "max_value": float(rep.max())})
+    report["features_max"] = {k: max(r[k] for r in report["features"]) for k in report["features"][0]
+                              if k not in ("file", "frames")}
     return report
 
 
@@ -518,8 +525,9 @@ def main(argv: list[str] | None = None) -> int:
                             "--musicnn-dir", str(root / "musicnn"), *args.verify], check=True)
         report = verify(tf_npz, args.out, args.models)
         report["checkpoint_reader_vs_tf"] = check_reader_against_tf(tf_npz, root)
-        print(json.dumps({k: v for k, v in report.items() if k != "models"}, indent=1))
-        print(json.dumps({n: r["max"] for n, r in report["models"].items()}, indent=1))
+        summary = {k: report[k] for k in ("tensorflow", "librosa", "checkpoint_reader_vs_tf", "features_max")}
+        summary["models"] = {n: r["max"] for n, r in report["models"].items()}
+        print(json.dumps(summary, indent=1))
         if args.report:
             args.report.write_text(json.dumps(report, indent=1))
         if args.write_reference:

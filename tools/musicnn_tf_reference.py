@@ -19,6 +19,8 @@ Saved arrays (``<i>`` indexes the audio files, ``<model>`` is e.g. ``MSD_musicnn
 - ``y16_<i>``: the 16 kHz waveform librosa decoded (float32)
 - ``rep_<i>``: musicnn's log-mel, (frames, 96), float16 as musicnn makes it
 - ``rep32_<i>``: the same computed without the float16 cast, float32
+- ``rep32_reflect_<i>``: the same with reflect padding (librosa < 0.9's default, which
+  musicnn was trained and released with; librosa >= 0.9 pads with zeros)
 - ``patches_<i>``: the network input, (n, 187, 96) float32
 - ``probs_<model>_<i>``, ``emb_<model>_<i>``: sigmoid outputs and embeddings
   (musicnn: "penultimate"; vgg: pool5 flattened in TF's (time, mel, channel) order)
@@ -27,6 +29,7 @@ Saved arrays (``<i>`` indexes the audio files, ``<model>`` is e.g. ``MSD_musicnn
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 
@@ -46,10 +49,12 @@ def musicnn_input(path: str) -> dict[str, np.ndarray]:
     """musicnn's own spectrogram and patches of one file, plus the waveform behind them."""
     patches, rep = mextractor.batch_data(path, N_FRAMES, N_FRAMES)
     y, sr = librosa.load(path, sr=mconfig.SR)  # the call batch_data makes
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=mconfig.FFT_HOP, n_fft=mconfig.FFT_SIZE,
-                                         n_mels=mconfig.N_MELS).T
-    return {"y16": y.astype(np.float32), "rep": rep, "rep32": np.log10(10000 * mel.astype(np.float32) + 1),
-            "patches": patches.astype(np.float32)}
+    out = {"y16": y.astype(np.float32), "rep": rep, "patches": patches.astype(np.float32)}
+    for key, pad in (("rep32", {}), ("rep32_reflect", {"pad_mode": "reflect"})):
+        mel = librosa.feature.melspectrogram(y=y, sr=sr, hop_length=mconfig.FFT_HOP, n_fft=mconfig.FFT_SIZE,
+                                             n_mels=mconfig.N_MELS, **pad).T
+        out[key] = np.log10(10000 * mel.astype(np.float32) + 1)
+    return out
 
 
 def run_model(model: str, musicnn_dir: str, patches: list[np.ndarray]) -> tuple[list, list, dict]:
@@ -106,7 +111,8 @@ def main() -> None:
             arrays[f"probs_{model}_{i}"], arrays[f"emb_{model}_{i}"] = p, e
         arrays.update({f"var_{model}/{k}": v for k, v in ckpt_vars.items()})
         print(f"{model}: done, {len(ckpt_vars)} variables", flush=True)
-    meta = {"audio": args.audio, "models": args.models, "tensorflow": tf.__version__,
+    pad_default = inspect.signature(librosa.stft).parameters["pad_mode"].default
+    meta = {"audio": args.audio, "models": args.models, "tensorflow": tf.__version__, "librosa_pad_mode": pad_default,
             "librosa": librosa.__version__, "numpy": np.__version__, "n_frames": N_FRAMES}
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(args.out, **arrays)

@@ -67,6 +67,8 @@ def _waveform(source: str | os.PathLike | np.ndarray, sr: int | None, cfg: Featu
     if isinstance(source, np.ndarray):
         if sr is None:
             raise GenrescopeError("extract_row: give sr= with a waveform array")
+        if not np.issubdtype(source.dtype, np.floating):
+            raise GenrescopeError(f"extract_row: expected float samples in [-1, 1], got dtype {source.dtype}")
         y = source.astype(np.float32, copy=False)
         if y.ndim == 2:  # (n, channels), as load_audio(mono=False) returns
             y = y.mean(axis=1, dtype=np.float32)
@@ -164,7 +166,8 @@ def extract_row(source: str | os.PathLike | np.ndarray, sr: int | None = None, *
     return row_from_waveform(_waveform(source, sr, cfg), cfg)
 
 
-def extract_rows(paths: Iterable[str | os.PathLike], *, cfg: FeatureConfig = GTZAN_TABLE_FEATURES) -> list[dict[str, float]]:
+def extract_rows(paths: Iterable[str | os.PathLike], *,
+                 cfg: FeatureConfig = GTZAN_TABLE_FEATURES) -> list[dict[str, float]]:
     """:func:`extract_row` for each file, in order."""
     return [extract_row(p, cfg=cfg) for p in paths]
 

@@ -48,16 +48,23 @@ class OnnxModel:
         ONNX Runtime execution providers (default: CPU).
     batch_size : int
         Windows per ONNX Runtime call in :meth:`predict_windows`.
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core).
     """
 
-    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 64):
+    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 64,
+                 threads: int | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such ONNX model file")
         try:
-            self.session = ort.InferenceSession(os.fspath(self.path), providers=providers or ["CPUExecutionProvider"])
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(os.fspath(self.path), sess_options=opts,
+                                                providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own (non-exported) exception types
             raise CheckpointError(f"{self.path}: not a readable ONNX model ({e})") from e
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -50,7 +50,8 @@ def _overlap_add(frames: np.ndarray, hop_length: int) -> np.ndarray:
     out = np.zeros(n_fft + hop_length * (n - 1), frames.dtype)
     if n_fft % hop_length == 0:  # add whole hop-sized columns at once
         for k in range(n_fft // hop_length):
-            out[k * hop_length:k * hop_length + n * hop_length] += frames[:, k * hop_length:(k + 1) * hop_length].ravel()
+            start = k * hop_length
+            out[start:start + n * hop_length] += frames[:, start:start + hop_length].ravel()
     else:
         for t in range(n):
             out[t * hop_length:t * hop_length + n_fft] += frames[t]
@@ -60,9 +61,9 @@ def _overlap_add(frames: np.ndarray, hop_length: int) -> np.ndarray:
 def istft(D: np.ndarray, *, hop_length: int = 512, center: bool = True) -> np.ndarray:
     """Inverse of :func:`stft` by windowed overlap-add (librosa's ``istft`` without ``length``).
 
-    The output has ``hop_length * (n_frames - 1)`` samples when ``center``: like librosa
-    before 0.9, the tail of the original signal past the last frame centre is not
-    recovered; pad or trim the result yourself.
+    The output has ``hop_length * (n_frames - 1)`` samples when ``center``: the tail of
+    the original signal past the last frame centre is not recovered (older librosa's
+    ``effects.hpss`` then zero-padded to the input length); pad or trim it yourself.
 
     Returns
     -------

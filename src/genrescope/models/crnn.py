@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from genrescope.errors import GenrescopeError
-from genrescope.models.layers import CELLS, GenreModel, ModelConfig, RnnSummary, SpectrogramEncoder, check_choice, classifier
+from genrescope.models.layers import (CELLS, GenreModel, ModelConfig, RnnSummary, SpectrogramEncoder, check_choice,
+                                      classifier, input_norm)
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class CrnnConfig(ModelConfig):
     channels: tuple[int, ...] = (32, 64)
     pool: tuple[int, int] = (2, 2)
     batch_norm: bool = True
+    input_bn: bool = True
     dense: int = 128
     cell: str = "lstm"
     rnn_hidden: int = 128
@@ -41,6 +43,7 @@ class CnnRnn(GenreModel):
     def __init__(self, config: CrnnConfig):
         super().__init__(config)
         c = config
+        self.input_norm = input_norm(c.n_bins, c.input_bn)
         self.encoder = SpectrogramEncoder(c.n_bins, c.channels, c.dense, pool=c.pool, batch_norm=c.batch_norm,
                                           time_pool=None)
         self.rnn = RnnSummary(c.dense, c.rnn_hidden, cell=c.cell, layers=c.rnn_layers,
@@ -52,7 +55,7 @@ class CnnRnn(GenreModel):
         return self.encoder.time_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq = self.encoder(x)  # (B, dense, T')
+        seq = self.encoder(self.input_norm(x))  # (B, dense, T')
         h = self.rnn(seq.transpose(1, 2))  # (B, rnn out)
         return self.head(h)  # (B, n_classes)
 

@@ -223,6 +223,17 @@ class ResBlock2d(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
+def input_norm(n_bins: int, enabled: bool = True) -> nn.Module:
+    """BatchNorm over feature bins of a (B, n_bins, T) input, or the identity.
+
+    It learns each bin's mean and spread from the training data and keeps them in the
+    state dict, so raw features (e.g. dB values around -60) go straight in and the
+    standardisation travels with the checkpoint, instead of living in a preprocessing
+    step that serving could forget.
+    """
+    return nn.BatchNorm1d(n_bins) if enabled else nn.Identity()
+
+
 def classifier(in_dim: int, n_classes: int, *, dropout: float = 0.0) -> nn.Sequential:
     """[Dropout] -> Linear: the output layer every family ends with."""
     layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
@@ -236,4 +247,4 @@ def check_choice(cfg: ModelConfig, field: str, choices: tuple) -> None:
 
 
 __all__ = ["ModelConfig", "GenreModel", "ConvBlock", "conv_stack", "SpectrogramEncoder", "RnnSummary", "ResBlock2d",
-           "classifier", "INPUT_KINDS", "CELLS"]
+           "classifier", "input_norm", "INPUT_KINDS", "CELLS"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from genrescope.errors import GenrescopeError
-from genrescope.models.layers import GenreModel, ModelConfig, SpectrogramEncoder, classifier
+from genrescope.models.layers import GenreModel, ModelConfig, SpectrogramEncoder, classifier, input_norm
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class MfccCnnConfig(ModelConfig):
     n_bins: int = 20
     channels: tuple[int, ...] = (32, 32, 64)
     pool: tuple[int, int] = (2, 2)
+    input_bn: bool = True
     dense: int = 64
     dropout: float = 0.3
 
@@ -36,6 +37,7 @@ class MfccCnn(GenreModel):
     def __init__(self, config: MfccCnnConfig):
         super().__init__(config)
         c = config
+        self.input_norm = input_norm(c.n_bins, c.input_bn)
         self.encoder = SpectrogramEncoder(c.n_bins, c.channels, c.dense, pool=c.pool, batch_norm=True,
                                           time_pool="mean")
         self.head = classifier(c.dense, c.n_classes, dropout=c.dropout)
@@ -45,7 +47,7 @@ class MfccCnn(GenreModel):
         return self.encoder.time_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))  # (B, dense) -> (B, n_classes)
+        return self.head(self.encoder(self.input_norm(x)))  # (B, dense) -> (B, n_classes)
 
 
 MODELS = {"mfcc-cnn": (MfccCnn, {})}

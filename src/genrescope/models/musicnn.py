@@ -8,11 +8,12 @@ mode exactly: TF's "same" padding (one more zero after than before for even kern
 ReLU-then-batch-norm order, and the (time, frequency, channel) order of TF's flatten.
 Dropout is absent (it is the identity at inference).
 
-Both networks take a batch of log-mel patches ``(B, 1, n_mels, T)`` (96 mel bands and
-187 frames of 16 ms, i.e. :data:`genrescope.config.MUSICNN_FEATURES`; the orientation of
-:func:`genrescope.windows.slice_windows` with a channel axis added) and return sigmoid
-tag probabilities ``(B, n_classes)``, plus the embeddings with ``return_embeddings=True``.
-Inside, the patch is turned to ``(B, 1, T, n_mels)``, the orientation the TF kernels use.
+Both networks take a batch of log-mel patches ``(B, n_mels, T)`` like every genrescope
+model (96 mel bands by 187 frames of 16 ms, :data:`genrescope.config.MUSICNN_FEATURES`, as
+:func:`genrescope.windows.slice_windows` cuts them; ``(B, 1, n_mels, T)`` is accepted too)
+and return sigmoid tag probabilities ``(B, n_classes)``, plus the embeddings with
+``return_embeddings=True``. Inside, a patch becomes ``(B, 1, T, n_mels)``: TF's NHWC input
+``(B, T, n_mels, 1)`` in PyTorch's channel-first order, so TF kernels map one to one.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrescope.config import FeatureConfig
+from genrescope.config import MUSICNN_FEATURES, FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
 
 #: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
@@ -34,6 +35,15 @@ TF_BN_EPS = 1e-3
 PRETRAINED = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def _as_tf_image(x: torch.Tensor) -> torch.Tensor:
+    """(B, n_mels, T) or (B, 1, n_mels, T) -> (B, 1, T, n_mels)."""
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise GenrescopeError(f"musicnn expects log-mel patches (B, n_mels, T), got shape {tuple(x.shape)}")
+    return x.transpose(2, 3)
 
 
 def _tf_same_pad(kernel: int) -> tuple[int, int]:
@@ -118,7 +128,7 @@ class Musicnn(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            (B, 1, n_mels, T) log-mel patches; musicnn was trained on T = 187.
+            (B, n_mels, T) log-mel patches; musicnn was trained on T = 187.
         return_embeddings : bool
             Also return musicnn's "penultimate" features (batch-normed dense layer).
 
@@ -129,7 +139,7 @@ class Musicnn(nn.Module):
         embeddings : torch.Tensor, only with ``return_embeddings``
             (B, backend_units).
         """
-        x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, n_mels)
+        x = self.input_bn(_as_tf_image(x))  # (B, 1, T, n_mels)
         front = torch.cat([branch(x) for branch in [*self.timbral, *self.temporal]], dim=1)  # (B, 561, T)
         mid1 = self.midend[0](front)  # (B, 64, T)
         mid2 = self.midend[1](mid1) + mid1  # residual
@@ -177,7 +187,7 @@ class MusicnnVGG(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            (B, 1, n_mels, n_frames) log-mel patches.
+            (B, n_mels, n_frames) log-mel patches.
         return_embeddings : bool
             Also return the flattened last pooling (musicnn's "pool5" feature).
 
@@ -188,7 +198,7 @@ class MusicnnVGG(nn.Module):
         embeddings : torch.Tensor, only with ``return_embeddings``
             (B, 256) for 96 x 187 patches.
         """
-        x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, n_mels)
+        x = self.input_bn(_as_tf_image(x))  # (B, 1, T, n_mels)
         for conv, bn, (kernel, stride) in zip(self.convs, self.bns, self.POOLS):
             x = F.max_pool2d(bn(F.relu(conv(x))), kernel, stride)  # (B, 128, t, f), finally (B, 128, 2, 1)
         emb = x.permute(0, 2, 3, 1).flatten(1)  # TF flattens (t, f, channel): (B, 256)
@@ -196,7 +206,9 @@ class MusicnnVGG(nn.Module):
         return (probs, emb) if return_embeddings else probs
 
 
+#: For the registry in genrescope.models: classes built from keyword arguments, and their front end.
 ARCHITECTURES = {"musicnn": Musicnn, "musicnn_vgg": MusicnnVGG}
+FEATURES = {"musicnn": MUSICNN_FEATURES, "musicnn-vgg": MUSICNN_FEATURES}
 
 
 def build_musicnn(config: dict[str, Any]) -> nn.Module:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genrescope.models.layers import GenreModel, ModelConfig, ResBlock2d, classifier
+from genrescope.models.layers import GenreModel, ModelConfig, ResBlock2d, classifier, input_norm
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ResNetChunk(GenreModel):
     def __init__(self, config: ResNetChunkConfig):
         super().__init__(config)
         c = config
-        self.input_bn = nn.BatchNorm1d(c.n_bins)
+        self.input_norm = input_norm(c.n_bins)
         ins = (1,) + tuple(c.channels[:-1])
         self.blocks = nn.Sequential(*[ResBlock2d(i, o, stride=2) for i, o in zip(ins, c.channels)])
         self.dense = nn.Sequential(nn.Linear(c.channels[-1], c.dense, bias=False), nn.BatchNorm1d(c.dense),
@@ -42,7 +42,7 @@ class ResNetChunk(GenreModel):
         self.head = classifier(c.dense, c.n_classes, dropout=c.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(self.input_bn(x).unsqueeze(1))  # (B, C, F', T')
+        h = self.blocks(self.input_norm(x).unsqueeze(1))  # (B, C, F', T')
         h = h.amax(dim=(2, 3))  # (B, C)
         return self.head(self.dense(h))  # (B, n_classes)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genrescope.models.layers import GenreModel, ModelConfig, conv_stack
+from genrescope.models.layers import GenreModel, ModelConfig, conv_stack, input_norm
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class TimelineConfig(ModelConfig):
     n_blocks: int = 3
     kernel: int = 5
     pool: int = 2
+    input_bn: bool = True
     dropout: float = 0.3
 
 
@@ -40,6 +41,7 @@ class TimelineCnn(GenreModel):
     def __init__(self, config: TimelineConfig):
         super().__init__(config)
         c = config
+        self.input_norm = input_norm(c.n_bins, c.input_bn)
         self.convs = conv_stack(c.n_bins, (c.channels,) * c.n_blocks, pool=c.pool, kernel=c.kernel, dims=1)
         self.dropout = nn.Dropout(c.dropout)
         self.frame_head = nn.Conv1d(c.channels, c.n_classes, 1)
@@ -54,7 +56,7 @@ class TimelineCnn(GenreModel):
         return self.frame_stride
 
     def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(x)  # (B, channels, T')
+        h = self.convs(self.input_norm(x))  # (B, channels, T')
         return self.frame_head(self.dropout(h)).transpose(1, 2)  # (B, T', n_classes)
 
     @staticmethod

@@ -1,0 +1,172 @@
+"""The musicnn port: TF reference outputs, ONNX parity, strict loading, ONNX metadata.
+
+tests/data/musicnn_reference.npz holds 6 log-mel patches of openly licensed recordings
+(librosa's example clips: Brahms' Hungarian Dance no. 5 by the US Army Strings, public
+domain; Kevin MacLeod's "Vibe Ace" and Karissa Hobbs' "Let's Go Fishin'", CC-BY 3.0; the
+exact sources are in its ``info``) as musicnn==0.1.0 computes them, with the tag
+probabilities and embeddings the original TensorFlow graphs give for them. It was written
+by ``tools/convert_musicnn.py --write-reference``; no TensorFlow is needed here.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from genrescope.config import MUSICNN_FEATURES, FeatureConfig  # noqa: E402
+from genrescope.errors import CheckpointError  # noqa: E402
+from genrescope.features import log_mel  # noqa: E402
+from genrescope.models.musicnn import (PRETRAINED, PRETRAINED_DIR, Musicnn, MusicnnVGG, _tf_same_pad,  # noqa: E402
+                                       load_musicnn)
+from genrescope.windows import slice_windows  # noqa: E402
+
+REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(REFERENCE) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module", params=PRETRAINED)
+def pretrained(request):
+    model, config = load_musicnn(request.param)
+    return request.param, model, config
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return {n: ort.InferenceSession(str(PRETRAINED_DIR / n / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            for n in PRETRAINED}
+
+
+def _torch(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        p, e = model(torch.from_numpy(x), return_embeddings=True)
+    return p.numpy(), e.numpy()
+
+
+def test_reference_fixture_is_small_and_documented(reference):
+    assert REFERENCE.stat().st_size < 1_000_000
+    assert reference["patches"].shape == (6, 96, 187) and reference["patches"].dtype == np.float32
+    info = json.loads(str(reference["info"]))
+    assert len(info["sources"]) == 6 and all("licence" in s for s in info["sources"])
+
+
+def test_matches_tensorflow(pretrained, reference):
+    name, model, _ = pretrained
+    p, e = _torch(model, reference["patches"])
+    assert np.abs(p - reference[f"probs/{name}"]).max() < 1e-4
+    assert np.abs(e - reference[f"emb/{name}"]).max() < 1e-4
+
+
+def test_onnx_matches_pytorch(pretrained, reference, sessions):
+    name, model, _ = pretrained
+    rng = np.random.default_rng(0)
+    random = (rng.standard_normal((3, 96, 187)) + 2.0).astype(np.float32)
+    for x in (reference["patches"], reference["patches"][:1], random):  # the batch axis is dynamic
+        p, e = _torch(model, x)
+        po, eo = sessions[name].run(["probabilities", "embeddings"], {"log_mel": x})
+        assert np.abs(po - p).max() < 1e-5
+        assert np.abs(eo - e).max() < 1e-5 * max(1.0, np.abs(e).max())
+
+
+def test_onnx_metadata_holds_labels_and_features(pretrained):
+    name, _, config = pretrained
+    meta = {p.key: p.value for p in onnx.load(str(PRETRAINED_DIR / name / "model.onnx")).metadata_props}
+    assert json.loads(meta["labels"]) == config["labels"] and len(config["labels"]) == 50
+    assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == MUSICNN_FEATURES
+    assert FeatureConfig.from_dict(config["features"]) == MUSICNN_FEATURES
+    assert meta["licence"] == "ISC" and "musicnn==0.1.0" in meta["source"]
+
+
+def test_label_lists():
+    _, msd = load_musicnn("musicnn-msd")
+    _, mtt = load_musicnn("vgg-mtt")
+    assert msd["labels"][:5] == ["rock", "pop", "alternative", "indie", "electronic"]
+    assert mtt["labels"][:5] == ["guitar", "classical", "slow", "techno", "strings"]
+    assert (PRETRAINED_DIR / "LICENSE-musicnn.txt").read_text().count("ISC") >= 1
+
+
+def test_feature_path_to_tags():
+    # genrescope's own feature path feeds the model: 187-frame windows of a 16 kHz signal
+    assert MUSICNN_FEATURES.window_frames == 187 and MUSICNN_FEATURES.pad_mode == "reflect"
+    t = np.arange(16000 * 7) / 16000
+    y = (0.2 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    windows, start_s, _ = slice_windows(log_mel(y, MUSICNN_FEATURES), MUSICNN_FEATURES)
+    assert windows.shape == (3, 96, 187)
+    model, _ = load_musicnn("musicnn-mtt")
+    p, e = _torch(model, windows)
+    assert p.shape == (3, 50) and e.shape == (3, 200) and np.all((p >= 0) & (p <= 1))
+
+
+def test_input_layouts_and_tf_padding():
+    assert _tf_same_pad(128) == (63, 64) and _tf_same_pad(7) == (3, 3) and _tf_same_pad(32) == (15, 16)
+    x = torch.randn(2, 96, 187)
+    for model in (Musicnn().eval(), MusicnnVGG().eval()):
+        with torch.no_grad():
+            assert torch.equal(model(x), model(x[:, None]))
+    with pytest.raises(Exception, match="expects log-mel patches"):
+        Musicnn()(torch.randn(2, 2, 96, 187))
+
+
+# ---------------------------------------------------------------- strict loading
+@pytest.fixture
+def model_copy(tmp_path):
+    dest = tmp_path / "musicnn-mtt"
+    shutil.copytree(PRETRAINED_DIR / "musicnn-mtt", dest)
+    return dest
+
+
+def _edit_weights(folder: Path, edit) -> None:
+    state = load_file(str(folder / "weights.safetensors"))
+    edit(state)
+    save_file(state, str(folder / "weights.safetensors"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.pop("midend.2.conv.weight"), r"missing \['midend.2.conv.weight'\]"),
+    (lambda s: s.update({"extra.weight": torch.zeros(3)}), r"unexpected \['extra.weight'\]"),
+    (lambda s: s.update({"dense.weight": torch.zeros(200, 1505)}), r"dense.weight: \(200, 1505\)"),
+    (lambda s: s.update({"classifier.bias": torch.zeros(50, dtype=torch.float64)}), "classifier.bias.*float64"),
+    (lambda s: s.update({"pool_bn.running_var": torch.full((1506,), float("nan"))}), "non-finite"),
+])
+def test_wrong_weights_raise_checkpoint_error(model_copy, edit, message):
+    _edit_weights(model_copy, edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_musicnn(model_copy)
+
+
+def test_broken_files_raise_checkpoint_error(model_copy, tmp_path):
+    (model_copy / "weights.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_musicnn(model_copy)
+    (model_copy / "weights.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_musicnn(model_copy)
+    with pytest.raises(CheckpointError, match="not a pretrained model folder"):
+        load_musicnn(tmp_path / "nowhere")
+
+
+def test_bad_config_raises_checkpoint_error(model_copy):
+    cfg = json.loads((model_copy / "config.json").read_text())
+    for change, message in (({"architecture": "resnet"}, "unknown musicnn architecture"),
+                            ({"labels": cfg["labels"][:-1]}, "49 labels for 50 outputs"),
+                            ({"hparams": {"n_classes": 50, "widht": 1}}, "bad hyper-parameters"),
+                            ({"features": {**cfg["features"], "sr": -1}}, "malformed")):
+        (model_copy / "config.json").write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(CheckpointError, match=message):
+            load_musicnn(model_copy)
