@@ -12,19 +12,26 @@ from genrescope import checkpoint as ckpt  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
 from genrescope.models import BUILTIN  # noqa: E402
 
-from test_models import FC, N_CLASSES, batch, make, one_thread  # noqa: E402,F401
+from test_models import FC, N_CLASSES, batch, feature_inputs, make, one_thread  # noqa: E402,F401
 
 LABELS = ["blues", "jazz", "metal", "pop"]
 
 
 def trained_like(name):
-    """A model whose BatchNorm statistics (and MLP standardisation) are not the defaults."""
+    """A model whose BatchNorm statistics (and MLP standardisation) fit the features of
+    :func:`feature_inputs`, as after training, so its outputs are not saturated."""
     model = make(name, seed=3)
+    x = torch.from_numpy(np.concatenate(feature_inputs(model, seed=4)[:1]))
     if name == "features-mlp":
-        model.set_standardization(np.linspace(1, 57, 57), np.linspace(2, 3, 57))
+        model.set_standardization(x.mean(0), x.std(0))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.momentum = None  # a plain average over the calibration pass
     model.train()
     with torch.no_grad():
-        model(batch(model, b=4, seed=5) * 10 - 30)
+        model(x)
+    for m in bns:
+        m.momentum = 0.1
     return model.eval()
 
 

@@ -142,11 +142,12 @@ class FeatureConfig:
 DEFAULT_FEATURES = FeatureConfig()
 
 #: musicnn's input pipeline (Pons & Serra 2019; musicnn 0.1.0 configuration.py and
-#: extractor.py with librosa < 0.10 defaults: centred frames, reflect padding, Slaney mels):
-#: 16 kHz, 512-point FFT, hop 256, 96 mels, log10(1 + 10000 * mel power), patches of
-#: 187 frames (librosa.time_to_frames(3 s) + 1 = 2.992 s; 3.0 s would round to 188) cut
-#: without overlap. musicnn also rounds the mel power to float16 before the log, which
-#: this config does not reproduce (up to ~4e-3 difference in the log-mel).
+#: extractor.py with the librosa defaults it was trained and released with, librosa < 0.9:
+#: centred frames, reflect padding, Slaney mels, power 2): 16 kHz, 512-point FFT, hop 256,
+#: 96 mels, log10(1 + 10000 * mel power), patches of 187 frames (extractor.py's
+#: librosa.time_to_frames(3 s) + 1 = 2.992 s; 3.0 s would round to 188) cut without
+#: overlap. musicnn also rounds the mel power to float16 before the log, which this config
+#: does not reproduce (up to 2.1e-4 difference in the log-mel, tools/convert_musicnn.py --verify).
 MUSICNN_FEATURES = FeatureConfig(
     sr=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=None, mel_htk=False, mel_norm="slaney",
     power=2.0, center=True, pad_mode="reflect", log="log10_1p", log_scale=10000.0,

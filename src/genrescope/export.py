@@ -81,10 +81,41 @@ def _metadata(model: "nn.Module", *, model_name: str, feature_config: FeatureCon
     return meta
 
 
+def _checkpoint_provenance(info: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    from genrescope.checkpoint import PROVENANCE
+
+    prov = {k: info[k] for k in PROVENANCE if info.get(k) is not None}
+    prov["checkpoint"] = os.path.basename(os.fspath(path))
+    return prov
+
+
+def _trace(model: "nn.Module", example: "torch.Tensor", outputs: list[str], axes: dict, opset: int) -> bytes:
+    """The ONNX bytes of ``model`` wrapped to output probabilities (eval mode, legacy exporter)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")  # no h0 input: ORT uses zeros
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\..*")
+            # torch's RNN modules check input sizes in Python; the parity tests at several
+            # batch sizes and lengths are what shows the trace generalises
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
+            torch.onnx.export(_probabilities_module(model, FRAMES_OUTPUT_NAME in outputs), (example,), buf,
+                              dynamo=False, input_names=[INPUT_NAME], output_names=outputs, dynamic_axes=axes,
+                              opset_version=opset, do_constant_folding=True)
+    finally:
+        model.train(was_training)
+    return buf.getvalue()
+
+
 def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: str | os.PathLike, *,
                 feature_config: FeatureConfig | dict | None = None, labels: Sequence[str] | None = None,
                 model_name: str | None = None, dynamic_time: bool = True, frames: bool = True,
-                opset: int = DEFAULT_OPSET) -> Path:
+                opset: int = DEFAULT_OPSET, provenance: dict[str, Any] | None = None) -> Path:
     """Write a model as one self-contained ONNX file.
 
     Parameters
@@ -99,6 +130,8 @@ def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: 
         Let the time axis vary (where the model allows it).
     frames : bool
         Also export ``frame_probabilities`` for models with ``forward_frames``.
+    provenance : dict, optional
+        Stored as the ``provenance`` metadata (taken from the checkpoint if one is given).
 
     Returns
     -------
@@ -106,12 +139,10 @@ def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: 
         ``out_path``.
     """
     import onnx
-    import torch
 
     from genrescope.checkpoint import atomic_path
     from genrescope.models import check_features
 
-    provenance = None
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
         from genrescope.checkpoint import load_checkpoint
 
@@ -119,9 +150,7 @@ def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: 
         feature_config = feature_config or info["feature_config"]
         labels = labels or info["labels"]
         model_name = model_name or info["model_name"]
-        provenance = {k: info.get(k) for k in ("dataset", "split", "metrics", "command", "created")
-                      if info.get(k) is not None}
-        provenance["checkpoint"] = os.path.basename(os.fspath(model_or_checkpoint))
+        provenance = provenance or _checkpoint_provenance(info, model_or_checkpoint)
     else:
         model = model_or_checkpoint
     if feature_config is None or labels is None or model_name is None:
@@ -134,35 +163,15 @@ def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: 
     if len(labels) != model.config.n_classes:
         raise GenrescopeError(f"export_onnx: {len(labels)} labels for {model.config.n_classes} outputs")
 
-    table = model.config.kind == "table"
-    dynamic_time = dynamic_time and not table and getattr(model, "variable_length", False)
-    with_frames = frames and hasattr(model, "forward_frames")
-    outputs = [OUTPUT_NAME] + ([FRAMES_OUTPUT_NAME] if with_frames else [])
-    t0 = 0 if table else max(fc.window_frames, getattr(model, "min_frames", 1))
-    device = next(model.parameters()).device
-    example = model.example_input(t0 or None, batch=2).to(device)
-    axes: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch", **({2: "time"} if dynamic_time else {})},
-                                       OUTPUT_NAME: {0: "batch"}}
-    if with_frames:
-        axes[FRAMES_OUTPUT_NAME] = {0: "batch", **({1: "frames"} if dynamic_time else {})}
-
-    was_training = model.training
-    model.eval()
-    buf = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")  # no h0 input: ORT uses zeros
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\..*")
-            # torch's RNN modules check input sizes in Python; the parity tests at several
-            # batch sizes and lengths are what shows the trace generalises
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
-            torch.onnx.export(_probabilities_module(model, with_frames), (example,), buf, dynamo=False,
-                              input_names=[INPUT_NAME], output_names=outputs, dynamic_axes=axes,
-                              opset_version=opset, do_constant_folding=True)
-    finally:
-        model.train(was_training)
-    proto = onnx.load_from_string(buf.getvalue())
+    dynamic_time = dynamic_time and model.config.kind != "table" and getattr(model, "variable_length", False)
+    outputs = [OUTPUT_NAME] + ([FRAMES_OUTPUT_NAME] if frames and hasattr(model, "forward_frames") else [])
+    t0 = 0 if model.config.kind == "table" else max(fc.window_frames, getattr(model, "min_frames", 1))
+    example = model.example_input(t0 or None, batch=2).to(next(model.parameters()).device)
+    time_axis = {2: "time"} if dynamic_time else {}
+    axes = {INPUT_NAME: {0: "batch", **time_axis}, OUTPUT_NAME: {0: "batch"},
+            FRAMES_OUTPUT_NAME: {0: "batch", **({1: "frames"} if dynamic_time else {})}}
+    proto = onnx.load_from_string(_trace(model, example, outputs, {k: axes[k] for k in [INPUT_NAME, *outputs]},
+                                         opset))
     meta = _metadata(model, model_name=model_name, feature_config=fc, labels=labels, dynamic_time=dynamic_time,
                      input_frames=t0, outputs=outputs, provenance=provenance)
     for k, v in meta.items():
@@ -242,13 +251,14 @@ def run_export(args) -> int:
     from genrescope.checkpoint import load_checkpoint
 
     out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
-    dynamic = not args.static_time
-    path = export_onnx(args.checkpoint, out, dynamic_time=dynamic, opset=args.opset)
+    model, info = load_checkpoint(args.checkpoint)
+    path = export_onnx(model, out, feature_config=info["feature_config"], labels=info["labels"],
+                       model_name=info["model_name"], dynamic_time=not args.static_time, opset=args.opset,
+                       provenance=_checkpoint_provenance(info, args.checkpoint))
     om = OnnxModel(path)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {om!r}")
     if args.no_check:
         return 0
-    model, _ = load_checkpoint(args.checkpoint)
     diff = check_parity(om, model, parity_inputs(model, om.feature_config, dynamic_time=om.dynamic_time))
     ok = diff <= PARITY_TOLERANCE
     print(f"parity with PyTorch: max |diff| = {diff:.2e} ({'ok' if ok else f'ABOVE {PARITY_TOLERANCE:g}'})")

@@ -115,6 +115,8 @@ def default_config(name: str, *, feature_config: FeatureConfig | None = None, n_
     from genrescope.features import n_bins as feature_bins
 
     cls, preset = resolve(name)
+    if not hasattr(cls, "Config"):
+        raise GenrescopeError(f"model {name!r} ({cls.__name__}) takes keyword arguments, not a config")
     fc = feature_config or default_features(name)
     fields = _fields(cls.Config)
     kw = {**preset, **overrides}
@@ -185,7 +187,7 @@ def check_features(model_config: Any, feature_config: FeatureConfig) -> None:
     if kind in ("log_mel", "mfcc", "stft") and hasattr(model_config, "n_bins"):
         want = feature_bins(feature_config, kind)
         if model_config.n_bins != want:
-            raise GenrescopeError(f"model expects {model_config.n_bins} {kind} bins but the feature config gives {want}")
+            raise GenrescopeError(f"model expects {model_config.n_bins} {kind} bins, the feature config gives {want}")
     ws = getattr(model_config, "window_s", None)
     if ws is not None and not math.isclose(ws, feature_config.window_s, rel_tol=1e-6):
         raise GenrescopeError(f"model window_s={ws} differs from the feature config's window_s="
