@@ -73,6 +73,7 @@ def test_second_run_does_no_work(songs, tmp_path):
     r2 = extract_many(songs, c, jobs=1, progress=False)
     assert (r2.done, r2.cached, r2.failed, r2.audio_s) == (0, 4, [], 0.0)
     assert len(entries(c.dir)) == 4
+    assert r1.entries == r2.entries == {str(s): c.path_for(s) for s in songs}
     assert json.loads((c.dir / "config.json").read_text())["feature_config"] == CFG.to_dict()
 
 
@@ -95,8 +96,15 @@ def test_identical_files_are_extracted_once(write_audio, tmp_path):
     a = write_audio("a.wav", 1.0, seed=5)
     b = tmp_path / "copy.wav"
     b.write_bytes(a.read_bytes())
-    r = extract_many([a, b], FeatureCache(tmp_path / "cache", CFG), jobs=1, progress=False)
-    assert (r.done, r.cached) == (1, 1)
+    r = extract_many([a, b, a], FeatureCache(tmp_path / "cache", CFG), jobs=1, progress=False)
+    assert (r.done, r.cached, r.failed) == (1, 2, [])
+    assert r.entries[str(a)] == r.entries[str(b)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 100)
+    twin = tmp_path / "twin.wav"
+    twin.write_bytes(bad.read_bytes())
+    r = extract_many([bad, twin], FeatureCache(tmp_path / "cache", CFG), jobs=1, progress=False)
+    assert (r.done, r.cached, sorted(p for p, _ in r.failed)) == (0, 0, [str(bad), str(twin)])
 
 
 def test_config_and_kind_change_the_key(write_audio, tmp_path):

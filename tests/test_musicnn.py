@@ -79,7 +79,7 @@ def test_onnx_matches_pytorch(pretrained, reference, sessions):
     random = (rng.standard_normal((3, 96, 187)) + 2.0).astype(np.float32)
     for x in (reference["patches"], reference["patches"][:1], random):  # the batch axis is dynamic
         p, e = _torch(model, x)
-        po, eo = sessions[name].run(["probabilities", "embeddings"], {"log_mel": x})
+        po, eo = sessions[name].run(["probabilities", "embeddings"], {"features": x})
         assert np.abs(po - p).max() < 1e-5
         assert np.abs(eo - e).max() < 1e-5 * max(1.0, np.abs(e).max())
 
@@ -90,7 +90,17 @@ def test_onnx_metadata_holds_labels_and_features(pretrained):
     assert json.loads(meta["labels"]) == config["labels"] and len(config["labels"]) == 50
     assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == MUSICNN_FEATURES
     assert FeatureConfig.from_dict(config["features"]) == MUSICNN_FEATURES
-    assert meta["licence"] == "ISC" and "musicnn==0.1.0" in meta["source"]
+    assert meta["licence"].startswith("ISC") and "musicnn==0.1.0" in meta["provenance"]
+    assert meta["output_activation"] == "sigmoid" and meta["input_frames"] == "187"
+
+
+def test_genrescope_onnx_runtime_wrapper_runs_it(reference):
+    from genrescope.onnx_model import OnnxModel
+
+    m = OnnxModel(PRETRAINED_DIR / "musicnn-msd" / "model.onnx", threads=1)
+    assert m.labels[0] == "rock" and m.feature_config == MUSICNN_FEATURES and m.window_frames == 187
+    p = m.predict_windows(reference["patches"])
+    assert np.abs(p - reference["probs/musicnn-msd"]).max() < 1e-4
 
 
 def test_label_lists():

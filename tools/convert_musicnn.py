@@ -33,6 +33,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -196,6 +197,10 @@ def read_tf_checkpoint(prefix: str, skip: re.Pattern = OPTIMISER_VARS) -> tuple[
 
 
 # ---------------------------------------------------------------- TF name -> PyTorch key
+#: torch key -> (TF variable name, array transform)
+Mapping = dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]]
+
+
 def _conv2d(k):  # TF (kh, kw, in, out) -> torch (out, in, kh, kw); kh is time in both
     return k.transpose(3, 2, 0, 1)
 
@@ -212,30 +217,33 @@ def _same(v):
     return v
 
 
-def _bn(tf_name: str, torch_prefix: str) -> dict[str, tuple[str, callable]]:
+def _bn(tf_name: str, torch_prefix: str) -> Mapping:
     return {f"{torch_prefix}.weight": (f"{tf_name}/gamma", _same), f"{torch_prefix}.bias": (f"{tf_name}/beta", _same),
             f"{torch_prefix}.running_mean": (f"{tf_name}/moving_mean", _same),
             f"{torch_prefix}.running_var": (f"{tf_name}/moving_variance", _same)}
 
 
-def _layer(tf_name: str, torch_prefix: str, kernel_fn) -> dict[str, tuple[str, callable]]:
-    return {f"{torch_prefix}.weight": (f"{tf_name}/kernel", kernel_fn), f"{torch_prefix}.bias": (f"{tf_name}/bias", _same)}
+def _layer(tf_name: str, torch_prefix: str, kernel_fn) -> Mapping:
+    return {f"{torch_prefix}.weight": (f"{tf_name}/kernel", kernel_fn),
+            f"{torch_prefix}.bias": (f"{tf_name}/bias", _same)}
 
 
-def musicnn_mapping() -> dict[str, tuple[str, callable]]:
+def musicnn_mapping() -> Mapping:
     """torch key -> (TF variable, transform), in the order musicnn.models creates the layers."""
     m = _bn("batch_normalization", "input_bn")
     branches = ["timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2"]  # 7x38, 7x67, 128, 64, 32
     for i, b in enumerate(branches):
-        m |= _layer(f"conv2d_{i}" if i else "conv2d", f"{b}.conv", _conv2d) | _bn(f"batch_normalization_{i + 1}", f"{b}.bn")
+        m |= _layer(f"conv2d_{i}" if i else "conv2d", f"{b}.conv", _conv2d)
+        m |= _bn(f"batch_normalization_{i + 1}", f"{b}.bn")
     for j in range(3):
-        m |= _layer(f"conv2d_{5 + j}", f"midend.{j}.conv", _conv1d) | _bn(f"batch_normalization_{6 + j}", f"midend.{j}.bn")
+        m |= _layer(f"conv2d_{5 + j}", f"midend.{j}.conv", _conv1d)
+        m |= _bn(f"batch_normalization_{6 + j}", f"midend.{j}.bn")
     m |= _bn("batch_normalization_9", "pool_bn") | _layer("dense", "dense", _dense)
     m |= _bn("batch_normalization_10", "dense_bn") | _layer("dense_1", "classifier", _dense)
     return m
 
 
-def vgg_mapping() -> dict[str, tuple[str, callable]]:
+def vgg_mapping() -> Mapping:
     m = _bn("batch_normalization", "input_bn")
     for i in range(5):
         m |= _layer(f"{i + 1}CNN", f"convs.{i}", _conv2d) | _bn(f"batch_normalization_{i + 1}", f"bns.{i}")
@@ -314,25 +322,51 @@ def _with_embeddings(model):
 
 
 def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
-    """One self-contained ONNX file, opset 17, dynamic batch axis, metadata_props filled."""
+    """One self-contained ONNX file, opset 17, dynamic batch axis, metadata_props filled.
+
+    The graph follows genrescope's ONNX format (:mod:`genrescope.onnx_model`): input
+    ``features`` (B, 96, 187) log-mel, output ``probabilities`` (sigmoid here: the tags
+    are multi-label), plus ``embeddings``.
+    """
     import io
     import warnings
 
     import onnx
     import torch
 
+    from genrescope.onnx_model import INPUT_NAME, OUTPUT_NAME
+
     buf = io.BytesIO()
     dummy = torch.zeros(1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames)
+    names = [INPUT_NAME, OUTPUT_NAME, "embeddings"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and folding notes
         torch.onnx.export(_with_embeddings(model), (dummy,), buf, dynamo=False, opset_version=OPSET,
-                          input_names=["log_mel"], output_names=["probabilities", "embeddings"],
-                          dynamic_axes={n: {0: "batch"} for n in ("log_mel", "probabilities", "embeddings")})
+                          input_names=names[:1], output_names=names[1:], dynamic_axes={n: {0: "batch"} for n in names})
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in metadata.items():
         proto.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
+
+
+def onnx_metadata(config: dict) -> dict[str, str]:
+    """genrescope's ONNX metadata keys (see genrescope.onnx_model), plus source and licence."""
+    from genrescope import __version__
+    from genrescope.onnx_model import ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME
+
+    fc = MUSICNN_FEATURES
+    return {
+        "format": ONNX_FORMAT, "format_version": str(ONNX_FORMAT_VERSION), "genrescope_version": __version__,
+        "model_name": config["name"],
+        "model_config": json.dumps({"architecture": config["architecture"], **config["hparams"]}, sort_keys=True),
+        "feature_config": json.dumps(fc.to_dict(), sort_keys=True), "labels": json.dumps(config["labels"]),
+        "input_kind": "log_mel", "n_bins": str(fc.n_mels), "window_s": json.dumps(fc.window_s),
+        "min_frames": str(fc.window_frames), "dynamic_time": "false", "input_frames": str(fc.window_frames),
+        "outputs": json.dumps([OUTPUT_NAME, "embeddings"]), "output_activation": "sigmoid",
+        "provenance": json.dumps({"source": config["source"], "conversion": config["conversion"]}, sort_keys=True),
+        "licence": "ISC (musicnn, Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019)",
+    }
 
 
 def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
@@ -350,7 +384,7 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         config = {
             "name": name, "architecture": arch, "hparams": hparams, "labels": labels[dataset],
             "features": MUSICNN_FEATURES.to_dict(),
-            "input": {"name": "log_mel", "shape": ["batch", MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames],
+            "input": {"name": "features", "shape": ["batch", MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames],
                       "layout": "(B, n_mels, T): windows of genrescope.features.log_mel(y, features)"},
             "outputs": {"probabilities": "(B, 50) independent sigmoid tag probabilities (multi-label)",
                         "embeddings": "(B, 200) penultimate dense layer" if arch == "musicnn"
@@ -378,11 +412,7 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         (dest / "weights.safetensors").chmod(0o644)
         (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         reloaded, _ = load_musicnn(dest)
-        metadata = {"name": name, "architecture": arch, "labels": json.dumps(labels[dataset]),
-                    "feature_config": json.dumps(MUSICNN_FEATURES.to_dict(), sort_keys=True),
-                    "input_layout": "(batch, n_mels, n_frames) log-mel",
-                    "source": f"musicnn==0.1.0 ({SOURCE_URL}) {folder}", "licence": "ISC",
-                    "conversion_version": str(CONVERSION_VERSION)}
+        metadata = onnx_metadata(config)
         export_onnx(reloaded, dest / "model.onnx", metadata)
         log.info("%s: %d tensors from %s -> %s", name, len(state), folder, dest)
 
@@ -419,7 +449,7 @@ def verify(tf_npz: Path, out: Path, names: list[str]) -> dict:
             with torch.no_grad():
                 p, e = model(torch.from_numpy(np.ascontiguousarray(x)), return_embeddings=True)
             p, e = p.numpy(), e.numpy()
-            po, eo = sess.run(None, {"log_mel": np.ascontiguousarray(x)})
+            po, eo = sess.run(["probabilities", "embeddings"], {"features": np.ascontiguousarray(x)})
             rows.append({"file": Path(meta["audio"][i]).name, "patches": len(x),
                          "tf_torch_probs": float(np.abs(p - ref[f"probs_{folder}_{i}"]).max()),
                          "tf_torch_emb": float(np.abs(e - ref[f"emb_{folder}_{i}"]).max()),

@@ -7,7 +7,8 @@ An entry is keyed by the file's content and by everything that defines the featu
 so renaming or moving a file reuses its entry, editing it re-extracts, and a change of
 any :class:`~genrescope.config.FeatureConfig` field lands in another folder. Entries are
 written to a temporary file in the same folder and renamed into place, so a killed run
-leaves no half-written entry and the next run resumes by skipping what exists.
+leaves no half-written entry and the next run resumes by skipping what exists. The key
+does not cover the decoders (libsndfile, soxr): after upgrading them, use a new cache.
 
 numpy and the decoders are imported inside functions: worker processes import this
 module before :func:`_init_worker` has limited BLAS to one thread, and a thread limit
@@ -183,11 +184,13 @@ def compute_file(path: str | os.PathLike, cfg: FeatureConfig, kind: str) -> tupl
 # ---------------------------------------------------------------- parallel extraction
 @dataclass
 class ExtractReport:
-    """What :func:`extract_many` did. ``failed`` and ``warnings`` hold (path, message)."""
+    """What :func:`extract_many` did. ``failed`` and ``warnings`` hold (path, message);
+    ``entries`` maps each path that has features now to its cache file."""
 
     done: int = 0
     cached: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    entries: dict[str, Path] = field(default_factory=dict)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     audio_s: float = 0.0
     wall_s: float = 0.0
@@ -218,6 +221,9 @@ def _extract_one(src: str, dest: Path, cache: FeatureCache) -> tuple[float, str 
         cache.store(dest, feats)
     except GenrescopeError as e:
         return 0.0, str(e), []
+    except Exception as e:  # a bug or an odd file must not end a long run; it is reported as failed
+        log.exception("%s: unexpected error", src)
+        return 0.0, f"{src}: unexpected error ({type(e).__name__}: {e})", []
     return seconds, None, [str(w.message) for w in caught]
 
 
@@ -263,11 +269,16 @@ def _run_jobs(todo: list[tuple[Path, Path]], cache: FeatureCache,
     """
     if not todo:
         return
+    from concurrent.futures.process import BrokenProcessPool
+
     with _pool(max(1, min(jobs, len(todo)))) as ex:
         futures = {ex.submit(_extract_one, str(s), d, cache): s for s, d in todo}
         try:
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
+        except BrokenProcessPool as e:
+            raise GenrescopeError("a worker process died (out of memory, or a decoder crashed); the files "
+                                  "finished so far are cached and a rerun resumes from there") from e
         except BaseException:
             ex.shutdown(wait=False, cancel_futures=True)
             raise
@@ -283,6 +294,7 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
     t0 = time.perf_counter()
     report = ExtractReport()
     todo: list[tuple[Path, Path]] = []
+    twins: list[tuple[Path, Path]] = []  # same content as a file planned before them
     planned: set[Path] = set()
     for p in map(Path, paths):
         try:
@@ -290,17 +302,22 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
         except GenrescopeError as e:
             report.failed.append((str(p), str(e)))
             continue
-        if dest.is_file() or dest in planned:  # in the cache, or same content as a file before it
+        if dest in planned:
+            twins.append((p, dest))
+        elif dest.is_file():
             report.cached += 1
+            report.entries[str(p)] = dest
         else:
             planned.add(dest)
             todo.append((p, dest))
     cache.remove_stale_temps()
+    dests = dict(todo)
     bar = _Progress(len(todo), progress)
     try:
         for src, (seconds, err, warns) in _run_jobs(todo, cache, jobs or cpu_count()):
             if err is None:
                 report.done += 1
+                report.entries[str(src)] = dests[src]
                 report.audio_s += seconds
                 report.warnings.extend((str(src), w) for w in warns)
             else:
@@ -308,6 +325,12 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
             bar.update()
     finally:
         bar.close()
+    for p, dest in twins:
+        if dest.is_file():
+            report.cached += 1
+            report.entries[str(p)] = dest
+        else:
+            report.failed.append((str(p), f"{p}: same content as another file, which failed"))
     report.wall_s = time.perf_counter() - t0
     return report
 

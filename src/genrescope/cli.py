@@ -101,6 +101,111 @@ def _add_export(sub) -> None:
     p.set_defaults(_run=("genrescope.export", "run_export"))
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="genres of audio files, with confidence and a timeline",
+        description="Predict the genres of each file (folders and glob patterns are expanded). With no --model, "
+                    "the pretrained musicnn tagger (Million Song Dataset) reports its genre tags; their "
+                    "probabilities are independent tag probabilities and need not sum to one. A file that cannot "
+                    "be read is reported and the others go on; the exit code is 1 if any file failed.",
+        epilog="examples:\n  genrescope predict song.mp3\n  genrescope predict ~/Music --format json --timeline > out.json"
+               "\n  genrescope predict song.flac --model gtzan-features",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders or glob patterns")
+    p.add_argument("-m", "--model", default="default",
+                   help="shipped model name, checkpoint (.safetensors) or ONNX file (default: musicnn-msd)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
+    p.add_argument("--top", type=int, default=5, help="genres to show per file (default: %(default)s; 0 = all)")
+    p.add_argument("--timeline", nargs="?", const="-", default=None, metavar="CSV",
+                   help="include the per-window probabilities: in the JSON, or printed, or saved to CSV if a "
+                        "path is given (with several files, PATH may contain {stem})")
+    p.add_argument("--tags", action="store_true", help="also show the tagger's non-genre tags (moods, eras, ...)")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
+    p.set_defaults(_run=("genrescope.output", "run_predict"))
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a model on a dataset (or a feature table)",
+        description="Train one architecture (see `genrescope models`) on a labelled dataset, select the epoch on "
+                    "the validation split, score the test split once, and write best.safetensors (+ .onnx), "
+                    "last.safetensors, metrics.csv, learning_curves.png and the confusion matrix to --out.",
+        epilog="examples:\n  genrescope train ~/gtzan --model resnet-chunk --out runs/resnet"
+               "\n  genrescope train --features-csv features_30_sec.csv --model features-mlp"
+               "\n  torchrun --nproc_per_node=2 -m genrescope train ~/gtzan --model cnn-gru",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", nargs="?", metavar="DATASET", help="dataset folder or CSV manifest")
+    p.add_argument("--model", default="resnet-chunk", help="architecture (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: runs/MODEL)")
+    p.add_argument("--features-csv", metavar="CSV", default=None,
+                   help="train a table model (features-mlp) on a GTZAN-features-style CSV instead of audio")
+    p.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"),
+                   help="dataset layout (default: detect)")
+    p.add_argument("--split", default="auto", help="split policy, as in `dataset info` (default: auto)")
+    p.add_argument("--fma-subset", default=None, choices=("small", "medium", "large", "full"), help="FMA subset")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: %(default)s)")
+    g.add_argument("--patience", type=int, default=8, help="early stopping patience in epochs (default: %(default)s)")
+    g.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights",
+                   help="class balance: weighted loss, balanced sampling or none (default: %(default)s)")
+    g.add_argument("--windows-per-track", type=int, default=0,
+                   help="training windows drawn per track per epoch (default: 4)")
+    g.add_argument("--augment", default="all",
+                   help="comma list of crop,gain,specaugment,mixup, or all, or none (default: all)")
+    g.add_argument("--seed", type=int, default=0, help="seed of everything random (default: %(default)s)")
+    g.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ...")
+    g.add_argument("--resume", action="store_true", help="continue a stopped run in --out from its last epoch")
+    f = p.add_argument_group("features")
+    f.add_argument("--sr", type=int, default=None, help="sample rate (default: the model's)")
+    f.add_argument("--n-mels", type=int, default=None, help="mel bands (default: the model's)")
+    f.add_argument("--window-s", type=float, default=None, help="window length in seconds (default: the model's)")
+    f.add_argument("--window-hop-s", type=float, default=None, help="window hop for evaluation (default: the model's)")
+    f.add_argument("--cache", metavar="DIR", default=None, help="feature cache folder")
+    f.add_argument("-j", "--jobs", type=int, default=0, help="feature extraction processes (default: CPU cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(_run=("genrescope.experiment", "run_train"))
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="score a model on a dataset split or a feature table",
+        description="Track-level and window-level accuracy and macro-F1, per-class precision and recall and the "
+                    "confusion matrix, on a split the model was not selected on (default: test). The output says "
+                    "which split and how many tracks; accuracy and macro-F1 are the last two lines.",
+        epilog="examples:\n  genrescope evaluate runs/resnet/best.safetensors ~/gtzan --split test"
+               "\n  genrescope evaluate gtzan-features --features-csv held_out.csv --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="shipped model name, checkpoint or ONNX file")
+    p.add_argument("dataset", nargs="?", metavar="DATASET", help="dataset folder or CSV manifest")
+    p.add_argument("--features-csv", metavar="CSV", default=None, help="score a table model on this CSV")
+    p.add_argument("--split", default=None,
+                   help="which split to score (dataset default: test; CSV default: every row)")
+    p.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"), help="dataset layout")
+    p.add_argument("--split-policy", default="auto", help="how the dataset is split (as `dataset info --split`)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a random split (default: %(default)s)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.add_argument("--plots", metavar="DIR", default=None, help="write the confusion matrix PNG here")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="files in parallel (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress counter")
+    p.set_defaults(_run=("genrescope.evaluate", "run_evaluate"))
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="a comparison table of trained checkpoints",
+                       description="One row per checkpoint with the scores stored in it at training time "
+                                   "(validation and test, track level), parameters and seconds per epoch.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help=".safetensors checkpoints")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown", help="output format")
+    p.set_defaults(_run=("genrescope.evaluate", "run_compare"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genrescope",
@@ -109,9 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genrescope {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_predict(sub)
     _add_info(sub)
     _add_features(sub)
     _add_dataset(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_compare(sub)
     _add_models(sub)
     _add_export(sub)
     return parser

@@ -233,11 +233,11 @@ def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, pro
 
 
 def _progress(items, enabled: bool, total: int | None = None):
-    if not enabled:
-        yield from items
-        return
     import sys
 
+    if not enabled or not sys.stderr.isatty():
+        yield from items
+        return
     n = total if total is not None else len(items)
     for i, item in enumerate(items, 1):
         yield item

@@ -164,7 +164,7 @@ class TrainResult:
 
 
 def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: TrainConfig,
-        feature_config: FeatureConfig, model_overrides: dict | None = None, resume: bool = False,
+        feature_config: FeatureConfig, model_config=None, resume: bool = False,
         provenance: dict | None = None, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None) -> TrainResult | None:
     """Train ``model_name`` on ``data`` and write checkpoints, ONNX and logs to ``out_dir``.
@@ -174,7 +174,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     selected weights and never used for any decision.
     """
     from genrescope import checkpoint as ckpt
-    from genrescope.models import build_model
+    from genrescope.models import build_model, default_config
 
     out = Path(out_dir)
     device = pick_device(cfg.device)
@@ -184,8 +184,9 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(model_name, n_classes=data.n_classes, kind=data.kind, n_bins=data.n_bins,
-                        window_s=data.window_s, **(model_overrides or {}))
+    if model_config is None:
+        model_config = default_config(model_name, feature_config=feature_config, n_classes=data.n_classes)
+    model = build_model(model_name, model_config, seed=cfg.seed)
     if data.kind == "table" and hasattr(model, "set_standardization"):
         model.set_standardization(*data.table_stats())
     model.to(device)
@@ -206,7 +207,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     if resume:
         if not state_path.exists():
             raise GenrescopeError(f"{state_path}: nothing to resume (no training state in {out})")
-        state = ckpt.load_training_state(state_path, model=model, optimizer=opt, scheduler=sched)
+        state = ckpt.load_training_state(state_path, model=model, optimizer=opt, scheduler=sched, scaler=scaler)
         log.info("resuming at epoch %d", state["epoch"])
     meta = {"model_name": model_name, "labels": data.classes, "feature_config": feature_config,
             "train_config": cfg.to_dict(), "split": data.split_summary(), **(provenance or {})}
@@ -232,7 +233,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
                 loss.backward()
                 opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         stop = False
@@ -251,7 +252,8 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
             stop = state["bad_epochs"] >= cfg.patience
             state["epoch"] = epoch + 1
             ckpt.save_checkpoint(out / "last.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
-            ckpt.save_training_state(state_path, state=state, model=model, optimizer=opt, scheduler=sched)
+            ckpt.save_training_state(state_path, state=state, model=model, optimizer=opt, scheduler=sched,
+                                     scaler=scaler)
             _log_row(out, row)
             print(f"epoch {epoch + 1:3d}  loss {row['train_loss']:.4f}  valid track acc "
                   f"{row['track_accuracy']:.3f}  macro-F1 {row['track_macro_f1']:.3f}  "

@@ -1,0 +1,117 @@
+"""``genrescope train``: from a dataset (or a feature table) to a checkpoint, an ONNX
+export, logs and plots. Glue between the CLI, the datasets, the training loop and the
+evaluation; the loop itself is :func:`genrescope.train.fit`."""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genrescope.config import FeatureConfig
+from genrescope.errors import GenrescopeError
+
+log = logging.getLogger(__name__)
+
+
+def feature_config_for(model_name: str, args) -> FeatureConfig:
+    """The model's default front end with the command line's overrides."""
+    from genrescope.models import default_features
+
+    fc = default_features(model_name)
+    changes = {k: getattr(args, k) for k in ("sr", "n_mels", "window_s", "window_hop_s")
+               if getattr(args, k, None) is not None}
+    if "sr" in changes and getattr(args, "fmax", None) is None and fc.fmax is not None:
+        changes["fmax"] = min(fc.fmax, changes["sr"] / 2)
+    return fc.replace(**changes) if changes else fc
+
+
+def train_config_from_args(args):
+    from genrescope.augment import AugmentConfig
+    from genrescope.train import TrainConfig
+
+    aug = args.augment
+    names = None if aug in (None, "all") else ([] if aug == "none" else [a.strip() for a in aug.split(",") if a.strip()])
+    from genrescope.augment import AUGMENTATIONS
+
+    bad = sorted(set(names or []) - set(AUGMENTATIONS))
+    if bad:
+        raise GenrescopeError(f"--augment: unknown {bad}; choose from {', '.join(AUGMENTATIONS)}, all or none")
+    kw = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+              patience=args.patience, seed=args.seed, balance=args.balance, augment=AugmentConfig.from_names(names),
+              device=args.device)
+    if args.windows_per_track:
+        kw["windows_per_track"] = args.windows_per_track
+    return TrainConfig(**kw)
+
+
+def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int = 0):
+    """TrainData from a GTZAN-features-style CSV (its ``split`` column, else a stratified split)."""
+    from genrescope.data_sources import TrainData
+    from genrescope.gtzan_table import read_table
+
+    names, X, labels, splits = read_table(csv_path)
+    classes = sorted(set(labels))
+    y = np.array([classes.index(lab) for lab in labels])
+    if splits is None:
+        from genrescope.datasets.manifest import Track
+        from genrescope.datasets.splits import split_tracks
+
+        tracks = split_tracks([Track(path=n, label=lab, track_id=n) for n, lab in zip(names, labels)], seed=seed)
+        splits = [t.split for t in tracks]
+    items = {s: [X[i].astype(np.float32) for i in range(len(X)) if splits[i] == s] for s in ("train", "valid", "test")}
+    ys = {s: np.array([y[i] for i in range(len(X)) if splits[i] == s], dtype=np.int64) for s in items}
+    ids = {s: [names[i] for i in range(len(X)) if splits[i] == s] for s in items}
+    return TrainData(classes, "table", feature_config, items, ys, ids)
+
+
+def run_train(args) -> int:
+    from genrescope.models import default_config, model_names
+    from genrescope.train import fit
+
+    if args.model not in model_names():
+        raise GenrescopeError(f"unknown model {args.model!r}; `genrescope models` lists them")
+    fc = feature_config_for(args.model, args)
+    cfg = train_config_from_args(args)
+    if args.features_csv:
+        data = load_table_data(args.features_csv, fc, seed=args.seed)
+        dataset_desc = {"features_csv": str(args.features_csv)}
+    else:
+        if not args.dataset:
+            raise GenrescopeError("give a DATASET folder/manifest, or --features-csv TABLE.csv")
+        from genrescope.data_sources import from_manifest
+        from genrescope.datasets import load_dataset
+
+        manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
+                                fma_subset=args.fma_subset)
+        probe = default_config(args.model, feature_config=fc, n_classes=max(1, len(manifest.labels)))
+        data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
+                             progress=not args.no_progress)
+        dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
+    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes)
+    if mcfg.kind != data.kind:
+        raise GenrescopeError(f"model {args.model} reads {mcfg.kind} input, the data is {data.kind}")
+    out = Path(args.out or f"runs/{args.model}")
+    print(f"training {args.model} on {data.split_summary()} -> {out}", file=sys.stderr)
+    result = fit(args.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
+                 provenance={"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:])},
+                 progress=not args.no_progress)
+    if result is None:  # a non-zero rank under torchrun
+        return 0
+    from genrescope.evaluate import write_plots
+
+    write_plots(out, result.history, result.test or result.valid, data.classes)
+    v = result.valid
+    print(f"best epoch {result.best_epoch}: valid track accuracy {v['track_accuracy']:.3f}, "
+          f"macro-F1 {v['track_macro_f1']:.3f} ({v['tracks']} tracks)")
+    if result.test:
+        t = result.test
+        print(f"test (never used for selection): track accuracy {t['track_accuracy']:.3f}, "
+              f"macro-F1 {t['track_macro_f1']:.3f} ({t['tracks']} tracks)")
+    print(f"checkpoint {result.checkpoint}\nonnx       {result.checkpoint.with_suffix('.onnx')}")
+    (out / "summary.json").write_text(json.dumps({"best_epoch": result.best_epoch,
+                                                  "checkpoint": str(result.checkpoint)}, indent=2))
+    return 0

@@ -1,0 +1,127 @@
+"""``genrescope predict``: run the Predictor over files and print tables, JSON or CSV.
+
+JSON schema (``--format json``): one array, one object per input file::
+
+    {"path": str, "model": str, "duration_s": float | null,
+     "genres": [{"label": str, "probability": float}, ...],   # highest first
+     "multi_label": bool | null,   # true: independent tag probabilities (need not sum to 1)
+     "error": str | null,          # why this file failed; genres is then []
+     "tags": [{"label": ..., "probability": ...}],            # with --tags, taggers only
+     "timeline": {"labels": [...], "multi_label": bool,       # with --timeline
+                  "start_s": [...], "end_s": [...], "probabilities": [[...], ...]}}
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from genrescope.errors import GenrescopeError
+
+
+def _bar(p: float, width: int = 20) -> str:
+    n = int(round(max(0.0, min(1.0, p)) * width))
+    return "#" * n + "." * (width - n)
+
+
+def format_table(pred, top: int, tags: bool) -> str:
+    if pred.error:
+        return f"{pred.path}\n  error: {pred.error}\n"
+    multi = pred.timeline.multi_label
+    head = (f"{pred.path}  ({pred.duration_s:.1f} s, {len(pred.timeline.probs)} windows, model {pred.model}"
+            + (", tag probabilities" if multi else "") + ")")
+    lines = [head]
+    genres = pred.genres if not top else pred.genres[:top]
+    w = max([len(g) for g, _ in genres] + [5])
+    lines += [f"  {g:<{w}}  {p:5.3f}  {_bar(p)}" for g, p in genres]
+    if tags and pred.tags:
+        lines.append("  other tags:")
+        shown = pred.tags if not top else pred.tags[:top]
+        w2 = max(len(g) for g, _ in shown)
+        lines += [f"    {g:<{w2}}  {p:5.3f}" for g, p in shown]
+    return "\n".join(lines) + "\n"
+
+
+def format_timeline_table(pred, top: int = 3) -> str:
+    """A readable per-window listing: time span and the leading genres."""
+    if pred.error or pred.timeline is None:
+        return ""
+    tl = pred.timeline
+    genre_set = set(g for g, _ in pred.genres)
+    idx = [i for i, lab in enumerate(tl.labels) if lab in genre_set]
+    lines = []
+    for k in range(len(tl.probs)):
+        row = sorted(((tl.labels[i], float(tl.probs[k, i])) for i in idx), key=lambda t: -t[1])[:top]
+        lines.append(f"  {tl.start_s[k]:7.1f}-{tl.end_s[k]:<7.1f} " + "  ".join(f"{g} {p:.2f}" for g, p in row))
+    return "\n".join(lines) + "\n"
+
+
+def timeline_csv(pred) -> str:
+    tl = pred.timeline
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["start_s", "end_s", *tl.labels])
+    for k in range(len(tl.probs)):
+        w.writerow([f"{tl.start_s[k]:.3f}", f"{tl.end_s[k]:.3f}", *(f"{p:.4f}" for p in tl.probs[k])])
+    return buf.getvalue()
+
+
+def predictions_csv(preds, top: int) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "model", "duration_s", "rank", "label", "probability", "error"])
+    for p in preds:
+        if p.error:
+            w.writerow([p.path, p.model, "", "", "", "", p.error])
+            continue
+        for r, (g, prob) in enumerate(p.genres[:top] if top else p.genres, 1):
+            w.writerow([p.path, p.model, f"{p.duration_s:.3f}", r, g, f"{prob:.4f}", ""])
+    return buf.getvalue()
+
+
+def _timeline_path(template: str, pred, n_files: int) -> Path:
+    if "{stem}" in template:
+        return Path(template.format(stem=Path(pred.path).stem))
+    if n_files > 1:
+        raise GenrescopeError("--timeline PATH with several files needs {stem} in PATH, e.g. tl_{stem}.csv")
+    return Path(template)
+
+
+def run_predict(args) -> int:
+    from genrescope.audio import find_audio_files
+    from genrescope.predict import Predictor, predict_files
+
+    files = find_audio_files(args.paths)
+    if not files:
+        raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")
+    jobs = args.jobs or (os.cpu_count() or 1)
+    jobs = max(1, min(jobs, len(files)))
+    threads = args.threads or (1 if jobs > 1 else None)
+    predictor = Predictor(args.model, runtime=args.runtime, threads=threads)
+    show_progress = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
+    preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
+    with_timeline = args.timeline is not None
+    if args.format == "json":
+        print(json.dumps([p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None)
+                          for p in preds], indent=1))
+    elif args.format == "csv":
+        print(predictions_csv(preds, args.top), end="")
+    else:
+        for p in preds:
+            print(format_table(p, args.top, args.tags))
+            if with_timeline and args.timeline == "-":
+                print(format_timeline_table(p))
+    if with_timeline and args.timeline != "-":
+        for p in preds:
+            if p.error is None:
+                path = _timeline_path(args.timeline, p, len(files))
+                path.write_text(timeline_csv(p))
+                print(f"timeline of {p.path} -> {path}", file=sys.stderr)
+    failed = [p for p in preds if p.error]
+    if failed and args.format != "table":
+        for p in failed:
+            print(f"genrescope: {p.error}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,145 @@
+"""Models by name or path, ready for inference.
+
+Wherever a checkpoint path is accepted, a shipped model's name works too
+(``genrescope models --pretrained`` lists them). Inference runs on ONNX Runtime by
+default, so the light install needs no torch; ``runtime="torch"`` loads the PyTorch
+checkpoint instead (needs the ``train`` extra).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from genrescope.config import FeatureConfig
+from genrescope.errors import CheckpointError, GenrescopeError
+
+#: The model ``genrescope predict`` uses when none is named.
+DEFAULT_MODEL = "musicnn-msd"
+RUNTIMES = ("onnx", "torch")
+
+
+def pretrained_root() -> Path:
+    return Path(str(resources.files("genrescope") / "pretrained"))
+
+
+def pretrained_names() -> list[str]:
+    """Names of the models shipped inside the package."""
+    root = pretrained_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file())
+
+
+def pretrained_info(name: str) -> dict:
+    """The shipped model's ``config.json`` (provenance, licence, labels, metrics)."""
+    path = pretrained_root() / name / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(pretrained_names()) or 'none'}")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class InferenceModel:
+    """What prediction needs from a model, whatever runs it.
+
+    ``predict_windows`` maps (N, n_bins, T) windows (or (N, n_columns) table rows) to
+    (N, G) probabilities.
+    """
+
+    name: str
+    labels: list[str]
+    feature_config: FeatureConfig
+    kind: str
+    window_frames: int | None
+    multi_label: bool
+    predict_windows: Callable[[np.ndarray], np.ndarray]
+    source: str
+    runtime: str
+
+    @property
+    def genre_labels(self) -> list[str]:
+        from genrescope.taxonomy import genre_labels_of
+
+        return genre_labels_of(self.labels, self.multi_label)
+
+
+def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple[str, Path]:
+    """(display name, file) for a shipped name, a checkpoint or an ONNX file."""
+    s = str(model)
+    if s == "default":
+        s = DEFAULT_MODEL
+    p = Path(s)
+    if s in pretrained_names():
+        d = pretrained_root() / s
+        if runtime == "torch":
+            for cand in ("checkpoint.safetensors", "weights.safetensors"):
+                if (d / cand).is_file():
+                    return s, d / cand
+            raise CheckpointError(f"shipped model {s!r} has no PyTorch weights; use --runtime onnx")
+        return s, d / "model.onnx"
+    if p.is_file():
+        if runtime == "onnx" and p.suffix == ".safetensors":
+            onnx = p.with_suffix(".onnx")
+            if onnx.is_file():
+                return _display_name(p), onnx
+            raise CheckpointError(f"{p}: no ONNX export beside this checkpoint; run `genrescope export {p}` "
+                                  f"or use --runtime torch")
+        return _display_name(p), p
+    if p.is_dir() and (p / "best.safetensors").is_file():
+        return resolve_model_path(p / "best.safetensors", runtime)
+    raise CheckpointError(f"{s}: not a file and not a shipped model (shipped: {', '.join(pretrained_names())})")
+
+
+def _display_name(p: Path) -> str:
+    """``run/best`` for a training run's files, else the file's stem."""
+    return f"{p.parent.name}/{p.stem}" if p.stem in ("best", "last") and p.parent.name else p.stem
+
+
+def load_inference_model(model: str | os.PathLike = "default", *, runtime: str = "onnx",
+                         threads: int | None = None) -> InferenceModel:
+    """Load a model by shipped name or path for :class:`genrescope.predict.Predictor`."""
+    if runtime not in RUNTIMES:
+        raise GenrescopeError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    name, path = resolve_model_path(model, runtime)
+    if path.suffix == ".onnx":
+        return _from_onnx(name, path, threads)
+    return _from_torch(name, path, threads)
+
+
+def _from_onnx(name: str, path: Path, threads: int | None) -> InferenceModel:
+    from genrescope.onnx_model import OnnxModel
+
+    m = OnnxModel(path, threads=threads)
+    multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
+    return InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
+                          m.predict_windows, str(path), "onnx")
+
+
+def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
+    try:
+        import torch
+    except ImportError as e:
+        raise GenrescopeError("--runtime torch needs PyTorch: pip install 'genrescope[train]'") from e
+    from genrescope.checkpoint import load_checkpoint
+
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = load_checkpoint(path)
+    fc = info["feature_config"]
+    fc = fc if isinstance(fc, FeatureConfig) else FeatureConfig.from_dict(fc)
+    cfg = model.config
+    multi = getattr(cfg, "output_activation", "softmax") == "sigmoid"
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            return (torch.sigmoid(logits) if multi else torch.softmax(logits, -1)).numpy()
+
+    window_frames = None if cfg.window_s is None else fc.window_frames
+    return InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
