@@ -259,8 +259,8 @@ def report(res: dict, inputs: dict, args, core: int) -> bool:
         cpu["assemble"] = max(cpu["load"] - cpu["decode"] - cpu["resample"], 0.0)
         cells = []
         for s in ("decode", "resample", "assemble", "features", "total", "librosa_load", "librosa_total"):
-            speed = f"{a / cpu[s]:.0f}x" if cpu[s] > 2e-4 else "-"
-            cells.append(f"{speed} ({1e3 * cpu[s]:.0f})")
+            speed = f"{a / cpu[s]:.0f}x" if cpu[s] > 2e-4 else "~0 ms"
+            cells.append(f"{speed} ({1e3 * cpu[s]:.0f})" if cpu[s] > 2e-4 else speed)
         print(f"{k:6s} " + " ".join(f"{c:>13s}" for c in cells) + f"  {r['max_abs_db_diff']:.1e} dB")
     print("decode: the file's blocks at its own rate, mixed to mono; resample: soxr HQ stream, as in load_audio;")
     print("assemble: the rest of load_audio (concatenation, NaN and silence checks); log-mel: features.log_mel")

@@ -296,3 +296,15 @@ def test_cli_gtzan_table_real(write_audio, capsys):
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["filename"] + [c for c in gt.COLUMNS if c != "filename"]
     assert len(rows) == 2 and rows[1][0] == "clip.wav" and len(rows[1]) == len(rows[0])
+
+
+def test_worker_reports_unexpected_errors(songs, tmp_path, monkeypatch):
+    """A bug or an odd file is a failed file in the report, not the end of a long run."""
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(gcache, "compute_file", broken)
+    c = FeatureCache(tmp_path / "cache", CFG)
+    seconds, err, _ = gcache._extract_one(str(songs[0]), c.path_for(songs[0]), c)
+    assert seconds == 0.0 and str(songs[0]) in err and "ValueError: boom" in err
+    assert not c.has(songs[0])

@@ -408,7 +408,8 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         dest = out / name
         dest.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()}, str(dest / "weights.safetensors"),
-                  metadata={"name": name, "source": f"musicnn==0.1.0 {folder}", "licence": "ISC"})
+                  metadata={"source": f"{name}: musicnn==0.1.0 {folder} (ISC licence); see config.json"})
+        # one metadata key only: safetensors writes several in a random order, and the file should be reproducible
         (dest / "weights.safetensors").chmod(0o644)
         (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         reloaded, _ = load_musicnn(dest)

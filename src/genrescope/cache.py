@@ -203,6 +203,9 @@ class ExtractReport:
 
 def _init_worker() -> None:
     """Each worker runs one BLAS / OpenMP thread: the processes are the parallelism."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     for var in _THREAD_ENV:
         os.environ[var] = "1"
     try:  # numpy may already be loaded (by the parent's __main__); then only this helps
@@ -279,9 +282,21 @@ def _run_jobs(todo: list[tuple[Path, Path]], cache: FeatureCache,
         except BrokenProcessPool as e:
             raise GenrescopeError("a worker process died (out of memory, or a decoder crashed); the files "
                                   "finished so far are cached and a rerun resumes from there") from e
-        except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # Ctrl-C, or the consumer stopped: end the workers now, not after the queue
+            _stop_workers(ex)
             raise
+
+
+def _stop_workers(ex: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and terminate the workers (a temp file they leave is swept later)."""
+    terminate = getattr(ex, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown() forgets them
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
 
 
 def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: int = 0,
@@ -290,6 +305,8 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
 
     Files already cached (by content) are skipped; files that cannot be read are
     recorded in the report and the run goes on. ``jobs=0`` uses every available core.
+    Workers are spawned (even for ``jobs=1``), so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     t0 = time.perf_counter()
     report = ExtractReport()
@@ -400,7 +417,7 @@ def _rows_in_order(files: list[Path], feature_set: str, cfg: FeatureConfig,
             for fut in futures:
                 yield fut.result()
         except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(ex)
             raise
 
 

@@ -139,6 +139,8 @@ def _add_train(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", nargs="?", metavar="DATASET", help="dataset folder or CSV manifest")
     p.add_argument("--model", default="resnet-chunk", help="architecture (default: %(default)s)")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the model config, e.g. dropout=0.5 or hidden=256,64 (repeatable)")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: runs/MODEL)")
     p.add_argument("--features-csv", metavar="CSV", default=None,
                    help="train a table model (features-mlp) on a GTZAN-features-style CSV instead of audio")
@@ -161,6 +163,9 @@ def _add_train(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of everything random (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ...")
     g.add_argument("--resume", action="store_true", help="continue a stopped run in --out from its last epoch")
+    g.add_argument("--refit", action="store_true",
+                   help="after selection, retrain on train + valid for the selected number of epochs "
+                        "(written to OUT/refit/; the valid score reported is the one from before the refit)")
     f = p.add_argument_group("features")
     f.add_argument("--sr", type=int, default=None, help="sample rate (default: the model's)")
     f.add_argument("--n-mels", type=int, default=None, help="mel bands (default: the model's)")

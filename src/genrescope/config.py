@@ -43,7 +43,7 @@ class FeatureConfig:
     center : bool
         Pad the signal by ``n_fft // 2`` on both sides so frame t is centred at ``t * hop``.
     pad_mode : str
-        ``"constant"`` (zeros, librosa >= 0.10) or ``"reflect"`` (librosa < 0.10).
+        ``"constant"`` (zeros, librosa >= 0.9) or ``"reflect"`` (librosa < 0.9).
     log : str
         ``"db"``: ``10 log10(max(S, log_floor))``; ``"log10_1p"``: ``log10(1 + log_scale * S)``
         (musicnn's compression).

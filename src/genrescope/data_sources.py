@@ -117,6 +117,13 @@ class TrainData:
                 ys.append(y[i])
         return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
+    def merged_for_refit(self) -> "TrainData":
+        """Train on train + valid (for a final refit after selection); valid stays for logging only."""
+        items = dict(self.items, train=self.items["train"] + self.items["valid"])
+        labels = dict(self.labels, train=np.concatenate([self.labels["train"], self.labels["valid"]]))
+        ids = dict(self.track_ids, train=self.track_ids.get("train", []) + self.track_ids.get("valid", []))
+        return TrainData(self.classes, self.kind, self.feature_config, items, labels, ids)
+
     def track_windows(self, split: str) -> Iterator[np.ndarray]:
         """Every window of every track of ``split``, one (n_windows, n_bins[, W]) array per track."""
         for feats in self.items.get(split, []):

@@ -29,6 +29,27 @@ def feature_config_for(model_name: str, args) -> FeatureConfig:
     return fc.replace(**changes) if changes else fc
 
 
+def parse_model_opts(opts: list[str]) -> dict:
+    """``["dropout=0.5", "hidden=256,64"]`` -> ``{"dropout": 0.5, "hidden": (256, 64)}``."""
+    def value(v: str):
+        if "," in v:
+            return tuple(value(x) for x in v.split(",") if x)
+        for conv in (int, float):
+            try:
+                return conv(v)
+            except ValueError:
+                pass
+        return {"true": True, "false": False, "none": None}.get(v.lower(), v)
+
+    out = {}
+    for o in opts:
+        if "=" not in o:
+            raise GenrescopeError(f"--model-opt {o!r}: expected KEY=VALUE")
+        k, v = o.split("=", 1)
+        out[k.strip().replace("-", "_")] = value(v.strip())
+    return out
+
+
 def train_config_from_args(args):
     from genrescope.augment import AugmentConfig
     from genrescope.train import TrainConfig
@@ -68,6 +89,25 @@ def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int =
     return TrainData(classes, "table", feature_config, items, ys, ids)
 
 
+def _refit(args, data, out: Path, cfg, fc, mcfg, selection, dataset_desc):
+    """Retrain on train + valid for the selected number of epochs; the result replaces best.*"""
+    import dataclasses
+
+    from genrescope.train import fit
+
+    epochs = max(1, selection.best_epoch)
+    print(f"refit on train + valid for {epochs} epochs (the selected count)", file=sys.stderr)
+    sel = {k: v for k, v in selection.valid.items() if k != "report"}
+    rcfg = dataclasses.replace(cfg, epochs=epochs, select_best=False)
+    prov = {"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:]),
+            "selection": {"split": "valid", "best_epoch": selection.best_epoch, **sel},
+            "note": "refit on train+valid after selection; the stored 'valid' metrics are on training data"}
+    result = fit(args.model, data.merged_for_refit(), out / "refit", cfg=rcfg, feature_config=fc, model_config=mcfg,
+                 provenance=prov, progress=not args.no_progress)
+    result.valid = selection.valid  # report the honest, pre-refit validation score
+    return result
+
+
 def run_train(args) -> int:
     from genrescope.models import default_config, model_names
     from genrescope.train import fit
@@ -91,7 +131,7 @@ def run_train(args) -> int:
         data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
                              progress=not args.no_progress)
         dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
-    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes)
+    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes, **parse_model_opts(args.model_opt))
     if mcfg.kind != data.kind:
         raise GenrescopeError(f"model {args.model} reads {mcfg.kind} input, the data is {data.kind}")
     out = Path(args.out or f"runs/{args.model}")
@@ -101,6 +141,8 @@ def run_train(args) -> int:
                  progress=not args.no_progress)
     if result is None:  # a non-zero rank under torchrun
         return 0
+    if args.refit:
+        result = _refit(args, data, out, cfg, fc, mcfg, result, dataset_desc)
     from genrescope.evaluate import write_plots
 
     write_plots(out, result.history, result.test or result.valid, data.classes)

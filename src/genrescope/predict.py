@@ -191,7 +191,7 @@ class Predictor:
         rows = []
         for s in starts:
             seg = y[s:s + win]
-            row = extract_row(seg, sr=sr)
+            row = extract_row(seg, sr=sr, cfg=cfg)
             rows.append([row[c] for c in COLUMNS])
         probs = self._run(np.asarray(rows, dtype=np.float32))
         start = starts / sr

@@ -20,7 +20,11 @@ from genrescope.config import FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
 
 #: The model ``genrescope predict`` uses when none is named.
-DEFAULT_MODEL = "musicnn-msd"
+DEFAULT_MODEL = "musicnn"
+
+#: Shipped ensembles: name -> members run on the same windows. Their labels are the union
+#: of the members' labels; a label two members share gets the mean of their probabilities.
+ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
 RUNTIMES = ("onnx", "torch")
 
 
@@ -33,11 +37,15 @@ def pretrained_names() -> list[str]:
     root = pretrained_root()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file())
+    files = sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file())
+    return sorted(files + [e for e, members in ENSEMBLES.items() if all(m in files for m in members)])
 
 
 def pretrained_info(name: str) -> dict:
     """The shipped model's ``config.json`` (provenance, licence, labels, metrics)."""
+    if name in ENSEMBLES:
+        return {"name": name, "ensemble": list(ENSEMBLES[name]),
+                "description": "the mean of the members' tag probabilities, label by label"}
     path = pretrained_root() / name / "config.json"
     if not path.is_file():
         raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(pretrained_names()) or 'none'}")
@@ -106,6 +114,9 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     """Load a model by shipped name or path for :class:`genrescope.predict.Predictor`."""
     if runtime not in RUNTIMES:
         raise GenrescopeError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if str(model) in ENSEMBLES or (str(model) == "default" and DEFAULT_MODEL in ENSEMBLES):
+        name = DEFAULT_MODEL if str(model) == "default" else str(model)
+        return ensemble(name, [load_inference_model(m, runtime=runtime, threads=threads) for m in ENSEMBLES[name]])
     name, path = resolve_model_path(model, runtime)
     if path.suffix == ".onnx":
         return _from_onnx(name, path, threads)
@@ -143,3 +154,29 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
 
     window_frames = None if cfg.window_s is None else fc.window_frames
     return InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
+
+
+def ensemble(name: str, members: list[InferenceModel]) -> InferenceModel:
+    """Members that read the same features, run on the same windows, outputs merged by label."""
+    first = members[0]
+    for m in members[1:]:
+        if (m.feature_config, m.kind, m.window_frames) != (first.feature_config, first.kind, first.window_frames):
+            raise CheckpointError(f"ensemble {name}: {m.name} reads different features from {first.name}")
+    labels: list[str] = []
+    for m in members:
+        labels += [lab for lab in m.labels if lab not in labels]
+    # columns[i][j]: where member i's label j lands; counts: how many members feed each label
+    columns = [np.array([labels.index(lab) for lab in m.labels]) for m in members]
+    counts = np.zeros(len(labels))
+    for c in columns:
+        counts[c] += 1
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(x), len(labels)), np.float64)
+        for m, c in zip(members, columns):
+            out[:, c] += m.predict_windows(x)
+        return (out / counts).astype(np.float32)
+
+    return InferenceModel(name, labels, first.feature_config, first.kind, first.window_frames,
+                          all(m.multi_label for m in members), run,
+                          " + ".join(m.source for m in members), first.runtime)

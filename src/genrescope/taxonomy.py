@@ -25,8 +25,10 @@ MSD_GENRES = (
 #: Genre tags of the MagnaTagATune tag set used by musicnn's MTT models.
 MTT_GENRES = (
     "classical", "techno", "electronic", "rock", "ambient", "indian", "opera", "pop", "new age", "dance",
-    "country", "metal", "choral", "classic",
+    "country", "metal", "choral",
 )
+# MTT's "classic" is left out on purpose: it is an ambiguous tag (classic rock? classical?)
+# that annotators used for both.
 
 KNOWN_GENRES = frozenset(MSD_GENRES) | frozenset(MTT_GENRES)
 

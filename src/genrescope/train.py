@@ -54,6 +54,8 @@ class TrainConfig:
     aggregate: str = "mean"
     augment: augment.AugmentConfig = field(default_factory=augment.AugmentConfig)
     device: str = "auto"
+    #: False for a refit with a fixed epoch count: every epoch replaces "best", nothing is selected.
+    select_best: bool = True
 
     def __post_init__(self) -> None:
         if self.balance not in BALANCE:
@@ -243,13 +245,13 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
                    "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
                    **{k: v[k] for k in ("track_accuracy", "track_macro_f1", "window_accuracy", "window_macro_f1")}}
             state["history"].append(row)
-            improved = v["track_macro_f1"] > state["best"] + 1e-9
+            improved = v["track_macro_f1"] > state["best"] + 1e-9 or not cfg.select_best
             if improved:
                 state.update(best=v["track_macro_f1"], best_epoch=epoch + 1, bad_epochs=0)
                 ckpt.save_checkpoint(out / "best.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
             else:
                 state["bad_epochs"] += 1
-            stop = state["bad_epochs"] >= cfg.patience
+            stop = state["bad_epochs"] >= cfg.patience and cfg.select_best
             state["epoch"] = epoch + 1
             ckpt.save_checkpoint(out / "last.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
             ckpt.save_training_state(state_path, state=state, model=model, optimizer=opt, scheduler=sched,

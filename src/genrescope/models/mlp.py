@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genrescope.gtzan_table import GTZAN_TABLE_FEATURES
 from genrescope.errors import GenrescopeError
 from genrescope.models.layers import GenreModel, ModelConfig, classifier
 
@@ -64,5 +65,8 @@ class FeaturesMlp(GenreModel):
         z = (x - self.mean) / self.std  # (B, n_columns)
         return self.head(self.body(z))  # (B, n_classes)
 
+
+#: The table is computed over 30 s (GTZAN's excerpt length); served every 15 s along a song.
+FEATURES = {"features-mlp": GTZAN_TABLE_FEATURES.replace(window_hop_s=15.0)}
 
 MODELS = {"features-mlp": (FeaturesMlp, {})}
