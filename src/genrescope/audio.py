@@ -39,6 +39,9 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".aif", ".aiff", ".flac", ".ogg", ".o
 #: Peak amplitude under which a whole file counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
 
+#: Least audio (seconds) the FFmpeg fallback must recover from a damaged file to count as read.
+_MIN_SALVAGE_S = 0.5
+
 #: Frames decoded per read when streaming (about 3 s at 44.1 kHz).
 _READ_FRAMES = 131072
 
@@ -321,6 +324,10 @@ def load_audio(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = 
             blocks = list(_resample_blocks(_av_blocks(Path(path), offset, duration, mono), sr, mono))
         except AudioError:
             raise err from None  # libsndfile's diagnosis is the more precise one
+        got_s = sum(len(b) for b in blocks) / (sr or audio_info(path).sr)
+        if got_s < _MIN_SALVAGE_S:  # a few stray samples are not a recovered file
+            raise err from None
+        log.warning("%s: damaged file; FFmpeg recovered %.2f s of audio", path, got_s)
     if not blocks:
         raise EmptyAudioError(path, "holds no audio samples (zero length)")
     y = np.concatenate(blocks, axis=0).astype(np.float32, copy=False)

@@ -155,7 +155,7 @@ def from_manifest(manifest, feature_config: FeatureConfig, kind: str, *, cache_r
     if not tracks:
         raise DatasetError("the manifest has no tracks with a train/valid/test split")
     report = extract_many([t.path for t in tracks], cache, jobs=jobs, progress=progress)
-    failed = {str(p) for p, _ in getattr(report, "failed", [])}
+    failed = {str(p) for p, _ in report.failed}
     classes = list(manifest.labels)
     items: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labels: dict[str, list[int]] = {s: [] for s in SPLITS}
@@ -163,7 +163,8 @@ def from_manifest(manifest, feature_config: FeatureConfig, kind: str, *, cache_r
     for t in tracks:
         if str(t.path) in failed:
             continue
-        items[t.split].append(cache.get(t.path))
+        entry = report.entries.get(str(t.path))
+        items[t.split].append(np.load(entry) if entry is not None else cache.get(t.path))
         labels[t.split].append(classes.index(t.label))
         ids[t.split].append(t.track_id)
     if failed:
