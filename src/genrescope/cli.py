@@ -83,6 +83,9 @@ def _add_models(sub) -> None:
                        description="List every registered architecture: its input (feature kind, bins, window) "
                                    "and parameter count for the default feature config.")
     p.add_argument("--n-classes", type=int, default=10, help="output classes to count for (default: %(default)s)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the models shipped with genrescope (usable by name anywhere a checkpoint is "
+                        "accepted) and their provenance instead")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.set_defaults(_run=("genrescope.models", "run_models"))
 

@@ -141,6 +141,8 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
 
     if threads:
         torch.set_num_threads(threads)
+    if path.name == "weights.safetensors":  # a converted pretrained tagger (genrescope.models.musicnn)
+        return _from_torch_tagger(name, path)
     model, info = load_checkpoint(path)
     fc = info["feature_config"]
     fc = fc if isinstance(fc, FeatureConfig) else FeatureConfig.from_dict(fc)
@@ -180,3 +182,18 @@ def ensemble(name: str, members: list[InferenceModel]) -> InferenceModel:
     return InferenceModel(name, labels, first.feature_config, first.kind, first.window_frames,
                           all(m.multi_label for m in members), run,
                           " + ".join(m.source for m in members), first.runtime)
+
+
+def _from_torch_tagger(name: str, path: Path) -> InferenceModel:
+    import torch
+
+    from genrescope.models.musicnn import load_musicnn
+
+    model, config = load_musicnn(path.parent)
+    fc = FeatureConfig.from_dict(config["features"])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+    return InferenceModel(name, list(config["labels"]), fc, "log_mel", fc.window_frames, True, run, str(path), "torch")

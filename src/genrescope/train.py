@@ -285,7 +285,7 @@ def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) ->
     model.to(device)
     v = evaluate_split(model, data, "valid", device, cfg.aggregate)
     t = evaluate_split(model, data, "test", device, cfg.aggregate) if data.has_split("test") else None
-    metrics = {"valid": _plain(v), **({"test": _plain(t)} if t else {})}
+    metrics = {_valid_key(meta): _plain(v), **({"test": _plain(t)} if t else {})}
     ckpt.save_checkpoint(best_path, model, **{**_ckpt_args(meta, v, info.get("epoch")), "metrics": metrics})
     model.cpu()
     export_onnx(model, best_path.with_suffix(".onnx"), feature_config=meta["feature_config"],
@@ -299,9 +299,14 @@ def _plain(m: dict) -> dict:
     return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in m.items()}
 
 
+def _valid_key(meta: dict) -> str:
+    # after a refit the valid tracks were trained on: their score must not pass for a validation score
+    return "valid" if meta["train_config"].get("select_best", True) else "valid_seen_in_training"
+
+
 def _ckpt_args(meta: dict, valid: dict, epoch: int | None) -> dict:
     extra = {k: v for k, v in meta.items() if k not in ("model_name", "labels", "feature_config")}
-    extra.update(epoch=epoch, metrics={"valid": _plain(valid)})
+    extra.update(epoch=epoch, metrics={_valid_key(meta): _plain(valid)})
     return {"model_name": meta["model_name"], "labels": meta["labels"],
             "feature_config": meta["feature_config"], "extra": extra}
 

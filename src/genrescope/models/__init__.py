@@ -216,7 +216,10 @@ def list_models(*, n_classes: int = 10, feature_config: FeatureConfig | None = N
 
 
 def run_models(args) -> int:
-    """``genrescope models``: print the registry with parameter counts."""
+    """``genrescope models``: print the registry with parameter counts (or, with
+    ``--pretrained``, the shipped models and their provenance; no torch needed then)."""
+    if getattr(args, "pretrained", False):
+        return _print_pretrained(args.format)
     rows = list_models(n_classes=args.n_classes)
     if args.format == "json":
         print(json.dumps([{"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}", "params": r.n_params,
@@ -232,6 +235,40 @@ def run_models(args) -> int:
     missing = [n for n in REGISTRY if n not in {r.name for r in rows}]
     if missing:
         print(f"not available here: {', '.join(missing)}")
+    return 0
+
+
+def _print_pretrained(fmt: str) -> int:
+    from genrescope.registry import DEFAULT_MODEL, pretrained_info, pretrained_names
+
+    infos = []
+    for name in pretrained_names():
+        info = pretrained_info(name)
+        infos.append({"name": name, "default": name == DEFAULT_MODEL,
+                      "labels": len(info.get("labels", [])) or None,
+                      "description": info.get("description") or info.get("source", {}).get("description", ""),
+                      "source": info.get("source"), "licence": info.get("license") or info.get("licence"),
+                      "selection": info.get("selection"), "ensemble": info.get("ensemble")})
+    if fmt == "json":
+        print(json.dumps(infos, indent=2, default=str))
+        return 0
+    for i in infos:
+        head = i["name"] + ("  (default)" if i["default"] else "")
+        print(head)
+        if i["ensemble"]:
+            print(f"  ensemble of {' + '.join(i['ensemble'])}: mean tag probability per label")
+        if i["labels"]:
+            print(f"  {i['labels']} labels")
+        if i["description"]:
+            print(f"  {i['description']}")
+        src = i["source"]
+        if isinstance(src, dict):
+            print("  source: " + ", ".join(f"{k}: {v}" for k, v in src.items() if isinstance(v, (str, int, float))))
+        elif src:
+            print(f"  source: {src}")
+        if i["licence"]:
+            print(f"  licence: {i['licence']}")
+        print()
     return 0
 
 

@@ -1,0 +1,126 @@
+"""`genrescope predict` and the Predictor on the shipped models (ONNX Runtime, no torch)."""
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genrescope.cli import main
+from genrescope.predict import Predictor
+from genrescope.windows import window_starts
+
+from conftest import synth_music
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor()
+
+
+def test_default_model_json_schema_and_timeline(write_audio, capsys):
+    path = write_audio("song.ogg", duration=12.0, sr=44100, channels=2)
+    assert main(["predict", str(path), "--format", "json", "--timeline", "--top", "0"]) == 0
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["path"] == str(path) and obj["error"] is None and obj["model"] == "musicnn"
+    assert obj["duration_s"] == pytest.approx(12.0, abs=0.01)
+    probs = [g["probability"] for g in obj["genres"]]
+    assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
+    assert {"rock", "classical", "jazz"} <= {g["label"] for g in obj["genres"]}
+    assert obj["multi_label"] is True
+    tl = obj["timeline"]
+    n = len(tl["start_s"])
+    assert n == len(tl["end_s"]) == len(tl["probabilities"]) and len(tl["probabilities"][0]) == len(tl["labels"])
+    # windows cover the whole song: 187-frame patches at 16 kHz / hop 256, the last aligned to the end
+    frames = 1 + int(12.0 * 16000) // 256
+    assert n == len(window_starts(frames, 187, 187))
+    assert tl["start_s"][0] == 0 and tl["end_s"][-1] == pytest.approx(12.0, abs=0.02)
+
+
+def test_demo_excerpt_is_jazz(predictor):
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "demo" / "vibe_ace_excerpt.ogg"
+    pred = predictor.predict(demo)
+    assert pred.genres[0][0] == "jazz", pred.genres[:3]
+    assert pred.duration_s == pytest.approx(20.0, abs=0.01)
+
+
+def test_folder_glob_and_one_bad_file(tmp_path, write_audio, capsys):
+    write_audio("lib/a.wav", duration=4.0)
+    write_audio("lib/sub/b.flac", duration=4.0, seed=3)
+    (tmp_path / "lib" / "broken.mp3").write_bytes(b"\xff\xfb" + b"\x00" * 3000)
+    code = main(["predict", str(tmp_path / "lib"), "--format", "json", "-j", "2"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    by_name = {o["path"].rsplit("/", 1)[-1]: o for o in out}
+    assert set(by_name) == {"a.wav", "b.flac", "broken.mp3"}
+    assert by_name["broken.mp3"]["error"] and "broken.mp3" in by_name["broken.mp3"]["error"]
+    assert by_name["broken.mp3"]["genres"] == []
+    assert by_name["a.wav"]["error"] is None and by_name["a.wav"]["genres"]
+    assert main(["predict", str(tmp_path / "lib" / "*.wav"), "--format", "csv", "--top", "2"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["rank"] for r in rows] == ["1", "2"] and rows[0]["path"].endswith("a.wav")
+
+
+def test_table_output_and_timeline_csv(write_audio, tmp_path, capsys):
+    path = write_audio("x.wav", duration=7.0)
+    out_csv = tmp_path / "tl.csv"
+    assert main(["predict", str(path), "--timeline", str(out_csv), "--tags"]) == 0
+    text = capsys.readouterr().out
+    assert "tag probabilities" in text and "other tags:" in text
+    rows = list(csv.reader(out_csv.open()))
+    assert rows[0][:2] == ["start_s", "end_s"] and len(rows) - 1 == 3  # 7 s -> windows at 0, 2.99, end-aligned
+
+
+def test_too_short_and_missing(tmp_path, write_audio, capsys):
+    short = write_audio("short.wav", y=synth_music(0.3))
+    assert main(["predict", str(short), str(tmp_path / "nope.wav")]) == 1
+    out = capsys.readouterr().out
+    assert "at least 1.00 s is needed" in out and "file not found" in out
+
+
+def test_gtzan_features_model_is_a_distribution(write_audio):
+    pred = Predictor("gtzan-features").predict(write_audio("g.wav", duration=10.0))
+    assert len(pred.genres) == 10 and not pred.timeline.multi_label
+    assert sum(p for _, p in pred.genres) == pytest.approx(1.0, abs=1e-4)
+    assert pred.tags is None
+
+
+def test_ensemble_averages_members(write_audio):
+    from genrescope.registry import load_inference_model
+
+    ens = load_inference_model("musicnn")
+    msd, mtt = load_inference_model("musicnn-msd"), load_inference_model("musicnn-mtt")
+    x = np.random.default_rng(0).uniform(0, 3, (2, 96, 187)).astype(np.float32)
+    p, a, b = ens.predict_windows(x), msd.predict_windows(x), mtt.predict_windows(x)
+    np.testing.assert_allclose(p[:, ens.labels.index("jazz")], a[:, msd.labels.index("jazz")], rtol=1e-6)
+    np.testing.assert_allclose(p[:, ens.labels.index("classical")], b[:, mtt.labels.index("classical")], rtol=1e-6)
+    rock = (a[:, msd.labels.index("rock")] + b[:, mtt.labels.index("rock")]) / 2
+    np.testing.assert_allclose(p[:, ens.labels.index("rock")], rock, rtol=1e-6)
+
+
+def test_predict_never_imports_torch(write_audio):
+    path = write_audio("t.wav", duration=4.0)
+    code = ("import sys\nfrom genrescope.cli import main\n"
+            f"rc = main(['predict', {str(path)!r}, '--format', 'json'])\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "NO_TORCH 0", r.stderr[-2000:]
+
+
+def test_unknown_model_is_a_clean_error(write_audio, capsys):
+    assert main(["predict", str(write_audio("u.wav")), "--model", "no-such-model"]) == 2
+    assert "not a file and not a shipped model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["musicnn", "gtzan-features"])
+def test_torch_runtime_agrees_with_onnx(write_audio, model):
+    pytest.importorskip("torch")
+    path = write_audio("p.wav", duration=8.0, seed=5)
+    a = Predictor(model).predict(path)
+    b = Predictor(model, runtime="torch").predict(path)
+    assert a.timeline.labels == b.timeline.labels
+    np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)
