@@ -105,7 +105,8 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike | None = None, cfg: FeatureConfig = DEFAULT_FEATURES,
                  kind: str = "log_mel"):
         kind = kind.replace("-", "_")
-        if kind not in ("log_mel", "mfcc", "stft"):
+        # "embed_<backbone>" folders hold derived arrays (genrescope.embeddings) stored, not computed, here
+        if kind not in ("log_mel", "mfcc", "stft") and not kind.startswith("embed_"):
             raise GenrescopeError(f"FeatureCache: unknown feature kind {kind!r}")
         self.root = Path(root).expanduser() if root is not None else default_cache_root()
         self.cfg = cfg

@@ -147,6 +147,11 @@ def _add_train(sub) -> None:
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: runs/MODEL)")
     p.add_argument("--features-csv", metavar="CSV", default=None,
                    help="train a table model (features-mlp) on a GTZAN-features-style CSV instead of audio")
+    p.add_argument("--backbone", metavar="NAME", default=None,
+                   help="transfer learning: train a small head on this pretrained model's window embeddings "
+                        "(e.g. musicnn-msd); the head runs behind the backbone at prediction time")
+    p.add_argument("--head", choices=("linear", "mlp"), default="linear",
+                   help="with --backbone: a linear head or a one-hidden-layer MLP (default: %(default)s)")
     p.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"),
                    help="dataset layout (default: detect)")
     p.add_argument("--split", default="auto", help="split policy, as in `dataset info` (default: auto)")
@@ -214,6 +219,25 @@ def _add_compare(sub) -> None:
     p.set_defaults(_run=("genrescope.evaluate", "run_compare"))
 
 
+def _add_embed(sub) -> None:
+    p = sub.add_parser(
+        "embed", help="write pretrained-backbone embeddings of a dataset (per window and per track)",
+        description="Run a pretrained backbone over every track of a dataset and write its embeddings: "
+                    "windows.npy (one row per window) with windows.csv (track, label, split, start, end), and "
+                    "tracks.npy (mean over windows) with tracks.csv; --parquet also writes Parquet files.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder or CSV manifest")
+    p.add_argument("--backbone", default="musicnn-msd", help="shipped model to embed with (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", default="embeddings", help="output folder (default: %(default)s)")
+    p.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"), help="dataset layout")
+    p.add_argument("--split", default="auto", help="split policy recorded with each row (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a random split")
+    p.add_argument("--parquet", action="store_true", help="also write windows.parquet and tracks.parquet (pyarrow)")
+    p.add_argument("--cache", metavar="DIR", default=None, help="feature cache folder")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="feature extraction processes (default: CPU cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(_run=("genrescope.embeddings", "run_embed"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genrescope",
@@ -229,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_compare(sub)
+    _add_embed(sub)
     _add_models(sub)
     _add_export(sub)
     return parser

@@ -26,7 +26,8 @@ class TrainData:
     """Labelled inputs of every split.
 
     ``items[split]`` holds, per track, a (n_bins, n_frames) float32 array (spectrogram
-    kinds) or a (n_bins,) row (``kind == "table"``); ``labels[split]`` the class indices.
+    kinds), or for ``kind == "table"`` one (n_bins,) row or an (n_windows, n_bins) stack
+    of rows (e.g. backbone embeddings of each window); ``labels[split]`` the class indices.
     """
 
     classes: list[str]
@@ -49,7 +50,13 @@ class TrainData:
 
     @property
     def n_bins(self) -> int:
-        return int(self.items["train"][0].shape[0])
+        first = self.items["train"][0]
+        return int(first.shape[-1] if self.kind == "table" else first.shape[0])
+
+    @property
+    def row_sequences(self) -> bool:
+        """True for table data with several rows (windows) per track."""
+        return self.kind == "table" and self.items["train"][0].ndim == 2
 
     @property
     def window_s(self) -> float | None:
@@ -78,13 +85,13 @@ class TrainData:
 
     def table_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of the training rows (for models that standardise tables)."""
-        X = np.stack(self.items["train"])
+        X = np.concatenate(self.items["train"]) if self.row_sequences else np.stack(self.items["train"])
         return X.mean(axis=0).astype(np.float32), (X.std(axis=0) + 1e-8).astype(np.float32)
 
     # ------------------------------------------------------------ sampling
     def epoch_size(self, windows_per_track: int) -> int:
         n = len(self.items["train"])
-        return n if self.kind == "table" else n * windows_per_track
+        return n if self.kind == "table" and not self.row_sequences else n * windows_per_track
 
     def epoch_samples(self, rng: np.random.Generator, *, windows_per_track: int = 4, crop: bool = True,
                       balanced: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +108,17 @@ class TrainData:
             picks = rng.choice(n, size=n, p=w / w.sum())
         else:
             picks = np.arange(n)
-        if self.kind == "table":
+        if self.kind == "table" and not self.row_sequences:
             return np.stack([train[i] for i in picks]).astype(np.float32), y[picks]
+        if self.row_sequences:
+            rows, ys = [], []
+            for i in picks:
+                n_rows = len(train[i])
+                idx = (rng.integers(0, n_rows, windows_per_track) if crop
+                       else np.linspace(0, n_rows - 1, windows_per_track).round().astype(np.int64))
+                rows.append(train[i][idx])
+                ys.append(np.full(len(idx), y[i]))
+            return np.concatenate(rows).astype(np.float32), np.concatenate(ys).astype(np.int64)
         win = self.feature_config.window_frames
         xs, ys = [], []
         for i in picks:
@@ -128,7 +144,7 @@ class TrainData:
         """Every window of every track of ``split``, one (n_windows, n_bins[, W]) array per track."""
         for feats in self.items.get(split, []):
             if self.kind == "table":
-                yield feats[None, :].astype(np.float32)
+                yield (feats if feats.ndim == 2 else feats[None, :]).astype(np.float32)
             else:
                 yield slice_windows(feats, self.feature_config)[0]
 

@@ -32,6 +32,8 @@ def feature_config_for(model_name: str, args) -> FeatureConfig:
 def parse_model_opts(opts: list[str]) -> dict:
     """``["dropout=0.5", "hidden=256,64"]`` -> ``{"dropout": 0.5, "hidden": (256, 64)}``."""
     def value(v: str):
+        if v == "":
+            return ()
         if "," in v:
             return tuple(value(x) for x in v.split(",") if x)
         for conv in (int, float):
@@ -89,7 +91,7 @@ def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int =
     return TrainData(classes, "table", feature_config, items, ys, ids)
 
 
-def _refit(args, data, out: Path, cfg, fc, mcfg, selection, dataset_desc):
+def _refit(args, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
     """Retrain on train + valid for the selected number of epochs; the result replaces best.*"""
     import dataclasses
 
@@ -99,7 +101,7 @@ def _refit(args, data, out: Path, cfg, fc, mcfg, selection, dataset_desc):
     print(f"refit on train + valid for {epochs} epochs (the selected count)", file=sys.stderr)
     sel = {k: v for k, v in selection.valid.items() if k != "report"}
     rcfg = dataclasses.replace(cfg, epochs=epochs, select_best=False)
-    prov = {"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:]),
+    prov = {**base_prov, "command": "genrescope " + shlex.join(sys.argv[1:]),
             "selection": {"split": "valid", "best_epoch": selection.best_epoch, **sel},
             "note": "refit on train+valid after selection; the stored 'valid' metrics are on training data"}
     result = fit(args.model, data.merged_for_refit(), out / "refit", cfg=rcfg, feature_config=fc, model_config=mcfg,
@@ -112,11 +114,33 @@ def run_train(args) -> int:
     from genrescope.models import default_config, model_names
     from genrescope.train import fit
 
+    if getattr(args, "backbone", None) and args.model == "resnet-chunk":  # the CLI default: a head instead
+        args.model = "features-mlp"
     if args.model not in model_names():
         raise GenrescopeError(f"unknown model {args.model!r}; `genrescope models` lists them")
     fc = feature_config_for(args.model, args)
     cfg = train_config_from_args(args)
-    if args.features_csv:
+    backbone = getattr(args, "backbone", None)
+    extra_prov = {}
+    if backbone:
+        from genrescope.datasets import load_dataset
+        from genrescope.embeddings import Backbone, train_data
+
+        if args.model not in ("features-mlp",):
+            raise GenrescopeError("--backbone trains a head: use --model features-mlp (the default with --backbone)")
+        if not args.dataset:
+            raise GenrescopeError("--backbone needs a DATASET folder or manifest")
+        bb = Backbone(backbone)
+        fc = bb.feature_config
+        manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
+                                fma_subset=args.fma_subset)
+        data = train_data(manifest, bb, cache_root=args.cache, jobs=args.jobs, progress=not args.no_progress)
+        dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
+        extra_prov = {"backbone": backbone}
+        if not any(o.startswith("hidden=") for o in args.model_opt):
+            args.model_opt = [*args.model_opt, "hidden=" + ("" if args.head == "linear" else "256,"),
+                              "dropout=0.3"]
+    elif args.features_csv:
         data = load_table_data(args.features_csv, fc, seed=args.seed)
         dataset_desc = {"features_csv": str(args.features_csv)}
     else:
@@ -131,18 +155,22 @@ def run_train(args) -> int:
         data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
                              progress=not args.no_progress)
         dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
-    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes, **parse_model_opts(args.model_opt))
+    opts = parse_model_opts(args.model_opt)
+    if data.kind == "table":  # the width of a row: 57 table columns, or the backbone's embedding size
+        opts.setdefault("n_bins", data.n_bins)
+    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes, **opts)
     if mcfg.kind != data.kind:
         raise GenrescopeError(f"model {args.model} reads {mcfg.kind} input, the data is {data.kind}")
     out = Path(args.out or f"runs/{args.model}")
     print(f"training {args.model} on {data.split_summary()} -> {out}", file=sys.stderr)
     result = fit(args.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
-                 provenance={"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:])},
+                 provenance={"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:]),
+                             **extra_prov},
                  progress=not args.no_progress)
     if result is None:  # a non-zero rank under torchrun
         return 0
     if args.refit:
-        result = _refit(args, data, out, cfg, fc, mcfg, result, dataset_desc)
+        result = _refit(args, data, out, cfg, fc, mcfg, result, {"dataset": dataset_desc, **extra_prov})
     from genrescope.evaluate import write_plots
 
     write_plots(out, result.history, result.test or result.valid, data.classes)

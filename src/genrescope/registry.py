@@ -128,8 +128,18 @@ def _from_onnx(name: str, path: Path, threads: int | None) -> InferenceModel:
 
     m = OnnxModel(path, threads=threads)
     multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
-    return InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
-                          m.predict_windows, str(path), "onnx")
+    im = InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
+                        m.predict_windows, str(path), "onnx")
+    return _with_backbone(im, m.provenance.get("backbone"))
+
+
+def _with_backbone(head: InferenceModel, backbone: str | None) -> InferenceModel:
+    """A head trained on backbone embeddings runs behind its backbone."""
+    if not backbone:
+        return head
+    from genrescope.embeddings import head_inference_model
+
+    return head_inference_model(head.name, head, backbone)
 
 
 def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
@@ -155,7 +165,8 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
             return (torch.sigmoid(logits) if multi else torch.softmax(logits, -1)).numpy()
 
     window_frames = None if cfg.window_s is None else fc.window_frames
-    return InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
+    im = InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
+    return _with_backbone(im, info.get("backbone"))
 
 
 def ensemble(name: str, members: list[InferenceModel]) -> InferenceModel:

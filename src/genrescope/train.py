@@ -288,8 +288,9 @@ def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) ->
     metrics = {_valid_key(meta): _plain(v), **({"test": _plain(t)} if t else {})}
     ckpt.save_checkpoint(best_path, model, **{**_ckpt_args(meta, v, info.get("epoch")), "metrics": metrics})
     model.cpu()
+    prov = {k: meta[k] for k in ("backbone", "dataset", "command", "split") if k in meta}
     export_onnx(model, best_path.with_suffix(".onnx"), feature_config=meta["feature_config"],
-                labels=data.classes, model_name=meta["model_name"])
+                labels=data.classes, model_name=meta["model_name"], provenance=prov)
     history = _read_log(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return TrainResult(best_path, int(info.get("epoch") or 0), history, v, t)

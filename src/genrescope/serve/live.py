@@ -1,0 +1,118 @@
+"""``WS /api/live``: microphone samples in, a genre estimate about every second out.
+
+Protocol (JSON text messages, binary audio)::
+
+    client -> {"sample_rate": 48000}                  first message: the rate of what follows
+    server -> {"event": "ready", "model": ..., "labels": [...], "genre_labels": [...],
+               "multi_label": bool, "seconds": 6.0, "interval_s": 1.0, ...}
+    client -> binary frames: mono float32 little-endian samples, any length up to 1 MiB
+    server -> {"event": "estimate", "t": seconds received, "seconds": seconds analysed,
+               "level_db": RMS level, "genres": [{"label", "probability"}, ...],
+               "tags": [...]}                         every ``interval_s`` seconds of audio
+    server -> {"event": "error", "error": "..."}      then closes (1008 bad input, 1013 busy)
+
+The query parameter ``model`` picks a model id from ``GET /api/models``. The server
+resamples to the model's rate and computes the features itself
+(:class:`~genrescope.serve.stream.LiveEstimator`); the browser only captures samples.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from genrescope.errors import GenrescopeError
+from genrescope.serve.models import ModelCatalog
+from genrescope.serve.settings import Settings
+from genrescope.serve.stream import LiveEstimator
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 1 << 20
+SAMPLE_RATES = (8000, 192000)
+#: Seconds the client has to send its first message.
+HELLO_TIMEOUT_S = 10.0
+
+
+class _LiveError(Exception):
+    def __init__(self, message: str, code: int = 1008):
+        super().__init__(message)
+        self.code = code
+
+
+def add_live_route(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> None:
+    app.state.live_count = 0
+
+    @app.websocket("/api/live")
+    async def live(ws: WebSocket, model: str | None = None):
+        await ws.accept()
+        if app.state.live_count >= settings.max_live:
+            await _close_with_error(ws, f"too many live listeners ({settings.max_live}); try again later", 1013)
+            return
+        app.state.live_count += 1  # the event loop is single-threaded: no lock needed
+        try:
+            await _session(ws, app, settings, catalog, model)
+        except WebSocketDisconnect:
+            pass
+        except _LiveError as e:
+            await _close_with_error(ws, str(e), e.code)
+        except GenrescopeError as e:
+            await _close_with_error(ws, str(e), 1008)
+        finally:
+            app.state.live_count -= 1
+
+
+async def _close_with_error(ws: WebSocket, message: str, code: int) -> None:
+    try:
+        await ws.send_json({"event": "error", "error": message})
+        await ws.close(code=code)
+    except (WebSocketDisconnect, RuntimeError):  # already gone
+        pass
+
+
+async def _hello(ws: WebSocket) -> int:
+    try:
+        msg = await asyncio.wait_for(ws.receive_json(), HELLO_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise _LiveError("no {\"sample_rate\": ...} message received") from None
+    except ValueError:
+        raise _LiveError("the first message must be JSON: {\"sample_rate\": 48000}") from None
+    sr = msg.get("sample_rate") if isinstance(msg, dict) else None
+    if not isinstance(sr, (int, float)) or not SAMPLE_RATES[0] <= sr <= SAMPLE_RATES[1]:
+        raise _LiveError(f"sample_rate must be a number from {SAMPLE_RATES[0]} to {SAMPLE_RATES[1]}, got {sr!r}")
+    return int(round(sr))
+
+
+async def _session(ws: WebSocket, app: FastAPI, settings: Settings, catalog: ModelCatalog, model: str | None):
+    loop = asyncio.get_running_loop()
+    entry = catalog.resolve(model)
+    sr = await _hello(ws)
+    info = await loop.run_in_executor(None, catalog.describe, entry.id)  # loads the model once
+    est = LiveEstimator(catalog.get(entry.id), sr, settings.live_seconds)
+    await ws.send_json({"event": "ready", **info, "seconds": settings.live_seconds,
+                        "interval_s": settings.live_interval_s})
+    next_at = settings.live_interval_s
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        data = msg.get("bytes")
+        if data is None:
+            continue  # text after the hello is ignored (e.g. keep-alives)
+        if len(data) > MAX_FRAME_BYTES or len(data) % 4:
+            raise _LiveError(f"audio frames must be float32 samples, at most {MAX_FRAME_BYTES} bytes")
+        est.push(np.frombuffer(data, "<f4"))
+        if est.received_s < next_at:
+            continue
+        next_at = est.received_s + settings.live_interval_s
+        # the model runs beside the event loop; frames that arrive meanwhile wait in the socket
+        out = await loop.run_in_executor(app.state.live_pool, est.estimate, est.snapshot())
+        if out is None:
+            continue
+        await ws.send_json({
+            "event": "estimate", "t": round(est.received_s, 2), "seconds": out["seconds"],
+            "level_db": out["level_db"],
+            "genres": [{"label": g, "probability": round(p, 4)} for g, p in out["genres"]],
+            "tags": [{"label": g, "probability": round(p, 4)} for g, p in (out["tags"] or [])[:8]]})

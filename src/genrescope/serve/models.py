@@ -1,0 +1,124 @@
+"""The models the server offers, each loaded once and kept.
+
+A client names a model by an id from :meth:`ModelCatalog.entries`, never by a path: the
+shipped models by name, the files of ``--model-dir`` by their path inside that folder.
+Anything else is unknown (404), so a request cannot make the server open a file of its
+choosing.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from genrescope.errors import GenrescopeError
+
+log = logging.getLogger(__name__)
+
+
+class UnknownModelError(GenrescopeError):
+    """A model id the server does not offer."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model on offer: ``id`` is what clients send, ``source`` what the registry loads."""
+
+    id: str
+    name: str
+    origin: str  # "default", "shipped" or "model-dir"
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "origin": self.origin}
+
+
+def _scan_model_dir(model_dir: Path, runtime: str) -> list[ModelEntry]:
+    from genrescope.registry import resolve_model_path
+
+    if not model_dir.is_dir():
+        raise GenrescopeError(f"--model-dir {model_dir}: not a folder")
+    found = sorted(p for p in model_dir.rglob("*.onnx") if p.is_file())
+    if runtime == "torch":  # then checkpoints are what the runtime loads
+        found = sorted(p for p in model_dir.rglob("*.safetensors") if p.is_file())
+    out = []
+    for p in found:
+        rel = p.relative_to(model_dir).as_posix()
+        name, _ = resolve_model_path(p, runtime)
+        out.append(ModelEntry(rel, name, "model-dir", str(p)))
+    return out
+
+
+class ModelCatalog:
+    """Model ids on offer and a cache of loaded predictors (one load per model, ever).
+
+    Parameters
+    ----------
+    default : str
+        The model the page starts with: ``"default"``, a shipped name or a ``model_dir`` id.
+    model_dir : Path or None
+        Folder of extra ONNX exports (or checkpoints with ``runtime="torch"``).
+    runtime : str
+        Inference runtime of every model.
+    threads : int
+        Intra-op threads per model.
+    """
+
+    def __init__(self, default: str = "default", model_dir: Path | None = None, *, runtime: str = "onnx",
+                 threads: int | None = None):
+        from genrescope.registry import DEFAULT_MODEL, pretrained_names
+
+        self.runtime, self.threads = runtime, threads
+        entries = [ModelEntry("default", f"{DEFAULT_MODEL} (default)", "default", "default")]
+        entries += [ModelEntry(n, n, "shipped", n) for n in pretrained_names()]
+        if model_dir is not None:
+            entries += _scan_model_dir(Path(model_dir), runtime)
+        self._entries = {e.id: e for e in entries}
+        if default not in self._entries:
+            raise UnknownModelError(f"--model {default!r} is not on offer; choose one of: {', '.join(self._entries)}")
+        self.default = default
+        self._loaded: dict[str, object] = {}
+        self._locks: dict[str, threading.Lock] = {e: threading.Lock() for e in self._entries}
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def resolve(self, model_id: str | None) -> ModelEntry:
+        """The entry for ``model_id`` (None or "" means the default); raises UnknownModelError."""
+        key = model_id or self.default
+        try:
+            return self._entries[key]
+        except KeyError:
+            raise UnknownModelError(f"unknown model {key!r}; GET /api/models lists the models on offer") from None
+
+    def is_loaded(self, model_id: str) -> bool:
+        return model_id in self._loaded
+
+    def get(self, model_id: str | None):
+        """The loaded :class:`~genrescope.predict.Predictor` (blocking: call it from a worker thread)."""
+        from genrescope.predict import Predictor
+
+        entry = self.resolve(model_id)
+        pred = self._loaded.get(entry.id)
+        if pred is not None:
+            return pred
+        with self._locks[entry.id]:  # a second caller waits for the first load instead of loading again
+            pred = self._loaded.get(entry.id)
+            if pred is None:
+                pred = Predictor(entry.source, runtime=self.runtime, threads=self.threads)
+                log.info("loaded model %s in %.2f s", entry.id, pred.load_seconds)
+                self._loaded[entry.id] = pred
+        return pred
+
+    def describe(self, model_id: str | None) -> dict:
+        """What the page needs to know about a model (loads it)."""
+        entry = self.resolve(model_id)
+        pred = self.get(entry.id)
+        m = pred.model
+        cfg = m.feature_config
+        win = (m.window_frames or cfg.window_frames) / cfg.frame_rate if m.kind != "table" else cfg.window_s
+        return {**entry.to_dict(), "model": m.name, "labels": list(m.labels), "genre_labels": m.genre_labels,
+                "multi_label": m.multi_label, "input": m.kind, "sr": cfg.sr, "window_s": round(win, 4),
+                "window_hop_s": round(cfg.window_hop_frames / cfg.frame_rate if m.kind != "table"
+                                      else cfg.window_hop_s, 4), "runtime": m.runtime}

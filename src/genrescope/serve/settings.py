@@ -1,0 +1,99 @@
+"""The web app's settings: every limit the server enforces, in one frozen dataclass.
+
+``genrescope serve`` fills it from its flags (:func:`settings_from_args`); tests and the
+load bench build it directly. Nothing here imports the web stack, so the CLI can read
+its defaults without importing FastAPI.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server offers and how much it accepts.
+
+    Parameters
+    ----------
+    model : str
+        The model the page starts with: ``"default"``, a shipped name, or a file in ``model_dir``.
+    model_dir : Path or None
+        A folder whose ONNX exports (``*.onnx``, searched recursively) are offered as well.
+    runtime : str
+        ``"onnx"`` (default) or ``"torch"`` (then ``.safetensors`` checkpoints are offered too).
+    max_upload_mb : float
+        Largest accepted upload in MiB (413 above).
+    max_duration_s : float
+        Longest accepted audio in seconds (413 above).
+    max_jobs : int
+        Files analysed at the same time (the size of the inference worker pool).
+    max_queue : int
+        Uploads that may wait for a worker; any more are refused with 429.
+    threads : int or None
+        Runtime threads per model call (None: the CPU cores shared out among ``max_jobs``).
+    max_live : int
+        Microphone streams at the same time; any more are refused.
+    live_seconds : float
+        How many seconds of microphone audio each live estimate looks at.
+    live_interval_s : float
+        Seconds of received microphone audio between two live estimates.
+    tmp_dir : Path or None
+        Parent of the private upload folder (None: the system's temporary folder).
+    """
+
+    model: str = "default"
+    model_dir: Path | None = None
+    runtime: str = "onnx"
+    max_upload_mb: float = 200.0
+    max_duration_s: float = 1800.0
+    max_jobs: int = field(default_factory=_default_jobs)
+    max_queue: int = 16
+    threads: int | None = None
+    max_live: int = 4
+    live_seconds: float = 6.0
+    live_interval_s: float = 1.0
+    tmp_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        from genrescope.errors import GenrescopeError
+
+        if self.max_upload_mb <= 0 or self.max_duration_s <= 0:
+            raise GenrescopeError("serve: --max-upload-mb and --max-duration must be > 0")
+        if self.max_jobs < 1 or self.max_queue < 0 or self.max_live < 0:
+            raise GenrescopeError("serve: --max-jobs must be >= 1, --max-queue and --max-live >= 0")
+        if self.live_seconds < 1.0 or self.live_interval_s <= 0:
+            raise GenrescopeError("serve: --live-seconds must be >= 1 and --live-interval > 0")
+        if self.runtime not in ("onnx", "torch"):
+            raise GenrescopeError(f"serve: runtime must be onnx or torch, got {self.runtime!r}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def model_threads(self) -> int:
+        """Intra-op threads of each model: the cores shared out among the parallel jobs."""
+        if self.threads:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // self.max_jobs)
+
+    def limits(self) -> dict:
+        """The limits as the page and ``GET /api/config`` show them."""
+        return {"max_upload_bytes": self.max_upload_bytes, "max_duration_s": self.max_duration_s,
+                "max_jobs": self.max_jobs, "max_queue": self.max_queue, "max_live": self.max_live}
+
+
+def settings_from_args(args) -> Settings:
+    """Settings from the parsed ``genrescope serve`` arguments."""
+    return Settings(
+        model=args.model, model_dir=Path(args.model_dir) if args.model_dir else None, runtime=args.runtime,
+        max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_jobs=args.max_jobs or _default_jobs(),
+        max_queue=args.max_queue, threads=args.threads, max_live=args.max_live,
+        live_seconds=args.live_seconds, live_interval_s=args.live_interval,
+        tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None)

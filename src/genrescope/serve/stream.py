@@ -1,0 +1,246 @@
+"""Timelines that arrive while a file is still being decoded, and live microphone estimates.
+
+:class:`TimelineStream` runs the same steps as :meth:`genrescope.predict.Predictor.predict`
+(decode blocks -> :func:`~genrescope.features.iter_log_mel` -> model windows -> the model
+in batches) but hands over each batch of windows as soon as it is computed, so the page
+shows the beginning of a long song within a second. The windows, their times and the
+final :class:`~genrescope.predict.Prediction` are the ones ``predict`` gives.
+
+:class:`LiveEstimator` keeps the last few seconds of a microphone stream, resampled to
+the model's rate, and predicts on them with :func:`genrescope.features.compute`: the
+browser sends raw samples and never computes features.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from genrescope.audio import check_duration, iter_audio_blocks
+from genrescope.errors import AudioError
+from genrescope.features import compute, iter_log_mel
+from genrescope.predict import MIN_DURATION_S, Prediction, Predictor, Timeline
+from genrescope.windows import slice_windows, window_starts
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the server accepts."""
+
+
+@dataclass
+class TimelineChunk:
+    """Consecutive windows of a timeline.
+
+    Attributes
+    ----------
+    start_s, end_s : np.ndarray
+        (k,) window boundaries in seconds.
+    probs : np.ndarray
+        (k, G) probabilities.
+    decoded_s : float
+        Seconds of audio decoded so far.
+    """
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    probs: np.ndarray
+    decoded_s: float
+
+
+class _Limited:
+    """Passes audio blocks through, counts samples and stops past ``max_samples``."""
+
+    def __init__(self, blocks, path, sr: int, max_duration_s: float | None):
+        self.blocks, self.path, self.sr, self.n = blocks, path, sr, 0
+        self.max_samples = None if max_duration_s is None else int(max_duration_s * sr)
+
+    def __iter__(self):
+        for b in self.blocks:
+            self.n += len(b)
+            if self.max_samples is not None and self.n > self.max_samples:
+                raise AudioTooLongError(self.path, f"is longer than the limit of {self.max_samples / self.sr:g} s")
+            yield b
+
+
+class TimelineStream:
+    """Iterate over :class:`TimelineChunk` s of one file; then :attr:`prediction` holds the result.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The loaded model.
+    path : path-like
+        The audio file.
+    name : str, optional
+        What the prediction's ``path`` shows (default: ``path``).
+    max_duration_s : float, optional
+        Raise :class:`AudioTooLongError` once more than this much audio has been decoded.
+    batch_size : int, optional
+        Windows per model call after the first (default: the predictor's).
+    flush_s : float
+        Hand over the windows ready so far at least this often, even in smaller batches.
+    """
+
+    def __init__(self, predictor: Predictor, path, *, name: str | None = None, max_duration_s: float | None = None,
+                 batch_size: int | None = None, flush_s: float = 0.5):
+        self.predictor, self.path = predictor, Path(path)
+        self.name = str(path) if name is None else name
+        self.max_duration_s = max_duration_s
+        self.batch_size = batch_size or predictor.batch_size
+        self.flush_s = flush_s
+        self.prediction: Prediction | None = None
+        self._chunks: list[TimelineChunk] = []
+
+    def __iter__(self) -> Iterator[TimelineChunk]:
+        m = self.predictor.model
+        cfg = m.feature_config
+        streamable = m.kind == "log_mel" and not (cfg.log == "db" and cfg.top_db is not None)
+        source = self._windowed() if streamable else self._whole()
+        for chunk in source:
+            self._chunks.append(chunk)
+            yield chunk
+
+    # ------------------------------------------------------------ streaming path
+    def _windowed(self) -> Iterator[TimelineChunk]:
+        m = self.predictor.model
+        cfg = m.feature_config
+        win, hop = m.window_frames or cfg.window_frames, cfg.window_hop_frames
+        blocks = _Limited(iter_audio_blocks(self.path, sr=cfg.sr), self.path, cfg.sr, self.max_duration_s)
+        buf = np.zeros((cfg.n_mels, 0), np.float32)  # frames from global index `off` on
+        off = total = next_start = 0
+        ready: list[np.ndarray] = []  # windows, each (n_bins, win)
+        starts: list[int] = []
+        goal, last = 1, time.perf_counter()  # the first window goes out alone: first results fast
+        for feats in iter_log_mel(blocks, cfg):
+            buf = np.concatenate([buf, feats], axis=1)
+            total += feats.shape[1]
+            while next_start + win <= total:
+                ready.append(buf[:, next_start - off: next_start - off + win])
+                starts.append(next_start)
+                next_start += hop
+            if ready and (len(ready) >= goal or time.perf_counter() - last > self.flush_s):
+                yield self._run(np.stack(ready), np.asarray(starts), win, None, blocks.n / cfg.sr)
+                ready, starts, goal, last = [], [], self.batch_size, time.perf_counter()
+            # keep from the last start taken on: the end-aligned last window starts after it
+            keep = max(off, next_start - hop)
+            buf, off = buf[:, keep - off:], keep
+        n_samples = blocks.n
+        check_duration(self.path, n_samples / cfg.sr, MIN_DURATION_S)
+        if total < win:  # shorter than one window: padded exactly as slice_windows pads it
+            windows, start_s, end_s = slice_windows(buf, cfg, win_frames=win)
+            yield TimelineChunk(start_s, end_s, self.predictor._run(windows), n_samples / cfg.sr)
+            self._finish(n_samples)
+            return
+        tail = [s for s in window_starts(total, win, hop) if s >= next_start or s % hop]
+        for s in tail:
+            ready.append(buf[:, s - off: s - off + win])
+            starts.append(s)
+        if ready:
+            yield self._run(np.stack(ready), np.asarray(starts), win, total, n_samples / cfg.sr)
+        self._finish(n_samples)
+
+    def _run(self, windows: np.ndarray, starts: np.ndarray, win: int, total: int | None,
+             decoded_s: float) -> TimelineChunk:
+        fr = self.predictor.model.feature_config.frame_rate
+        probs = self.predictor._run(windows)  # windows: (k, n_bins, win) -> (k, G)
+        ends = starts + win if total is None else np.minimum(starts + win, total)
+        return TimelineChunk(starts / fr, ends / fr, probs, decoded_s)
+
+    # ------------------------------------------------------------ other inputs: one chunk
+    def _whole(self) -> Iterator[TimelineChunk]:
+        limit = None if self.max_duration_s is None else self.max_duration_s + 1.0
+        pred = self.predictor.predict(self.path, duration=limit)
+        if self.max_duration_s is not None and pred.duration_s > self.max_duration_s:
+            raise AudioTooLongError(self.path, f"is longer than the limit of {self.max_duration_s:g} s")
+        tl = pred.timeline
+        pred.path = self.name
+        self.prediction = pred
+        yield TimelineChunk(tl.start_s, tl.end_s, tl.probs, pred.duration_s)
+
+    def _timeline(self) -> Timeline:
+        c = self._chunks
+        return Timeline(np.concatenate([x.start_s for x in c]), np.concatenate([x.end_s for x in c]),
+                        np.concatenate([x.probs for x in c]), self.predictor.labels,
+                        self.predictor.model.multi_label)
+
+    def _finish(self, n_samples: int) -> None:
+        m = self.predictor.model
+        pred = Prediction(self.name, m.name, n_samples / m.feature_config.sr, timeline=self._timeline())
+        self.prediction = self.predictor.rank(pred)
+
+    def partial(self) -> Prediction | None:
+        """The ranking of the windows seen so far (the track aggregate of a partial timeline)."""
+        if not self._chunks:
+            return None
+        pred = Prediction(self.name, self.predictor.name, self._chunks[-1].decoded_s, timeline=self._timeline())
+        return self.predictor.rank(pred)
+
+
+class LiveEstimator:
+    """The last ``seconds`` of a live stream at the model's rate, and estimates from them.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The loaded model.
+    input_sr : int
+        Sample rate of the pushed samples (the browser's audio context rate).
+    seconds : float
+        How much recent audio each estimate looks at.
+    """
+
+    def __init__(self, predictor: Predictor, input_sr: int, seconds: float = 6.0):
+        import soxr
+
+        self.predictor = predictor
+        self.sr = predictor.model.feature_config.sr
+        self.input_sr = int(input_sr)
+        self.capacity = int(round(seconds * self.sr))
+        self.buf = np.zeros(0, np.float32)
+        self.received = 0  # input samples pushed in total
+        self._resampler = None if self.input_sr == self.sr else soxr.ResampleStream(
+            self.input_sr, self.sr, 1, dtype="float32", quality="HQ")
+
+    @property
+    def received_s(self) -> float:
+        return self.received / self.input_sr
+
+    def push(self, pcm: np.ndarray) -> None:
+        """Append mono float32 samples at ``input_sr``; only the last ``seconds`` are kept."""
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        pcm = np.nan_to_num(np.clip(pcm, -1.0, 1.0), nan=0.0)
+        self.received += len(pcm)
+        y = pcm if self._resampler is None else self._resampler.resample_chunk(pcm)
+        self.buf = np.concatenate([self.buf, y])[-self.capacity:]
+
+    def snapshot(self) -> np.ndarray:
+        """A copy of the buffered audio at the model's rate, (n,) float32."""
+        return self.buf.copy()
+
+    def estimate(self, y: np.ndarray) -> dict | None:
+        """Genre probabilities of a snapshot (None while under one second is buffered).
+
+        Returns
+        -------
+        dict or None
+            ``genres`` (ranked ``(label, probability)`` pairs), ``probs`` ((G,) track
+            aggregate of the windows), ``level_db`` (RMS level) and ``seconds`` analysed.
+        """
+        if len(y) < MIN_DURATION_S * self.sr:
+            return None
+        m = self.predictor.model
+        cfg = m.feature_config
+        if m.kind == "table":
+            probs, start, end = self.predictor._table_windows(y)
+        else:
+            feats = compute(y, cfg, m.kind)  # the one feature path, as for files
+            windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
+            probs = self.predictor._run(windows)
+        tl = Timeline(start, end, probs, self.predictor.labels, m.multi_label)
+        pred = self.predictor.rank(Prediction("live", m.name, len(y) / cfg.sr, timeline=tl))
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        return {"genres": pred.genres, "tags": pred.tags, "probs": tl.track(),
+                "level_db": round(20 * np.log10(max(rms, 1e-6)), 1), "seconds": round(len(y) / cfg.sr, 2)}
