@@ -42,9 +42,9 @@ SR = 22050
 
 #: label -> (tempo range in BPM, harmonics range, spectral rolloff exponent range)
 STYLES = {
-    "four-floor": ((112, 132), (8, 18), (0.7, 1.4)),
-    "offbeat": ((84, 120), (4, 12), (1.0, 2.0)),
-    "swing": ((96, 140), (2, 7), (1.4, 2.6)),
+    "four-floor": ((112, 132), (6, 16), (0.8, 1.8)),
+    "offbeat": ((84, 120), (4, 14), (1.0, 2.2)),
+    "swing": ((96, 140), (3, 10), (1.2, 2.6)),
     "ambient": ((70, 118), (3, 12), (1.0, 2.4)),
 }
 MAJOR, MINOR = (0, 4, 7), (0, 3, 7)
@@ -188,6 +188,15 @@ def render(style: str, duration: float, sr: int, rng: np.random.Generator) -> np
                     s * beat / 2, sr, 0.3)
     else:
         raise ValueError(style)
+    if style != "ambient" and rng.random() < 0.3:  # a pad under the groove, as in the ambient style
+        pad = np.zeros_like(music)
+        for b in range(0, n_beats, 4):
+            deg, iv = bars[b // 4]
+            for i in iv:
+                add(pad, tone(midi_hz(key + 12 + deg + i), 4 * beat + 0.5, sr, attack=0.5, decay=0.4, **tone_kw),
+                    b * beat, sr)
+        music = music / (np.abs(music).max() + 1e-9) + 10 ** (rng.uniform(-10.0, -3.0) / 20) * pad / (
+            np.abs(pad).max() + 1e-9)
 
     drum_db = rng.uniform(-12.0, 0.0) if style != "ambient" else -np.inf
     y = music / (np.abs(music).max() + 1e-9) + 10 ** (drum_db / 20) * drums / (np.abs(drums).max() + 1e-9)

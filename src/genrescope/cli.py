@@ -238,6 +238,40 @@ def _add_embed(sub) -> None:
     p.set_defaults(_run=("genrescope.embeddings", "run_embed"))
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="the web app: upload a song or use the microphone, see its genres move over time",
+        description="Start a local web server with a page that analyses an uploaded file (summary, playback, the "
+                    "current genre mix and a timeline of every genre) or listens to the microphone, plus the "
+                    "HTTP API the page uses (documented at /docs). Needs the web extra: "
+                    "pip install 'genrescope[web]'.",
+        epilog="example: genrescope serve --port 8000 --model-dir runs/")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; browsers allow the "
+                        "microphone only on localhost or https)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    p.add_argument("-m", "--model", default="default",
+                   help="model the page starts with: default, a shipped name or a file in --model-dir")
+    p.add_argument("--model-dir", metavar="DIR", default=None,
+                   help="also offer every ONNX export (with --runtime torch: checkpoint) found under DIR")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MiB (default: %(default)s)")
+    g.add_argument("--max-duration", type=float, default=1800.0, help="longest audio in seconds (default: %(default)s)")
+    g.add_argument("--max-jobs", type=int, default=0, help="files analysed at once (default: CPU cores, at most 4)")
+    g.add_argument("--max-queue", type=int, default=16,
+                   help="uploads that may wait for a free worker before the server answers 429 (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=None, help="threads per model call (default: cores / max-jobs)")
+    g.add_argument("--max-live", type=int, default=4, help="microphone streams at once (default: %(default)s)")
+    g.add_argument("--live-seconds", type=float, default=6.0,
+                   help="seconds of microphone audio each live estimate looks at (default: %(default)s)")
+    g.add_argument("--live-interval", type=float, default=1.0,
+                   help="seconds between live estimates (default: %(default)s)")
+    g.add_argument("--tmp-dir", metavar="DIR", default=None,
+                   help="where the private upload folder is made (default: the system's temporary folder)")
+    p.set_defaults(_run=("genrescope.serve", "run_serve"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genrescope",
@@ -256,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(sub)
     _add_models(sub)
     _add_export(sub)
+    _add_serve(sub)
     return parser
 
 
