@@ -142,3 +142,21 @@ def test_torchrun_two_cpu_processes(two_styles, tmp_path):
     assert (out / "best.safetensors").is_file() and (out / "best.onnx").is_file()
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + one epoch, written once (rank 0 only)
+
+
+def test_timeline_cnn_gives_a_distribution_every_few_hundred_ms(data, tmp_path, two_styles):
+    from genrescope.predict import Predictor
+
+    from genrescope.train import TrainConfig, fit
+
+    out = tmp_path / "tl"
+    fit("timeline-cnn", data, out, cfg=TrainConfig(epochs=2, batch_size=8, seed=0), feature_config=FC, progress=False)
+    wav = next((two_styles / "slow").glob("*.wav"))
+    a = Predictor(str(out / "best.onnx")).predict(wav)
+    tl = a.timeline
+    hop = tl.end_s[0] - tl.start_s[0]
+    assert 0.05 < hop < 0.5 and len(tl.probs) == pytest.approx(3.0 / hop, abs=2)
+    assert tl.end_s[-1] == pytest.approx(3.0, abs=1e-3)
+    np.testing.assert_allclose(tl.probs.sum(axis=1), 1.0, atol=1e-5)
+    b = Predictor(str(out / "best.safetensors"), runtime="torch").predict(wav)
+    np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)

@@ -157,8 +157,11 @@ class Predictor:
             times["decode+features"] = time.perf_counter() - t0
             check_duration(path, n_samples / cfg.sr, MIN_DURATION_S)
             t1 = time.perf_counter()
-            windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
-            probs = self._run(windows)
+            if m.window_frames is None and m.predict_frames is not None:
+                probs, start, end = self._frames(feats, n_samples / cfg.sr)
+            else:
+                windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
+                probs = self._run(windows)
             times["model"] = time.perf_counter() - t1
         tl = Timeline(start + (offset or 0.0), end + (offset or 0.0), probs, self.labels, m.multi_label)
         pred = Prediction(str(path), m.name, n_samples / cfg.sr, timeline=tl, seconds=times)
@@ -177,6 +180,28 @@ class Predictor:
         out = [self.model.predict_windows(windows[i:i + self.batch_size])
                for i in range(0, len(windows), self.batch_size)]
         return np.concatenate(out).astype(np.float32)
+
+    def _frames(self, feats: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whole-song models: one pass per chunk of about 5 minutes; a row every frame_hop_s."""
+        m = self.model
+        cfg = m.feature_config
+        chunk = int(round(300 * cfg.frame_rate))
+        step = max(1, int(round(m.frame_hop_s * cfg.frame_rate)))  # input frames per output row
+        chunk -= chunk % step
+        min_len = max(step, 8)
+        parts = []
+        for i in range(0, feats.shape[1], chunk):
+            piece = feats[:, i:i + chunk]
+            if piece.shape[1] < min_len:  # a sliver at the end: pad it like a short song
+                piece = np.pad(piece, ((0, 0), (0, min_len - piece.shape[1])), mode="edge")
+            parts.append(m.predict_frames(piece))
+        probs = np.concatenate(parts).astype(np.float32)
+        start = np.arange(len(probs)) * m.frame_hop_s
+        end = np.minimum(start + m.frame_hop_s, duration_s)
+        keep = start < duration_s
+        probs, start, end = probs[keep], start[keep], end[keep]
+        end[-1] = duration_s  # the last row holds whatever the pooling left over
+        return probs, start, end
 
     def _table_windows(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Table models: one table row per window of the waveform (30 s by default)."""

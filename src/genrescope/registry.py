@@ -69,6 +69,9 @@ class InferenceModel:
     predict_windows: Callable[[np.ndarray], np.ndarray]
     source: str
     runtime: str
+    #: whole-song models: (n_bins, T) features -> (T', G) probabilities, one row every frame_hop_s
+    predict_frames: Callable[[np.ndarray], np.ndarray] | None = None
+    frame_hop_s: float | None = None
 
     @property
     def genre_labels(self) -> list[str]:
@@ -130,6 +133,8 @@ def _from_onnx(name: str, path: Path, threads: int | None) -> InferenceModel:
     multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
     im = InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
                         m.predict_windows, str(path), "onnx")
+    if m.window_s is None and m.has_frames:
+        im.predict_frames, im.frame_hop_s = m.predict_frames, m.frame_hop_s
     return _with_backbone(im, m.provenance.get("backbone"))
 
 
@@ -166,6 +171,13 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
 
     window_frames = None if cfg.window_s is None else fc.window_frames
     im = InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
+    if cfg.window_s is None and hasattr(model, "forward_frames"):
+        def frames(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                logits = model.forward_frames(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None])
+                return torch.softmax(logits[0], -1).numpy()
+
+        im.predict_frames, im.frame_hop_s = frames, model.frame_stride / fc.frame_rate
     return _with_backbone(im, info.get("backbone"))
 
 
