@@ -142,7 +142,7 @@ def main() -> int:
     print(f"{'whole `genrescope predict` process':34}{wp:9.3f}{dur / wp:13.0f}")
     print(f"{'in-process predict (model loaded)':34}{ip['total']:9.3f}{dur / ip['total']:13.0f}")
     print(f"{'  decode + features (streamed)':34}{ip['decode+features']:9.3f}{dur / ip['decode+features']:13.0f}")
-    print(f"{'  model ({} windows, batched)'.format(ip['windows']):34}{ip['model']:9.3f}{dur / ip['model']:13.0f}")
+    print(f"{'  model ({} windows x members)'.format(ip['windows']):34}{ip['model']:9.3f}{dur / ip['model']:13.0f}")
     print(f"{'model load':34}{ip['load']:9.3f}")
     if bl:
         print(f"\nbaseline (librosa.load + librosa mel + one patch per call, same ONNX model):")

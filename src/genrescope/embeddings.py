@@ -45,7 +45,7 @@ class Backbone:
         x = np.zeros((1, self.model.n_bins, self.window_frames), np.float32)
         return int(self.embed_windows(x).shape[1])
 
-    def embed_windows(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def embed_windows(self, windows: np.ndarray, batch_size: int = 1) -> np.ndarray:
         """(N, n_mels, T) log-mel windows -> (N, D) float32 embeddings."""
         out = [self.model.run(windows[i:i + batch_size])[EMBEDDINGS_OUTPUT] for i in range(0, len(windows), batch_size)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)

@@ -52,7 +52,7 @@ class OnnxModel:
         ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core).
     """
 
-    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 64,
+    def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 4,
                  threads: int | None = None):
         import onnxruntime as ort
 

@@ -111,12 +111,15 @@ class Predictor:
     runtime : str
         ``"onnx"`` (default; ONNX Runtime, no torch) or ``"torch"``.
     batch_size : int
-        Windows per model call.
+        Windows per model call. Small on purpose: the taggers' intermediate tensors take
+        about 100 MB per window, and at batch 32 a 4-minute song spent more time faulting
+        in 3.5 GB of fresh memory than computing (bench/predict.py measured batch 1 at 4x
+        the speed of batch 32 on one core).
     threads : int or None
         Intra-op threads for the runtime (None: the runtime's choice).
     """
 
-    def __init__(self, model: str | os.PathLike = "default", *, runtime: str = "onnx", batch_size: int = 32,
+    def __init__(self, model: str | os.PathLike = "default", *, runtime: str = "onnx", batch_size: int = 1,
                  threads: int | None = None):
         from genrescope.registry import load_inference_model
 

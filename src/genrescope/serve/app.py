@@ -272,6 +272,8 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
             if ev is None:
                 return _error(500, "the analysis ended without a result")
             if ev["event"] == "error":
+                while await events.get() is not None:  # the job's end: its upload is removed by then
+                    pass
                 return _error(ev["status"], ev["error"])
             head.append(ev)
             if ev["event"] != "start":
@@ -281,8 +283,6 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
             try:
                 for ev in head:
                     yield _line(ev)
-                if head[-1]["event"] == "result":
-                    return
                 while (ev := await events.get()) is not None:
                     yield _line(ev)
             finally:
@@ -343,8 +343,8 @@ class _StreamJob:
             predictor = self.catalog.get(self.model_id)
             header_s = _check_header(self.upload, self.max_duration_s)
             info = self.catalog.describe(self.model_id)
-            self.emit({"event": "start", "name": self.upload.filename, "duration_s": round(header_s, 3),
-                       "size": self.upload.size, **info})
+            self.emit({**info, "event": "start", "file": self.upload.filename, "duration_s": round(header_s, 3),
+                       "size": self.upload.size})
             stream = TimelineStream(predictor, self.upload.path, name=self.upload.filename,
                                     max_duration_s=self.max_duration_s)
             for chunk in stream:

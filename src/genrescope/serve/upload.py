@@ -151,7 +151,7 @@ class _Parts:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MiB"
+    return f"{n / (1024 * 1024):.3g} MiB"
 
 
 def _write_all(fd: int, data: bytes) -> None:
