@@ -68,8 +68,18 @@ class _FrontendBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 0, *self.time_pad))  # (B, 1, T + k_t - 1, n_mels)
-        x = self.bn(F.relu(self.conv(x)))  # (B, filters, T, n_mels - k_f + 1)
-        return x.amax(dim=3)  # (B, filters, T)
+        c = self.conv(x)  # (B, filters, T, n_mels - k_f + 1)
+        if self.training:
+            return self.bn(F.relu(c)).amax(dim=3)  # (B, filters, T)
+        # Inference: the max over mel commutes with ReLU and with each channel's batch-norm
+        # affine map (a min where its scale is negative), so ReLU and batch norm run on the
+        # pooled (B, filters, T) tensor instead of the 4-D one. Same numbers, less memory traffic.
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)  # (filters,)
+        pooled = c.amax(dim=3)
+        if bool((scale < 0).any()):
+            pooled = torch.where((scale >= 0)[None, :, None], pooled, c.amin(dim=3))
+        return F.batch_norm(F.relu(pooled), self.bn.running_mean, self.bn.running_var, self.bn.weight,
+                            self.bn.bias, training=False, eps=self.bn.eps)  # (B, filters, T)
 
 
 class _MidendLayer(nn.Module):
