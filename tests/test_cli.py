@@ -61,3 +61,16 @@ def test_info_reports_bad_file_and_continues(write_audio, tmp_path, capsys):
 def test_missing_input_is_a_clean_error(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nothing")]) == 1
     assert "file not found" in capsys.readouterr().out
+
+
+def test_ci_runs_the_readme_test_command():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:3]]
+    main_cmd, test_cmd = blocks
+    assert "genrescope predict demo/" in main_cmd and "torch" not in main_cmd  # the light install predicts
+    assert test_cmd.endswith("python -m pytest")
+    ci = (root / ".ci" / "run").read_text()
+    assert test_cmd in ci.splitlines()
