@@ -1,0 +1,166 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, against a server on
+127.0.0.1 started here. Screenshots go to $GENRESCOPE_ARTIFACTS (default tests/artifacts/);
+with GENRESCOPE_UPDATE_DOCS=1 the upload screenshot also replaces docs/screenshot.png.
+
+Skipped when /usr/bin/chromium, Playwright or the web extra is missing."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("GENRESCOPE_ARTIFACTS", ROOT / "tests" / "artifacts"))
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+
+
+def two_halves(sr: int = 22050) -> np.ndarray:
+    """10 s of a sustained string-like chord, then 10 s of drum-machine beats with a bass."""
+    rng = np.random.default_rng(7)
+    t = np.arange(10 * sr) / sr
+    vib = 1 + 0.004 * np.sin(2 * np.pi * 5.5 * t)
+    chord = sum(sum(np.sin(2 * np.pi * f * h * vib * t) / h ** 1.5 for h in range(1, 8)) for f in (196.0, 246.9, 293.7))
+    strings = 0.08 * chord * np.minimum(1, t / 1.5)
+    beat = 60 / 128
+    ph = t % beat
+    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-ph * 30)) * ph) * np.exp(-ph * 12)
+    hat_ph = (t + beat / 2) % beat
+    hats = rng.standard_normal(len(t)) * np.exp(-hat_ph * 60) * 0.3
+    bass = 0.3 * np.sign(np.sin(2 * np.pi * 55 * t)) * np.exp(-(t % (beat / 2)) * 8)
+    drums = 0.35 * (kick + hats + bass)
+    return np.concatenate([strings, drums]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("browser")
+    sf.write(str(d / "two_halves.wav"), two_halves(), 22050)
+    (d / "broken.mp3").write_bytes(os.urandom(6000))
+    mic = np.tile(two_halves(48000)[10 * 48000:], 2)  # the beats, 20 s, for the fake microphone
+    sf.write(str(d / "mic.wav"), mic, 48000, subtype="PCM_16")
+    return d
+
+
+@pytest.fixture(scope="module")
+def server():
+    from genrescope.serve.server import BackgroundServer
+
+    with BackgroundServer() as url:
+        yield url
+
+
+def _launch(p, extra=()):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[*BROWSER_ARGS, *extra])
+
+
+def _bars(page, selector: str) -> dict[str, float]:
+    text = page.inner_text(selector)
+    return {m.group(1).strip().lower(): int(m.group(2)) / 100
+            for m in re.finditer(r"^(.+?)\s*\n?\s*(\d+)%\s*$", text, flags=re.M)}
+
+
+def _seek(page, t: float) -> None:
+    page.evaluate("t => new Promise(res => { const a = document.getElementById('player');"
+                  " a.addEventListener('seeked', () => res(), {once: true}); a.currentTime = t; })", t)
+    page.wait_for_timeout(300)
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_upload_play_seek_and_errors(server, files):
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)  # the page forbids eval; the test needs it
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.set_input_files("#file", str(files / "two_halves.wav"))
+        page.wait_for_function("document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        assert "0:20" in page.inner_text("#meta")
+        ranking = _bars(page, "#genres")
+        assert len(ranking) >= 3 and all(0 <= v <= 1 for v in ranking.values())
+
+        # playback moves the current-genre chart (timeupdate path)
+        page.evaluate("document.getElementById('player').play()")
+        page.wait_for_timeout(1500)
+        t_now = page.evaluate("document.getElementById('player').currentTime")
+        updates = page.evaluate("window.genrescope.debug.updates")
+        page.evaluate("document.getElementById('player').pause()")
+        assert t_now > 0.3, "headless playback did not advance"
+        assert updates["timeupdate"] > 0
+        assert page.inner_text("#now-time").strip() != "0:00" or t_now < 1
+
+        # seeking moves everything: the strings half and the drums half read differently
+        _seek(page, 4.0)
+        early = _bars(page, "#now-bars")
+        assert page.inner_text("#now-time").strip() == "0:04"
+        _seek(page, 17.0)
+        late = _bars(page, "#now-bars")
+        assert page.inner_text("#now-time").strip() == "0:17"
+        assert early and late
+        diff = max(abs(early.get(k, 0) - late.get(k, 0)) for k in set(early) | set(late))
+        assert diff >= 0.05, (early, late)
+        assert max(early, key=early.get) != max(late, key=late.get) or diff >= 0.1
+        shot = _shot(page, "upload.png")
+        if os.environ.get("GENRESCOPE_UPDATE_DOCS") == "1":
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+
+        # a corrupt file: a clear message, and the page stays usable
+        page.set_input_files("#file", str(files / "broken.mp3"))
+        page.wait_for_selector("#error:not([hidden])", timeout=30000)
+        message = page.inner_text("#error-text")
+        assert "broken.mp3" in message and ("not a supported" in message or "decoded" in message), message
+        _shot(page, "error.png")
+        page.click("#error-close")
+        page.set_input_files("#file", str(files / "two_halves.wav"))
+        page.wait_for_function("document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        assert page.is_hidden("#error")
+
+        # phone width: no horizontal scrolling
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 380
+        _shot(page, "phone.png")
+        assert not errors, errors
+        browser.close()
+
+
+def test_microphone_gives_a_live_estimate(server, files):
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                              f"--use-file-for-fake-audio-capture={files / 'mic.wav'}"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)  # the page forbids eval; the test needs it
+        page.goto(server + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.click("#record")
+        page.wait_for_selector("#live:not([hidden])", timeout=10000)
+        page.wait_for_function("window.genrescope.debug.estimates >= 2", timeout=40000)
+        bars = _bars(page, "#live-bars")
+        assert len(bars) >= 3 and all(0 <= v <= 1 for v in bars.values())
+        _shot(page, "microphone.png")
+        page.click("#record")  # stop
+        page.wait_for_timeout(500)
+        assert page.get_attribute("#record", "aria-pressed") == "false"
+        browser.close()
