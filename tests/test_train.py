@@ -131,14 +131,20 @@ def test_bad_augment_name(two_styles, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(two_styles, tmp_path):
+    import socket
+
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", "29517",
+    with socket.socket() as s:  # a free port, so parallel runs and leftovers cannot collide
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port),
            "-m", "genrescope", "train", str(two_styles), "--model", "cnn-gru", "--out", str(out), "--epochs", "1",
            "--window-s", "1.0", "--n-mels", "32", "--cache", str(tmp_path / "c"), "-j", "1", "--no-progress",
            "--split", "stratified"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[-8000:]
     assert (out / "best.safetensors").is_file() and (out / "best.onnx").is_file()
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + one epoch, written once (rank 0 only)
