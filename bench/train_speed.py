@@ -59,7 +59,7 @@ def time_epochs(name: str, data, args, device) -> list[float]:
     import torch
 
     from genrescope.models import build_model, default_config
-    from genrescope.train import TrainConfig, _batches, _soft_ce
+    from genrescope.train import TrainConfig, _batches, train_step
 
     cfg = TrainConfig(batch_size=args.batch_size, windows_per_track=args.windows_per_track, seed=0)
     mcfg = default_config(name, feature_config=data.feature_config, n_classes=data.n_classes)
@@ -77,19 +77,7 @@ def time_epochs(name: str, data, args, device) -> list[float]:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         for xb, yb in _batches(data, cfg, epoch):
-            x, y = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-                logits = model(x)
-            loss = _soft_ce(logits.float(), y, weights)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            loss.item()  # the loop reads the loss every step too
+            train_step(model, opt, scaler, xb, yb, weights, device)
         if cuda:
             torch.cuda.synchronize(device)
         out.append(time.perf_counter() - t0)

@@ -221,21 +221,8 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
         batches = list(_batches(data, cfg, epoch))[dist.rank::dist.world]
         bar = _progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", progress and dist.main)
         for xb, yb in bar:
-            x = torch.from_numpy(xb).to(device)
-            y = torch.from_numpy(yb).to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = net(x)
-            loss = _soft_ce(logits.float(), y, weights)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+            losses.append(train_step(net, opt, scaler, xb, yb, weights, device))
             sched.step()
-            losses.append(loss.item())
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         stop = False
@@ -310,6 +297,24 @@ def _ckpt_args(meta: dict, valid: dict, epoch: int | None) -> dict:
     extra.update(epoch=epoch, metrics={_valid_key(meta): _plain(valid)})
     return {"model_name": meta["model_name"], "labels": meta["labels"],
             "feature_config": meta["feature_config"], "extra": extra}
+
+
+def train_step(net, opt, scaler, xb: np.ndarray, yb: np.ndarray, weights, device: torch.device) -> float:
+    """One optimisation step on a batch (mixed precision when a GradScaler is given); returns the loss."""
+    x = torch.from_numpy(xb).to(device)  # (B, n_bins, T) or (B, n_columns)
+    y = torch.from_numpy(yb).to(device)  # (B, G) soft targets
+    with torch.autocast(device.type, dtype=torch.float16, enabled=scaler is not None):
+        logits = net(x)
+    loss = _soft_ce(logits.float(), y, weights)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return loss.item()
 
 
 def _soft_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

@@ -117,8 +117,12 @@ class ModelCatalog:
         pred = self.get(entry.id)
         m = pred.model
         cfg = m.feature_config
-        win = (m.window_frames or cfg.window_frames) / cfg.frame_rate if m.kind != "table" else cfg.window_s
+        if m.kind == "table":
+            win, hop = cfg.window_s, cfg.window_hop_s
+        elif m.window_frames is None and getattr(m, "frame_hop_s", None):  # whole-song model: a row per hop
+            win = hop = m.frame_hop_s
+        else:
+            win, hop = m.window_frames / cfg.frame_rate, cfg.window_hop_frames / cfg.frame_rate
         return {**entry.to_dict(), "model": m.name, "labels": list(m.labels), "genre_labels": m.genre_labels,
                 "multi_label": m.multi_label, "input": m.kind, "sr": cfg.sr, "window_s": round(win, 4),
-                "window_hop_s": round(cfg.window_hop_frames / cfg.frame_rate if m.kind != "table"
-                                      else cfg.window_hop_s, 4), "runtime": m.runtime}
+                "window_hop_s": round(hop, 4), "runtime": m.runtime}

@@ -65,6 +65,13 @@ class _Limited:
             yield b
 
 
+def _join(chunks: list[TimelineChunk]) -> TimelineChunk:
+    if len(chunks) == 1:
+        return chunks[0]
+    return TimelineChunk(np.concatenate([c.start_s for c in chunks]), np.concatenate([c.end_s for c in chunks]),
+                         np.concatenate([c.probs for c in chunks]), chunks[-1].decoded_s)
+
+
 class TimelineStream:
     """Iterate over :class:`TimelineChunk` s of one file; then :attr:`prediction` holds the result.
 
@@ -78,18 +85,17 @@ class TimelineStream:
         What the prediction's ``path`` shows (default: ``path``).
     max_duration_s : float, optional
         Raise :class:`AudioTooLongError` once more than this much audio has been decoded.
-    batch_size : int, optional
-        Windows per model call after the first (default: the predictor's).
     flush_s : float
-        Hand over the windows ready so far at least this often, even in smaller batches.
+        Windows are predicted as soon as their audio is decoded (in the predictor's
+        batches); they are handed over in chunks, the first at once and then at most
+        every ``flush_s`` seconds, so a long file gives a few hundred chunks, not one a window.
     """
 
     def __init__(self, predictor: Predictor, path, *, name: str | None = None, max_duration_s: float | None = None,
-                 batch_size: int | None = None, flush_s: float = 0.5):
+                 flush_s: float = 0.5):
         self.predictor, self.path = predictor, Path(path)
         self.name = str(path) if name is None else name
         self.max_duration_s = max_duration_s
-        self.batch_size = batch_size or predictor.batch_size
         self.flush_s = flush_s
         self.prediction: Prediction | None = None
         self._chunks: list[TimelineChunk] = []
@@ -97,7 +103,9 @@ class TimelineStream:
     def __iter__(self) -> Iterator[TimelineChunk]:
         m = self.predictor.model
         cfg = m.feature_config
-        streamable = m.kind == "log_mel" and not (cfg.log == "db" and cfg.top_db is not None)
+        # whole-song models (no fixed window) and features that need the whole signal: one chunk
+        streamable = (m.kind == "log_mel" and m.window_frames is not None
+                      and not (cfg.log == "db" and cfg.top_db is not None))
         source = self._windowed() if streamable else self._whole()
         for chunk in source:
             self._chunks.append(chunk)
@@ -107,23 +115,24 @@ class TimelineStream:
     def _windowed(self) -> Iterator[TimelineChunk]:
         m = self.predictor.model
         cfg = m.feature_config
-        win, hop = m.window_frames or cfg.window_frames, cfg.window_hop_frames
+        win, hop = m.window_frames, cfg.window_hop_frames
         blocks = _Limited(iter_audio_blocks(self.path, sr=cfg.sr), self.path, cfg.sr, self.max_duration_s)
         buf = np.zeros((cfg.n_mels, 0), np.float32)  # frames from global index `off` on
         off = total = next_start = 0
-        ready: list[np.ndarray] = []  # windows, each (n_bins, win)
-        starts: list[int] = []
-        goal, last = 1, time.perf_counter()  # the first window goes out alone: first results fast
+        done: list[TimelineChunk] = []  # predicted, not yet handed over
+        last = None  # when the last chunk went out; None: nothing yet, so the first goes at once
         for feats in iter_log_mel(blocks, cfg):
             buf = np.concatenate([buf, feats], axis=1)
             total += feats.shape[1]
+            starts = []
             while next_start + win <= total:
-                ready.append(buf[:, next_start - off: next_start - off + win])
                 starts.append(next_start)
                 next_start += hop
-            if ready and (len(ready) >= goal or time.perf_counter() - last > self.flush_s):
-                yield self._run(np.stack(ready), np.asarray(starts), win, None, blocks.n / cfg.sr)
-                ready, starts, goal, last = [], [], self.batch_size, time.perf_counter()
+            if starts:
+                done.append(self._run(buf, off, np.asarray(starts), win, None, blocks.n / cfg.sr))
+            if done and (last is None or time.perf_counter() - last > self.flush_s):
+                yield _join(done)
+                done, last = [], time.perf_counter()
             # keep from the last start taken on: the end-aligned last window starts after it
             keep = max(off, next_start - hop)
             buf, off = buf[:, keep - off:], keep
@@ -131,21 +140,21 @@ class TimelineStream:
         check_duration(self.path, n_samples / cfg.sr, MIN_DURATION_S)
         if total < win:  # shorter than one window: padded exactly as slice_windows pads it
             windows, start_s, end_s = slice_windows(buf, cfg, win_frames=win)
-            yield TimelineChunk(start_s, end_s, self.predictor._run(windows), n_samples / cfg.sr)
-            self._finish(n_samples)
-            return
-        tail = [s for s in window_starts(total, win, hop) if s >= next_start or s % hop]
-        for s in tail:
-            ready.append(buf[:, s - off: s - off + win])
-            starts.append(s)
-        if ready:
-            yield self._run(np.stack(ready), np.asarray(starts), win, total, n_samples / cfg.sr)
+            done.append(TimelineChunk(start_s, end_s, self.predictor._run(windows), n_samples / cfg.sr))
+        else:
+            tail = [s for s in window_starts(total, win, hop) if s >= next_start or s % hop]
+            if tail:
+                done.append(self._run(buf, off, np.asarray(tail), win, total, n_samples / cfg.sr))
+        if done:
+            yield _join(done)
         self._finish(n_samples)
 
-    def _run(self, windows: np.ndarray, starts: np.ndarray, win: int, total: int | None,
+    def _run(self, buf: np.ndarray, off: int, starts: np.ndarray, win: int, total: int | None,
              decoded_s: float) -> TimelineChunk:
+        """Predict the windows starting at global frames ``starts``; ``buf`` holds frames from ``off`` on."""
         fr = self.predictor.model.feature_config.frame_rate
-        probs = self.predictor._run(windows)  # windows: (k, n_bins, win) -> (k, G)
+        windows = np.stack([buf[:, s - off: s - off + win] for s in starts])  # (k, n_bins, win)
+        probs = self.predictor._run(windows)  # (k, G)
         ends = starts + win if total is None else np.minimum(starts + win, total)
         return TimelineChunk(starts / fr, ends / fr, probs, decoded_s)
 
@@ -237,8 +246,11 @@ class LiveEstimator:
             probs, start, end = self.predictor._table_windows(y)
         else:
             feats = compute(y, cfg, m.kind)  # the one feature path, as for files
-            windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
-            probs = self.predictor._run(windows)
+            if m.window_frames is None and getattr(m, "predict_frames", None) is not None:
+                probs, start, end = self.predictor._frames(feats, len(y) / cfg.sr)  # whole-song model
+            else:
+                windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
+                probs = self.predictor._run(windows)
         tl = Timeline(start, end, probs, self.predictor.labels, m.multi_label)
         pred = self.predictor.rank(Prediction("live", m.name, len(y) / cfg.sr, timeline=tl))
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))

@@ -6,8 +6,9 @@
   'use strict';
 
   const $ = (id) => document.getElementById(id);
-  const PALETTE = ['#4b3fd6', '#e4587a', '#2a9d8f', '#f0a03c', '#3a86ff', '#8338ec', '#6a994e',
-                   '#d1495b', '#00a6c8', '#b07d2b', '#7a5c99', '#ef7b45'];
+  // Tableau 10: distinct for the top genres; later ones get spread-out hues
+  const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7',
+                   '#9c755f', '#bab0ac'];
   const SMOOTH_S = 4;      // the "Now playing" bars average the last SMOOTH_S seconds
   const NOW_BARS = 8;      // genres in the "Now playing" chart
   const SUMMARY_TOP = 6;   // genres in the summary
@@ -83,8 +84,9 @@
       sel.value = models.default;
       $('version').textContent = state.config.version;
       const lim = state.config.limits;
-      $('limits').textContent = `wav, flac, ogg, mp3 and more · up to ${fmtBytes(lim.max_upload_bytes)}` +
-        ` and ${fmtTime(lim.max_duration_s)} min`;
+      const mins = lim.max_duration_s / 60;
+      const dur = mins >= 1 ? `${+mins.toFixed(1)} min` : `${lim.max_duration_s} s`;
+      $('limits').textContent = `wav, flac, ogg, mp3 and more · up to ${fmtBytes(lim.max_upload_bytes)} and ${dur}`;
     } catch (e) {
       showError(`Cannot reach the genrescope server: ${e.message}`);
     }
@@ -319,7 +321,7 @@
         scales: { x: { time: false, range: () => [0, Math.max(job.duration, 1)] }, y: { range: [0, 1] } },
         axes: [
           { values: (u, vals) => vals.map(fmtTime), stroke: '#5b6275', grid: { stroke: '#eef0f4' } },
-          { values: (u, vals) => vals.map((v) => `${Math.round(v * 100)}%`), size: 46, stroke: '#5b6275',
+          { values: (u, vals) => vals.map((v) => `${Math.round(v * 100)}%`), size: 54, stroke: '#5b6275',
             grid: { stroke: '#eef0f4' } },
         ],
         series: [{}, ...job.genreLabels.map((g) => ({
