@@ -2,7 +2,8 @@
 
 Starts the server itself on 127.0.0.1 (a free port), so all traffic stays on loopback.
 Reports requests per second, p50/p95 latency, how many answers were 200 / 429 / other,
-and the server's peak memory (VmHWM). The baseline, measured in the same run, is the same
+the server's peak memory (VmHWM), and, on the idle server before the load, how soon the
+streaming endpoint sends its first windows. The baseline, measured in the same run, is the same
 clip predicted in-process with one Predictor, one after another: the ratio says what the
 HTTP layer, the upload and the worker pool cost or gain.
 
@@ -66,6 +67,28 @@ def start_server(model: str) -> tuple[subprocess.Popen, str]:
     return proc, m.group(1)
 
 
+def first_results(url: str, body: bytes, ctype: str) -> tuple[float, float]:
+    """Seconds until POST /api/predict/stream's first windows event, and until its result (idle server)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    t = time.perf_counter()
+    conn.request("POST", "/api/predict/stream", body=body, headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    first = None
+    for line in resp:
+        event = line.split(b'"event":"', 1)[-1].split(b'"', 1)[0]
+        if event == b"windows" and first is None:
+            first = time.perf_counter() - t
+        if event in (b"result", b"error"):
+            break
+    total = time.perf_counter() - t
+    conn.close()
+    return (first if first is not None else float("nan")), total
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -98,6 +121,7 @@ def main() -> int:
 
         proc, url = start_server(args.model)
         try:
+            first_s, whole_s = first_results(url, body, ctype)
             lat, codes, lock = [], {}, threading.Lock()
             stop_at = time.perf_counter() + args.seconds
 
@@ -138,6 +162,7 @@ def main() -> int:
         q = statistics.quantiles(lat, n=20) if len(lat) >= 2 else [lat[0]] * 19
         print(f"throughput: {ok / wall:.2f} requests/s ({ok / wall * 30:.0f}x real time)")
         print(f"latency: p50 {statistics.median(lat):.2f} s, p95 {q[18]:.2f} s, max {max(lat):.2f} s")
+    print(f"streaming endpoint, idle server: first windows after {first_s:.2f} s, whole result after {whole_s:.2f} s")
     print(f"server peak memory (VmHWM): {rss:.0f} MB")
     print(f"baseline, in-process Predictor one after another: {base_rps:.2f} predictions/s")
     if lat:

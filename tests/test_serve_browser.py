@@ -74,6 +74,17 @@ def _bars(page, selector: str) -> dict[str, float]:
             for m in re.finditer(r"^(.+?)\s*\n?\s*(\d+)%\s*$", text, flags=re.M)}
 
 
+def _watch(page, server: str) -> list[str]:
+    """Problems to fail on: page errors, CSP refusals, any request that leaves this server."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text}")
+            if m.type == "error" and "Content Security Policy" in m.text else None)
+    page.on("request", lambda r: problems.append(f"request off the server: {r.url}")
+            if not r.url.startswith((server, "blob:", "data:")) else None)
+    return problems
+
+
 def _seek(page, t: float) -> None:
     page.evaluate("t => new Promise(res => { const a = document.getElementById('player');"
                   " a.addEventListener('seeked', () => res(), {once: true}); a.currentTime = t; })", t)
@@ -90,25 +101,27 @@ def _shot(page, name: str) -> Path:
 def test_upload_play_seek_and_errors(server, files):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)  # the page forbids eval; the test needs it
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = _watch(page, server)
         page.goto(server + "/")
         page.wait_for_selector("#model option", state="attached")
         page.set_input_files("#file", str(files / "two_halves.wav"))
-        page.wait_for_function("document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
         assert "0:20" in page.inner_text("#meta")
         ranking = _bars(page, "#genres")
         assert len(ranking) >= 3 and all(0 <= v <= 1 for v in ranking.values())
 
         # playback moves the current-genre chart (timeupdate path)
-        page.evaluate("document.getElementById('player').play()")
+        page.evaluate("() => document.getElementById('player').play()")
         page.wait_for_timeout(1500)
-        t_now = page.evaluate("document.getElementById('player').currentTime")
-        updates = page.evaluate("window.genrescope.debug.updates")
-        page.evaluate("document.getElementById('player').pause()")
+        t_now, shown_t, source = page.evaluate(
+            "() => [document.getElementById('player').currentTime, +document.getElementById('now-bars').dataset.time,"
+            " document.getElementById('now-bars').dataset.source]")
+        updates = page.evaluate("() => window.genrescope.debug.updates")
+        page.evaluate("() => document.getElementById('player').pause()")
         assert t_now > 0.3, "headless playback did not advance"
-        assert updates["timeupdate"] > 0
+        assert updates["timeupdate"] > 0 and source == "timeupdate"
+        assert abs(shown_t - t_now) < 0.6  # the bars show the playback position, not a stale one
         assert page.inner_text("#now-time").strip() != "0:00" or t_now < 1
 
         # seeking moves everything: the strings half and the drums half read differently
@@ -135,13 +148,13 @@ def test_upload_play_seek_and_errors(server, files):
         _shot(page, "error.png")
         page.click("#error-close")
         page.set_input_files("#file", str(files / "two_halves.wav"))
-        page.wait_for_function("document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
         assert page.is_hidden("#error")
 
         # phone width: no horizontal scrolling
         page.set_viewport_size({"width": 375, "height": 800})
         page.wait_for_timeout(300)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 380
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 380
         _shot(page, "phone.png")
         assert not errors, errors
         browser.close()
@@ -151,16 +164,18 @@ def test_microphone_gives_a_live_estimate(server, files):
     with sync_api.sync_playwright() as p:
         browser = _launch(p, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={files / 'mic.wav'}"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)  # the page forbids eval; the test needs it
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = _watch(page, server)
         page.goto(server + "/")
         page.wait_for_selector("#model option", state="attached")
         page.click("#record")
         page.wait_for_selector("#live:not([hidden])", timeout=10000)
-        page.wait_for_function("window.genrescope.debug.estimates >= 2", timeout=40000)
+        page.wait_for_function("() => window.genrescope.debug.estimates >= 2", timeout=40000)
         bars = _bars(page, "#live-bars")
         assert len(bars) >= 3 and all(0 <= v <= 1 for v in bars.values())
         _shot(page, "microphone.png")
         page.click("#record")  # stop
         page.wait_for_timeout(500)
         assert page.get_attribute("#record", "aria-pressed") == "false"
+        assert not errors, errors
         browser.close()

@@ -184,7 +184,9 @@
     $('progress').hidden = true;
     setPill('state', 'failed', 'bad');
     if (!job.start.length) $('result').hidden = true;
-    showError(`Could not analyse ${job.name}: ${message}`);
+    // the server's messages already start with the file's name
+    const reason = message.startsWith(`${job.name}: `) ? message.slice(job.name.length + 2) : message;
+    showError(`Could not analyse ${job.name}: ${reason}`);
   }
 
   function handleEvent(job, ev) {
