@@ -34,30 +34,11 @@ MEAN_OF_WAVEFORM = {"harmony_mean": "harmony_var", "perceptr_mean": "perceptr_va
 
 
 def librosa_row(y: np.ndarray, sr: int) -> dict[str, float]:
-    """The table's recipe with librosa 0.11: reflect padding everywhere, hpss inverted the old way."""
-    import librosa
+    """The librosa reference recipe, shared with the tests (tests/reference_gtzan.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from reference_gtzan import librosa_row as reference
 
-    kw = dict(pad_mode="reflect")
-    feats = {
-        "chroma_stft": librosa.feature.chroma_stft(y=y, sr=sr, **kw),
-        "rms": librosa.feature.rms(y=y, **kw),
-        "spectral_centroid": librosa.feature.spectral_centroid(y=y, sr=sr, **kw),
-        "spectral_bandwidth": librosa.feature.spectral_bandwidth(y=y, sr=sr, **kw),
-        "rolloff": librosa.feature.spectral_rolloff(y=y, sr=sr, **kw),
-        "zero_crossing_rate": librosa.feature.zero_crossing_rate(y),
-    }
-    H, P = librosa.decompose.hpss(librosa.stft(y, **kw))
-    # old effects.hpss: istft without length, then fix_length (zeros at the end)
-    feats["harmony"] = librosa.util.fix_length(librosa.istft(H), size=len(y))
-    feats["perceptr"] = librosa.util.fix_length(librosa.istft(P), size=len(y))
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, **kw)
-    row = {}
-    for name, x in feats.items():
-        row[f"{name}_mean"], row[f"{name}_var"] = float(np.mean(x)), float(np.var(x))
-    onset = librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median, **kw)
-    row["tempo"] = float(np.atleast_1d(librosa.beat.beat_track(onset_envelope=onset, sr=sr)[0])[0])
-    for i, c in enumerate(mfcc, start=1):
-        row[f"mfcc{i}_mean"], row[f"mfcc{i}_var"] = float(np.mean(c)), float(np.var(c))
+    row = reference(y, sr)
     return {c: row[c] for c in COLUMNS}
 
 
