@@ -76,3 +76,64 @@ def test_head_on_backbone_trains_exports_and_predicts(styles, tmp_path, capsys):
     assert main(["evaluate", str(out / "best.onnx"), str(styles), "--split-policy", "stratified", "--format",
                  "json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+
+
+def _backbone_state(model):
+    return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+
+
+def test_finetune_trains_only_the_last_blocks_and_starts_from_the_shipped_weights():
+    torch = pytest.importorskip("torch")
+    from genrescope.models import build_model
+    from genrescope.models.musicnn import load_musicnn
+
+    shipped, _ = load_musicnn("musicnn-mtt")
+    model = build_model("musicnn-finetune", n_classes=3, backbone="musicnn-mtt", train_blocks=2, seed=0)
+    start = _backbone_state(model)
+    for k, v in shipped.state_dict().items():
+        torch.testing.assert_close(start[k], v, rtol=0, atol=0)
+    trained = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trained and all(n.split(".")[0] in ("pool_bn", "dense", "dense_bn", "midend") for n in trained)
+    assert all(n.startswith("midend.2.") for n in trained if n.startswith("midend"))
+    groups = model.param_groups(1e-3)
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
+
+    model.train()
+    assert not model.backbone.training and model.head.training  # frozen batch-norm statistics
+    x = torch.rand(4, 96, 187) * 3
+    y = torch.tensor([0, 1, 2, 0])
+    opt = torch.optim.AdamW(model.param_groups(1e-2))
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    end = _backbone_state(model)
+    changed = {k for k in end if not torch.equal(end[k], start[k])}
+    assert changed and all(k.startswith(("pool_bn.", "dense.", "dense_bn.", "midend.2.")) for k in changed)
+    assert not any("running_" in k for k in changed)  # batch-norm statistics untouched
+    with pytest.raises(Exception, match="train_blocks must be 0..5"):
+        build_model("musicnn-finetune", n_classes=3, train_blocks=9)
+
+
+def test_finetune_from_the_command_line_trains_exports_and_predicts(styles, tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "ft"
+    assert main(["train", str(styles), "--backbone", "musicnn-msd", "--finetune", "1", "--out", str(out),
+                 "--epochs", "6", "--lr", "0.01", "--cache", str(tmp_path / "c"), "-j", "1", "--no-progress",
+                 "--split", "stratified"]) == 0
+    capsys.readouterr()
+    from genrescope.checkpoint import read_metadata
+    from genrescope.predict import Predictor
+
+    meta = read_metadata(out / "best.safetensors")
+    assert meta["model_name"] == "musicnn-finetune" and meta["finetuned_from"] == "musicnn-msd"
+    # the checkpoint holds the fine-tuned backbone: rebuilt, it differs from the shipped one
+    a = Predictor(str(out / "best.onnx")).predict(styles / "high" / "high1.wav")
+    b = Predictor(str(out / "best.safetensors"), runtime="torch").predict(styles / "high" / "high1.wav")
+    np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)
+    assert main(["evaluate", str(out / "best.onnx"), str(styles), "--split-policy", "stratified", "--format",
+                 "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    assert main(["train", str(styles), "--finetune", "1", "--out", str(tmp_path / "x")]) != 0
+    assert "--finetune N needs --backbone" in capsys.readouterr().err

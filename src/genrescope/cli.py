@@ -138,6 +138,7 @@ def _add_train(sub) -> None:
                     "last.safetensors, metrics.csv, learning_curves.png and the confusion matrix to --out.",
         epilog="examples:\n  genrescope train ~/gtzan --model resnet-chunk --out runs/resnet"
                "\n  genrescope train --features-csv features_30_sec.csv --model features-mlp"
+               "\n  genrescope train my_music/ --backbone musicnn-msd --finetune 2 --epochs 10"
                "\n  torchrun --nproc_per_node=2 -m genrescope train ~/gtzan --model cnn-gru",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", nargs="?", metavar="DATASET", help="dataset folder or CSV manifest")
@@ -152,6 +153,10 @@ def _add_train(sub) -> None:
                         "(e.g. musicnn-msd); the head runs behind the backbone at prediction time")
     p.add_argument("--head", choices=("linear", "mlp"), default="linear",
                    help="with --backbone: a linear head or a one-hidden-layer MLP (default: %(default)s)")
+    p.add_argument("--finetune", type=int, metavar="N", default=None,
+                   help="with --backbone (a musicnn tagger): train the head end to end on log-mel windows "
+                        "together with the backbone's last N blocks (0 = head only, 1 = + back end, 2-4 = + "
+                        "mid-end layers, 5 = all); slower than the default head on cached embeddings")
     p.add_argument("--layout", default="auto", choices=("auto", "folders", "gtzan", "fma", "csv"),
                    help="dataset layout (default: detect)")
     p.add_argument("--split", default="auto", help="split policy, as in `dataset info` (default: auto)")

@@ -121,7 +121,17 @@ def run_train(args) -> int:
     fc = feature_config_for(args.model, args)
     cfg = train_config_from_args(args)
     backbone = getattr(args, "backbone", None)
+    finetune = getattr(args, "finetune", None)
     extra_prov = {}
+    if finetune is not None:
+        if not backbone:
+            raise GenrescopeError("--finetune N needs --backbone NAME (a musicnn tagger)")
+        # end to end on log-mel windows: the backbone is a part of the model, not a feature extractor
+        args.model, extra_prov = "musicnn-finetune", {"finetuned_from": backbone}
+        fc = feature_config_for(args.model, args)
+        args.model_opt = [f"backbone={backbone}", f"train_blocks={finetune}",
+                          "hidden=" + ("" if args.head == "linear" else "256,"), *args.model_opt]
+        backbone = None
     if backbone:
         from genrescope.datasets import load_dataset
         from genrescope.embeddings import Backbone, train_data

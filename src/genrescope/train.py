@@ -144,7 +144,10 @@ def evaluate_split(model, data: TrainData, split: str, device, aggregate: str = 
     from genrescope.windows import aggregate as agg
 
     window_probs, y = predict_tracks(model, data, split, device)
-    track_pred = np.array([agg(p, aggregate).argmax() for p in window_probs])
+    track_probs = [agg(p, aggregate) for p in window_probs]
+    track_pred = np.array([p.argmax() for p in track_probs])
+    # the mean negative log-probability of each track's true class: breaks ties in selection
+    track_nll = float(np.mean([-np.log(max(float(p[t]), 1e-12)) for p, t in zip(track_probs, y)])) if len(y) else 0.0
     win_true = np.concatenate([np.full(len(p), t) for p, t in zip(window_probs, y)])
     win_pred = np.concatenate([p.argmax(1) for p in window_probs])
     track = score(y, track_pred, data.classes)
@@ -152,7 +155,7 @@ def evaluate_split(model, data: TrainData, split: str, device, aggregate: str = 
     return {"split": split, "tracks": int(len(y)), "windows": int(len(win_true)),
             "track_accuracy": track.accuracy, "track_macro_f1": track.macro_f1,
             "window_accuracy": window.accuracy, "window_macro_f1": window.macro_f1,
-            "report": track}
+            "track_nll": track_nll, "report": track}
 
 
 # ---------------------------------------------------------------- the loop
@@ -195,7 +198,9 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     net = model
     if dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # a model may ask for its own groups (a fine-tuned backbone learns slower than its head)
+    params = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else model.parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(data.epoch_size(cfg.windows_per_track) / cfg.batch_size / dist.world))
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -204,7 +209,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 
-    state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    state = {"epoch": 0, "best": -1.0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
     state_path = out / "training_state.pt"
     if resume:
         if not state_path.exists():
@@ -232,9 +237,13 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
                    "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
                    **{k: v[k] for k in ("track_accuracy", "track_macro_f1", "window_accuracy", "window_macro_f1")}}
             state["history"].append(row)
-            improved = v["track_macro_f1"] > state["best"] + 1e-9 or not cfg.select_best
+            # better macro-F1, or the same macro-F1 (common on a small valid split) with a lower
+            # track log-loss: the model is more sure of the right answers
+            f1, nll, best_nll = v["track_macro_f1"], v["track_nll"], state.get("best_nll", math.inf)
+            improved = (f1 > state["best"] + 1e-9 or (f1 > state["best"] - 1e-9 and nll < best_nll - 1e-6)
+                        or not cfg.select_best)
             if improved:
-                state.update(best=v["track_macro_f1"], best_epoch=epoch + 1, bad_epochs=0)
+                state.update(best=f1, best_nll=nll, best_epoch=epoch + 1, bad_epochs=0)
                 ckpt.save_checkpoint(out / "best.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
             else:
                 state["bad_epochs"] += 1
@@ -275,7 +284,7 @@ def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) ->
     metrics = {_valid_key(meta): _plain(v), **({"test": _plain(t)} if t else {})}
     ckpt.save_checkpoint(best_path, model, **{**_ckpt_args(meta, v, info.get("epoch")), "metrics": metrics})
     model.cpu()
-    prov = {k: meta[k] for k in ("backbone", "dataset", "command", "split") if k in meta}
+    prov = {k: meta[k] for k in ("backbone", "finetuned_from", "dataset", "command", "split") if k in meta}
     export_onnx(model, best_path.with_suffix(".onnx"), feature_config=meta["feature_config"],
                 labels=data.classes, model_name=meta["model_name"], provenance=prov)
     history = _read_log(out)

@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "resnet-chunk": "genrescope.models.resnet",
     "musicnn": "genrescope.models.musicnn",
     "musicnn-vgg": "genrescope.models.musicnn",
+    "musicnn-finetune": "genrescope.models.musicnn",
 }
 
 #: Names whose module ships with this file; the others may be absent from an install.
@@ -226,11 +227,11 @@ def run_models(args) -> int:
                            "kind": r.kind, "n_bins": r.n_bins, "window_s": r.window_s, "frames": r.frames}
                           for r in rows], indent=2))
         return 0
-    print(f"{'name':<22}{'class':<16}{'input':<9}{'bins':>6}{'window':>8}{'params':>12}  frames")
+    print(f"{'name':<22}{'class':<17}{'input':<9}{'bins':>6}{'window':>8}{'params':>12}  frames")
     for r in rows:
         known = r.n_bins is not None
         win = "?" if not known else "song" if r.window_s is None else f"{r.window_s:g} s"
-        print(f"{r.name:<22}{r.cls.__name__:<16}{r.kind:<9}{r.n_bins if known else '?':>6}{win:>8}{r.n_params:>12,}  "
+        print(f"{r.name:<22}{r.cls.__name__:<17}{r.kind:<9}{r.n_bins if known else '?':>6}{win:>8}{r.n_params:>12,}  "
               f"{'yes' if r.frames else ''}")
     missing = [n for n in REGISTRY if n not in {r.name for r in rows}]
     if missing:

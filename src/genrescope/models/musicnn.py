@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from torch import nn
 
 from genrescope.config import MUSICNN_FEATURES, FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
+from genrescope.models.layers import GenreModel, ModelConfig
 
 #: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
 TF_BN_EPS = 1e-3
@@ -216,9 +218,108 @@ class MusicnnVGG(nn.Module):
         return (probs, emb) if return_embeddings else probs
 
 
+#: The blocks of :class:`Musicnn`, last first: ``train_blocks=k`` fine-tunes the first k.
+MUSICNN_BLOCKS = (("backend", ("pool_bn", "dense", "dense_bn")), ("midend.2", ("midend.2",)),
+                  ("midend.1", ("midend.1",)), ("midend.0", ("midend.0",)),
+                  ("frontend", ("input_bn", "timbral", "temporal")))
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(ModelConfig):
+    """A shipped musicnn tagger with a new classifier head, its last blocks trainable.
+
+    Parameters
+    ----------
+    backbone : str
+        A shipped musicnn model (``musicnn-msd`` or ``musicnn-mtt``) whose weights start
+        the backbone.
+    train_blocks : int
+        How many of musicnn's blocks, counted from the output, are trained with the head
+        (see :data:`MUSICNN_BLOCKS`): 0 = head only, 1 = + back end (dense layer),
+        2..4 = + mid-end layers, 5 = everything. The others stay frozen.
+    hidden : tuple of int
+        Hidden layers of the head (empty: linear).
+    dropout : float
+        Dropout before each head layer.
+    backbone_lr_scale : float
+        Learning rate of the trained backbone blocks relative to the head's.
+    """
+
+    kind: str = "log_mel"
+    n_bins: int = MUSICNN_FEATURES.n_mels
+    window_s: float | None = MUSICNN_FEATURES.window_s
+    backbone: str = "musicnn-msd"
+    train_blocks: int = 1
+    hidden: tuple[int, ...] = ()
+    dropout: float = 0.3
+    backbone_lr_scale: float = 0.1
+
+    def validate(self) -> None:
+        if self.kind != "log_mel" or self.n_bins != MUSICNN_FEATURES.n_mels:
+            raise GenrescopeError(f"FinetuneConfig: musicnn reads {MUSICNN_FEATURES.n_mels}-band log-mel, got "
+                                  f"{self.n_bins} {self.kind}")
+        if not 0 <= self.train_blocks <= len(MUSICNN_BLOCKS):
+            raise GenrescopeError(f"FinetuneConfig: train_blocks must be 0..{len(MUSICNN_BLOCKS)}, "
+                                  f"got {self.train_blocks}")
+        if not 0 < self.backbone_lr_scale <= 1:
+            raise GenrescopeError(f"FinetuneConfig: backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
+
+
+class MusicnnFinetune(GenreModel):
+    """(B, 96, T) log-mel patches -> musicnn embeddings (200) -> head -> (B, n_classes) logits.
+
+    The backbone starts from the shipped weights of ``config.backbone``; a checkpoint then
+    overwrites them with its fine-tuned ones. The backbone always runs in inference mode:
+    its batch-norm statistics stay those learnt on the large dataset (a small dataset's
+    batches would only make them noisier); the trained blocks learn their weights only.
+    """
+
+    Config = FinetuneConfig
+
+    def __init__(self, config: FinetuneConfig):
+        super().__init__(config)
+        backbone, meta = load_musicnn(config.backbone)
+        if not isinstance(backbone, Musicnn):
+            raise CheckpointError(f"{config.backbone}: fine-tuning needs a musicnn architecture, got "
+                                  f"{meta.get('architecture')!r}")
+        self.backbone = backbone
+        trained = [m for _, mods in MUSICNN_BLOCKS[:config.train_blocks] for m in mods]
+        for name, p in backbone.named_parameters():
+            p.requires_grad_(any(name == m or name.startswith(m + ".") for m in trained))
+        c = config
+        layers: list[nn.Module] = []
+        dims = (backbone.dense.out_features, *c.hidden)
+        for i, o in zip(dims[:-1], dims[1:]):
+            layers += [nn.Dropout(c.dropout), nn.Linear(i, o), nn.ReLU(inplace=True)]
+        self.head = nn.Sequential(*layers, nn.Dropout(c.dropout), nn.Linear(dims[-1], c.n_classes))
+
+    @property
+    def min_frames(self) -> int:
+        return 1
+
+    def train(self, mode: bool = True) -> "MusicnnFinetune":
+        super().train(mode)
+        self.backbone.eval()  # see the class docstring
+        return self
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimiser's groups: the head at ``lr``, trained backbone blocks at a fraction of it."""
+        trained = [p for p in self.backbone.parameters() if p.requires_grad]
+        groups = [{"params": list(self.head.parameters()), "lr": lr}]
+        if trained:
+            groups.append({"params": trained, "lr": lr * self.config.backbone_lr_scale})
+        return groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, emb = self.backbone(x, return_embeddings=True)  # (B, 200)
+        return self.head(emb)  # (B, n_classes)
+
+
 #: For the registry in genrescope.models: classes built from keyword arguments, and their front end.
 ARCHITECTURES = {"musicnn": Musicnn, "musicnn_vgg": MusicnnVGG}
-FEATURES = {"musicnn": MUSICNN_FEATURES, "musicnn-vgg": MUSICNN_FEATURES}
+#: ... and the config-protocol model that fine-tunes a tagger on new labels.
+MODELS = {"musicnn-finetune": (MusicnnFinetune, {})}
+FEATURES = {"musicnn": MUSICNN_FEATURES, "musicnn-vgg": MUSICNN_FEATURES, "musicnn-finetune": MUSICNN_FEATURES}
 
 
 def build_musicnn(config: dict[str, Any]) -> nn.Module:
@@ -306,5 +407,5 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
         raise CheckpointError(f"{where}: non-finite values in {bad}")
 
 
-__all__ = ["Musicnn", "MusicnnVGG", "ARCHITECTURES", "PRETRAINED", "build_musicnn", "load_musicnn",
+__all__ = ["Musicnn", "MusicnnVGG", "MusicnnFinetune", "FinetuneConfig", "MUSICNN_BLOCKS", "ARCHITECTURES", "PRETRAINED", "build_musicnn", "load_musicnn",
            "check_state_dict", "resolve_pretrained"]
