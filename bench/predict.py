@@ -7,6 +7,9 @@ Measures, in one run and on the same file:
   * a baseline pipeline built the way the original musicnn extractor works: librosa.load
     at 16 kHz, librosa's mel spectrogram, and one 3 s patch per model call (same ONNX
     model, so only the pipeline differs).
+  * the arithmetic: multiply-adds of one window through the model's ONNX graph(s), and this
+    core's single-thread SGEMM rate measured in the same run, which bound how fast any
+    exact float32 implementation of the model can be here.
 Prints x real time (seconds of audio per second of wall time) and the ratios.
 
     python bench/predict.py [--audio FILE] [--minutes 4] [--model musicnn] [--repeat 3]
@@ -124,6 +127,60 @@ def baseline(path: Path, model: str, repeat: int) -> dict | None:
     return best
 
 
+def model_macs_per_window(model: str) -> tuple[float, list[str]]:
+    """Multiply-adds of one window through every ONNX graph of ``model`` (Conv, MatMul, Gemm).
+
+    The shapes come from running the graph once on a window with every such node's input
+    and output exposed (musicnn's padding is computed in the graph, so static shape
+    inference cannot see them).
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from genrescope.onnx_model import INPUT_NAME, OnnxModel
+    from genrescope.registry import ENSEMBLES, resolve_model_path
+
+    total, names = 0.0, list(ENSEMBLES.get(model, (model,)))
+    for name in names:
+        path = resolve_model_path(name)[1]
+        om = OnnxModel(path)
+        proto = onnx.load(str(path))
+        weights = {t.name: numpy_helper.to_array(t).shape for t in proto.graph.initializer}
+        nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+        have = {o.name for o in proto.graph.output}
+        for t in {t for n in nodes for t in (n.input[0], n.input[1], n.output[0])} - have - set(weights):
+            proto.graph.output.append(helper.make_empty_tensor_value_info(t))
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        if om.input_kind == "table":
+            x = np.zeros((1, om.n_bins), np.float32)
+        else:  # one window (3 s of a whole-song model)
+            x = np.zeros((1, om.n_bins, om.window_frames or int(3 * om.feature_config.frame_rate)), np.float32)
+        shapes = dict(zip([o.name for o in sess.get_outputs()], [v.shape for v in sess.run(None, {INPUT_NAME: x})]))
+        shapes.update(weights)
+        for n in nodes:
+            out = shapes[n.output[0]]
+            if n.op_type == "Conv":
+                total += float(np.prod(out)) * float(np.prod(weights[n.input[1]][1:]))
+            else:
+                a = shapes[n.input[0]]
+                trans_a = any(at.name == "transA" and at.i for at in n.attribute)
+                total += float(np.prod(out)) * float(a[-2] if trans_a else a[-1])
+    return total, names
+
+
+def sgemm_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """This core's single-thread float32 matrix-multiply rate (numpy's BLAS), best of ``repeat``."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--audio", default=None, help="an audio file (default: a 4-minute MP3 made here)")
@@ -150,6 +207,19 @@ def main() -> int:
             print(f"  {k:32}{bl[k]:9.3f}{dur / bl[k]:13.0f}")
         print(f"\nratio in-process genrescope / baseline: {bl['total'] / ip['total']:.2f}x faster")
         print(f"ratio whole genrescope process / baseline pipeline alone: {bl['total'] / wp:.2f}x")
+    macs, graphs = model_macs_per_window(args.model)
+    gemm = sgemm_gflops()
+    flop = 2 * macs * ip["windows"]
+    floor = flop / (gemm * 1e9)
+    # everything but the model: start-up, imports, load, decode, features (separate runs: clamp the noise)
+    rest = max(wp - ip["model"], ip["decode+features"])
+    print(f"\narithmetic: {2 * macs / 1e9:.2f} GFLOP per window ({' + '.join(graphs)}), "
+          f"{flop / 1e9:.0f} GFLOP for {ip['windows']} windows")
+    print(f"this core's single-thread SGEMM (numpy, 2048 x 2048): {gemm:.0f} GFLOP/s; the model stage ran at "
+          f"{flop / ip['model'] / 1e9:.0f} GFLOP/s = {flop / ip['model'] / 1e9 / gemm:.2f} of it")
+    print(f"floor: at the SGEMM rate the model alone needs {floor:.2f} s, so the whole process cannot beat "
+          f"{dur / (rest + floor):.0f}x real time on this core without fewer or cheaper operations "
+          f"(the rest of the process took {rest:.2f} s)")
     target = 100
     print(f"\ntarget: whole process >= {target}x real time: {'met' if dur / wp >= target else 'NOT met'} "
           f"({dur / wp:.0f}x)")
