@@ -1,7 +1,7 @@
 """Proving the models learn: every architecture, one protocol, held-out tracks.
 
-    python bench/learn.py synthetic [--per-style 30 --duration 10 --epochs 15]
-    python bench/learn.py real      [--excerpts-per-source 12 --epochs 10]
+    python bench/learn.py synthetic [--per-style 40 --duration 10 --epochs 20]
+    python bench/learn.py real      [--excerpts-per-source 12 --epochs 12]
     python bench/learn.py both
 
 ``synthetic`` writes a generated dataset with real musical structure into a temporary
@@ -16,7 +16,9 @@ GTZAN classical excerpts vs the orchestral Wesnoth soundtracks vs the electronic
 Warzone 2100 tracks. The long soundtracks are cut into excerpts, and every excerpt of
 one source file shares its split side (the source file is the "artist" of the
 manifest); the GTZAN excerpts keep their fault-filtered, artist-conscious split
-(gtzan-ff). So no test excerpt has a sibling in training.
+(gtzan-ff) between train and held-out, and the held-out ones (gtzan-ff valid: none of
+its classical test tracks is in the shared copy) are halved by track into valid and
+test. So no test excerpt has a sibling, or a GTZAN artist, in training.
 
 Every architecture is trained with the same loop, epochs budget, early stopping on
 the validation track macro-F1, augmentation and seed (``genrescope.train.fit``);
@@ -32,6 +34,7 @@ import math
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,96 +118,125 @@ def _progression(rng: np.random.Generator, n: int) -> list[tuple[int, tuple[int,
     return out
 
 
+@dataclass
+class Song:
+    """What one track's parts share: tempo, key, chords, timbre, and the two buses."""
+
+    sr: int
+    rng: np.random.Generator
+    beat: float  # seconds
+    key: int  # MIDI note of the bass root
+    n_beats: int
+    bars: list  # one chord per bar of 4 beats: (semitones above the key, intervals)
+    tone_kw: dict
+    music: np.ndarray
+    drums: np.ndarray
+
+    def chord(self, b: int) -> tuple[int, tuple[int, ...]]:
+        return self.bars[b // 4]
+
+    def note(self, midi: float, seconds: float, at_beat: float, gain: float, **kw) -> None:
+        """Add a tone with the track's timbre (``kw`` overrides it) to the music bus."""
+        add(self.music, tone(midi_hz(midi), seconds, self.sr, **{**self.tone_kw, **kw}), at_beat * self.beat,
+            self.sr, gain)
+
+    def hit(self, sig: np.ndarray, at_beat: float, gain: float = 1.0) -> None:
+        add(self.drums, sig, at_beat * self.beat, self.sr, gain)
+
+
+def _four_floor(s: Song) -> None:
+    sr, rng = s.sr, s.rng
+    stab = [i for i in range(16) if rng.random() < 0.3] or [2, 10]  # a fixed 16th pattern per track
+    for b in range(s.n_beats):
+        s.hit(kick(sr), b)
+        s.hit(hat(sr, rng), b + 0.5, 0.8)
+        if b % 2 == 1 and rng.random() < 0.7:
+            s.hit(snare(sr, rng), b, 0.5)
+        deg, iv = s.chord(b)
+        s.note(s.key + deg, 0.9 * s.beat / 2, b + 0.5, 0.8, n_harm=6, rolloff=1.0, decay=6)  # offbeat bass
+        for i16 in stab:
+            if i16 // 4 == b % 4:
+                for i in iv:
+                    s.note(s.key + 24 + deg + i, 0.15, b + (i16 % 4) / 4, 0.5, decay=12)
+
+
+def _offbeat(s: Song) -> None:
+    sr, rng = s.sr, s.rng
+    for b in range(s.n_beats):
+        if b % 4 == 2:  # one drop: kick and snare together on beat 3
+            s.hit(kick(sr), b, 0.8)
+            s.hit(snare(sr, rng), b, 0.6)
+        s.hit(hat(sr, rng), b, 0.4)
+        deg, iv = s.chord(b)
+        for i in iv:  # the skank on every offbeat
+            s.note(s.key + 24 + deg + i, 0.12, b + 0.5, 0.6, decay=15)
+        if rng.random() < 0.8:
+            step = (0, 7, 12, 10)[int(rng.integers(4))]
+            s.note(s.key + deg + step, 0.8 * s.beat, b, 1.0, n_harm=3, rolloff=1.5, decay=3)
+
+
+def _swing(s: Song) -> None:
+    sr, rng = s.sr, s.rng
+    for b in range(s.n_beats):
+        s.hit(ride(sr, rng), b, 0.5)
+        if b % 2 == 1:
+            s.hit(ride(sr, rng), b + 2 / 3, 0.35)  # the swung "a"
+            s.hit(hat(sr, rng, 0.03), b, 0.5)
+        if rng.random() < 0.25:
+            s.hit(kick(sr), b, 0.3)  # feathered
+        deg, iv = s.chord(b)
+        walk = (0, 4, 7, 9, 12, 11, 5, 2)[int(rng.integers(8))]
+        s.note(s.key + deg + walk, 0.9 * s.beat, b, 1.0, n_harm=4, rolloff=1.8, decay=2.5)  # walking bass
+        if rng.random() < 0.35:  # sparse comping with sevenths
+            for i in (*iv, 10):
+                sig = tone(midi_hz(s.key + 24 + deg + i), 0.4 * s.beat, sr, **{**s.tone_kw, "decay": 5})
+                add(s.music, sig, (b + (2 / 3 if rng.random() < 0.5 else 0)) * s.beat, sr, 0.4)  # some swung
+
+
+def _ambient(s: Song) -> None:
+    change = int(s.rng.integers(4, 9))
+    for b in range(0, s.n_beats, change):
+        deg, iv = s.chord(b)
+        for i in iv:
+            for det in (-0.08, 0.08):  # two detuned voices: slow beating
+                s.note(s.key + 12 + deg + i + det, change * s.beat + 1.0, b, 0.5, attack=0.8, decay=0.3)
+    if s.rng.random() < 0.5:  # arpeggiated plucks: onsets without drums
+        for i8 in range(2 * s.n_beats):
+            deg, iv = s.chord(i8 // 2)
+            s.note(s.key + 24 + deg + iv[i8 % 3], 0.3, i8 / 2, 0.3, decay=10)
+
+
+PARTS = {"four-floor": _four_floor, "offbeat": _offbeat, "swing": _swing, "ambient": _ambient}
+
+
+def _peak1(x: np.ndarray) -> np.ndarray:
+    return x / (np.abs(x).max() + 1e-9)
+
+
 def render(style: str, duration: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """One track of ``style``: float32 (n,), peak about the drawn gain."""
+    """One track of ``style``: float32 (n,), RMS level drawn in -32..-16 dBFS."""
     (t_lo, t_hi), (h_lo, h_hi), (r_lo, r_hi) = STYLES[style]
     beat = 60.0 / rng.uniform(t_lo, t_hi)
-    key = int(rng.integers(40, 52))  # bass register root, E2..D#3
-    n_harm = int(rng.integers(h_lo, h_hi + 1))
-    rolloff = float(rng.uniform(r_lo, r_hi))
+    key = int(rng.integers(40, 52))  # E2..D#3
+    tone_kw = dict(n_harm=int(rng.integers(h_lo, h_hi + 1)), rolloff=float(rng.uniform(r_lo, r_hi)), rng=rng)
     n_beats = int(math.ceil(duration / beat)) + 1
     bars = _progression(rng, n_beats // 4 + 2)
-    music = np.zeros(int(duration * sr))
-    drums = np.zeros_like(music)
-    tone_kw = dict(n_harm=n_harm, rolloff=rolloff, rng=rng)
-    chord_at = lambda b: bars[b // 4]  # noqa: E731
-
-    if style == "four-floor":
-        stab = [s for s in range(16) if rng.random() < 0.3] or [2, 10]
-        for b in range(n_beats):
-            add(drums, kick(sr), b * beat, sr)
-            add(drums, hat(sr, rng), (b + 0.5) * beat, sr, 0.8)
-            if b % 2 == 1 and rng.random() < 0.7:
-                add(drums, snare(sr, rng), b * beat, sr, 0.5)
-            deg, iv = chord_at(b)
-            add(music, tone(midi_hz(key + deg), 0.9 * beat / 2, sr, n_harm=6, rolloff=1.0, rng=rng, decay=6),
-                (b + 0.5) * beat, sr, 0.8)
-            for s in stab:
-                if s // 4 == b % 4:
-                    for i in iv:
-                        add(music, tone(midi_hz(key + 24 + deg + i), 0.15, sr, decay=12, **tone_kw),
-                            (b + (s % 4) / 4) * beat, sr, 0.5)
-    elif style == "offbeat":
-        for b in range(n_beats):
-            if b % 4 == 2:  # one drop: kick and snare together on beat 3
-                add(drums, kick(sr), b * beat, sr, 0.8)
-                add(drums, snare(sr, rng), b * beat, sr, 0.6)
-            add(drums, hat(sr, rng), b * beat, sr, 0.4)
-            deg, iv = chord_at(b)
-            for i in iv:  # the skank on every offbeat
-                add(music, tone(midi_hz(key + 24 + deg + i), 0.12, sr, decay=15, **tone_kw), (b + 0.5) * beat, sr, 0.6)
-            if rng.random() < 0.8:
-                step = (0, 7, 12, 10)[int(rng.integers(4))]
-                add(music, tone(midi_hz(key + deg + step), 0.8 * beat, sr, n_harm=3, rolloff=1.5, rng=rng,
-                                decay=3), b * beat, sr, 1.0)
-    elif style == "swing":
-        for b in range(n_beats):
-            add(drums, ride(sr, rng), b * beat, sr, 0.5)
-            if b % 2 == 1:
-                add(drums, ride(sr, rng), (b + 2 / 3) * beat, sr, 0.35)  # the swung "a"
-                add(drums, hat(sr, rng, 0.03), b * beat, sr, 0.5)
-            if rng.random() < 0.25:
-                add(drums, kick(sr), b * beat, sr, 0.3)  # feathered
-            deg, iv = chord_at(b)
-            walk = (0, 4, 7, 9, 12, 11, 5, 2)[int(rng.integers(8))]
-            add(music, tone(midi_hz(key + deg + walk), 0.9 * beat, sr, n_harm=4, rolloff=1.8, rng=rng, decay=2.5),
-                b * beat, sr, 1.0)
-            if rng.random() < 0.35:  # sparse comping with sevenths
-                for i in (*iv, 10):
-                    add(music, tone(midi_hz(key + 24 + deg + i), 0.4 * beat, sr, decay=5, **tone_kw),
-                        (b + (2 / 3 if rng.random() < 0.5 else 0)) * beat, sr, 0.4)
-    elif style == "ambient":
-        change = int(rng.integers(4, 9))
-        for b in range(0, n_beats, change):
-            deg, iv = bars[b // 4]
-            for i in iv:
-                for det in (-0.08, 0.08):  # two detuned voices: slow beating
-                    add(music, tone(midi_hz(key + 12 + deg + i + det), change * beat + 1.0, sr, attack=0.8,
-                                    decay=0.3, **tone_kw), b * beat, sr, 0.5)
-        if rng.random() < 0.5:  # arpeggiated plucks: onsets without drums
-            for s in range(2 * n_beats):
-                deg, iv = chord_at(s // 2)
-                add(music, tone(midi_hz(key + 24 + deg + iv[s % 3]), 0.3, sr, decay=10, **tone_kw),
-                    s * beat / 2, sr, 0.3)
-    else:
-        raise ValueError(style)
-    if style != "ambient" and rng.random() < 0.3:  # a pad under the groove, as in the ambient style
-        pad = np.zeros_like(music)
+    s = Song(sr, rng, beat, key, n_beats, bars, tone_kw, np.zeros(int(duration * sr)), np.zeros(int(duration * sr)))
+    PARTS[style](s)
+    music = s.music
+    if style != "ambient" and rng.random() < 0.2:  # a pad under the groove, as in the ambient style
+        s.music = np.zeros_like(music)
         for b in range(0, n_beats, 4):
-            deg, iv = bars[b // 4]
+            deg, iv = s.chord(b)
             for i in iv:
-                add(pad, tone(midi_hz(key + 12 + deg + i), 4 * beat + 0.5, sr, attack=0.5, decay=0.4, **tone_kw),
-                    b * beat, sr)
-        music = music / (np.abs(music).max() + 1e-9) + 10 ** (rng.uniform(-10.0, -3.0) / 20) * pad / (
-            np.abs(pad).max() + 1e-9)
-
+                s.note(key + 12 + deg + i, 4 * beat + 0.5, b, 1.0, attack=0.5, decay=0.4)
+        music = _peak1(music) + 10 ** (rng.uniform(-18.0, -8.0) / 20) * _peak1(s.music)
     drum_db = rng.uniform(-12.0, 0.0) if style != "ambient" else -np.inf
-    y = music / (np.abs(music).max() + 1e-9) + 10 ** (drum_db / 20) * drums / (np.abs(drums).max() + 1e-9)
-    return finish(y, rng)
+    return finish(_peak1(music) + 10 ** (drum_db / 20) * _peak1(s.drums), rng)
 
 
 def finish(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Background noise at a random SNR (white or brown), stray noise bursts, random gain."""
+    """Background noise at a random SNR (white or brown), stray noise bursts, random level."""
     y = y / (np.sqrt(np.mean(y ** 2)) + 1e-9)  # unit RMS
     noise = rng.standard_normal(len(y))
     if rng.random() < 0.5:  # brown-ish noise: low-frequency rumble instead of hiss
@@ -217,8 +249,10 @@ def finish(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = int(rng.integers(200, 2000))
         burst = rng.standard_normal(n) * np.exp(-np.linspace(0, 6, n))
         y[at:at + len(burst)] += rng.uniform(0.5, 3.0) * burst[:len(y) - at]
-    y = y / (np.abs(y).max() + 1e-9) * 10 ** (rng.uniform(-20.0, -1.0) / 20)
-    return y.astype(np.float32)
+    # the level is set on the RMS, not the peak: a peak-normalised drum track would be
+    # quieter than a pad track, and loudness would give the style away
+    y = y / (np.sqrt(np.mean(y ** 2)) + 1e-9) * 10 ** (rng.uniform(-32.0, -16.0) / 20)
+    return (y / max(1.0, np.abs(y).max() / 0.99)).astype(np.float32)
 
 
 def write_synthetic(root: Path, *, per_style: int, duration: float, seed: int) -> Path:
@@ -243,7 +277,8 @@ def write_real_excerpts(root: Path, data: Path, *, excerpt_s: float, per_source:
     """Cut the real recordings into excerpts under ``root`` and split them by source.
 
     Returns a Manifest whose ``artist`` is the source file, so that no source has
-    excerpts on two sides; GTZAN tracks keep the gtzan-ff split (artist-conscious).
+    excerpts on two sides. GTZAN tracks follow the gtzan-ff split (artist-conscious)
+    for train vs the rest; see below for valid vs test.
     """
     import soundfile as sf
 
@@ -277,6 +312,12 @@ def write_real_excerpts(root: Path, data: Path, *, excerpt_s: float, per_source:
                     gtzan.append(t.replace(split=part))
             else:
                 free.append(t)
+    # The shared copy has no track of gtzan-ff's classical test list: its valid tracks (no
+    # artist in common with its train tracks) are halved, by source, into valid and test.
+    held = sorted({t.artist for t in gtzan if t.split == "valid"})
+    rng = np.random.default_rng(seed)
+    to_test = {held[i] for i in rng.permutation(len(held))[: len(held) // 2]}
+    gtzan = [t.replace(split="test") if t.artist in to_test else t for t in gtzan]
     entries = gtzan + split_tracks(free, fractions, seed=seed)
     m = Manifest(list(REAL_CLASSES), entries, layout="csv", root=str(root), split_policy="gtzan-ff+by-source")
     check_no_leakage(m)
@@ -370,7 +411,8 @@ def train_all(names: list[str], datas: dict, args, out_root: Path) -> list[dict]
                      "s_per_epoch": float(np.median(secs)), "wall": wall})
         r = rows[-1]
         print(f"{name}: test acc {r['test_acc']:.3f} F1 {r['test_f1']:.3f} (best epoch {r['best_epoch']}, "
-              f"{wall:.0f} s)", file=sys.stderr, flush=True)
+              f"{wall:.0f} s); test confusion (rows true {data.classes}): "
+              f"{res.test['report'].confusion.tolist()}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -423,7 +465,7 @@ def run_real(args, names: list[str]) -> None:
         t0 = time.perf_counter()
         manifest = write_real_excerpts(Path(tmp) / "audio", SHARED_DATA, excerpt_s=args.excerpt_s,
                                        per_source=args.excerpts_per_source, seed=args.seed,
-                                       fractions=(0.7, 0.15, 0.15))
+                                       fractions=args.real_fractions)
         cut_s = time.perf_counter() - t0
         sides = {}
         for t in manifest.entries:
@@ -446,8 +488,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("synthetic", "real", "both"))
     ap.add_argument("--models", default=",".join(BUILTIN), help="comma-separated (default: every built-in)")
-    ap.add_argument("--epochs", type=int, default=None, help="default: 15 synthetic, 10 real")
-    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=None, help="default: 20 synthetic, 12 real")
+    ap.add_argument("--patience", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
@@ -456,10 +498,12 @@ def parse_args(argv=None):
     ap.add_argument("--n-mels", type=int, default=64)
     ap.add_argument("--n-fft", type=int, default=1024)
     ap.add_argument("--window-s", type=float, default=3.0)
-    ap.add_argument("--per-style", type=int, default=30, help="synthetic tracks per style")
+    ap.add_argument("--per-style", type=int, default=40, help="synthetic tracks per style")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per synthetic track")
     ap.add_argument("--excerpt-s", type=float, default=15.0, help="real: excerpt length")
     ap.add_argument("--excerpts-per-source", type=int, default=12, help="real: most excerpts cut from one file")
+    ap.add_argument("--real-fractions", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.7, 0.15, 0.15),
+                    help="real: train,valid,test shares of the soundtrack sources (default 0.7,0.15,0.15)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--jobs", type=int, default=2, help="feature extraction processes")
     ap.add_argument("--device", default="auto")
@@ -472,10 +516,10 @@ def main(argv=None) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     epochs = args.epochs
     if args.mode in ("synthetic", "both"):
-        args.epochs = epochs or 15
+        args.epochs = epochs or 20
         run_synthetic(args, names)
     if args.mode in ("real", "both"):
-        args.epochs = epochs or 10
+        args.epochs = epochs or 12
         run_real(args, names)
     return 0
 

@@ -127,8 +127,7 @@ def main(argv=None) -> int:
             # valid must not be empty for TrainData; it is never used here
             datas[key] = TrainData(classes, kind, fc, {"train": items, "valid": items[:1]},
                                    {"train": y, "valid": y[:1]})
-            feat_rows.append((kind, f"n_fft {fc.n_fft}, hop {fc.hop_length}" + (f", {fc.n_mels} mels" if kind != "stft"
-                              else ""), items[0].shape, sec))
+            feat_rows.append((kind, _describe(fc, kind), items[0].shape, sec))
             print(f"features {kind}: {sec:.1f} s", file=sys.stderr, flush=True)
 
     rows = []
@@ -149,7 +148,7 @@ def main(argv=None) -> int:
     print(f"## Training speed: {args.tracks} generated tracks of {args.duration:g} s, batch {args.batch_size}, "
           f"{args.windows_per_track} windows/track/epoch\n")
     print(f"CPU: {cpu_name}, torch {torch.__version__}, torch.set_num_threads({args.threads}); "
-          f"median of {args.epochs} epochs after 1 warm-up epoch; validation and checkpoint writes not included"
+          f"median of {args.epochs} epoch(s) after 1 warm-up epoch; validation and checkpoint writes not included"
           + ("; CUDA: " + torch.cuda.get_device_name(0) + " (fp16 autocast)" if len(devices) > 1 else
              "; no CUDA device present") + "\n")
     head = "| model | input | params | samples / epoch | CPU s / epoch | CPU samples / s | CPU warm-up epoch s |"
@@ -170,6 +169,14 @@ def main(argv=None) -> int:
     for kind, desc, shape, sec in feat_rows:
         print(f"| {kind} | {desc} | {tuple(shape)} | {sec:.1f} | {audio_s / sec:.0f} |")
     return 0
+
+
+def _describe(fc, kind: str) -> str:
+    base = f"n_fft {fc.n_fft}, hop {fc.hop_length}"
+    return {"log_mel": f"{base}, {fc.n_mels} mels, {fc.log}",
+            "mfcc": f"{base}, {fc.n_mfcc} MFCCs of {fc.n_mels} mels",
+            "stft": f"{base}, power, {fc.log}",
+            "table": f"GTZAN table: {base}, {fc.pad_mode} padding, HPSS, tempo, 20 MFCCs"}[kind]
 
 
 def _cpu_name() -> str:
