@@ -6,7 +6,9 @@ number of feature bins and the window it is served on. It maps a batch
 ``(B, n_bins, T)`` float32 to logits ``(B, n_classes)``. Models that can say what they
 hear at each moment also define ``forward_frames(x) -> (B, T', n_classes)`` logits,
 ``pool_frames`` (frame logits -> clip logits, what ``forward`` applies) and
-``frame_stride`` (input frames per output frame).
+``frame_stride`` (input frames per output frame). A model whose parts should learn at
+different rates (a fine-tuned backbone under a new head) defines ``param_groups(lr)``,
+which the training loop hands to the optimiser instead of ``parameters()``.
 
 Loss, optimiser, augmentation (SpecAugment, mixup) and metrics are not here: they
 belong to the training loop.
