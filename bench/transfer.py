@@ -155,6 +155,5 @@ def record(results: list, method: str, seed: int, shots: int, data, test: dict, 
           f"({spent:.0f} s)", file=sys.stderr, flush=True)
 
 
-
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -114,24 +114,23 @@ def run_train(args) -> int:
     from genrescope.models import default_config, model_names
     from genrescope.train import fit
 
-    if getattr(args, "backbone", None) and args.model == "resnet-chunk":  # the CLI default: a head instead
-        args.model = "features-mlp"
-    if args.model not in model_names():
-        raise GenrescopeError(f"unknown model {args.model!r}; `genrescope models` lists them")
-    fc = feature_config_for(args.model, args)
-    cfg = train_config_from_args(args)
     backbone = getattr(args, "backbone", None)
     finetune = getattr(args, "finetune", None)
+    head_hidden = "hidden=" + ("" if getattr(args, "head", "linear") == "linear" else "256,")
     extra_prov = {}
     if finetune is not None:
         if not backbone:
             raise GenrescopeError("--finetune N needs --backbone NAME (a musicnn tagger)")
         # end to end on log-mel windows: the backbone is a part of the model, not a feature extractor
         args.model, extra_prov = "musicnn-finetune", {"finetuned_from": backbone}
-        fc = feature_config_for(args.model, args)
-        args.model_opt = [f"backbone={backbone}", f"train_blocks={finetune}",
-                          "hidden=" + ("" if args.head == "linear" else "256,"), *args.model_opt]
+        args.model_opt = [f"backbone={backbone}", f"train_blocks={finetune}", head_hidden, *args.model_opt]
         backbone = None
+    elif backbone and args.model == "resnet-chunk":  # the CLI default: a head instead
+        args.model = "features-mlp"
+    if args.model not in model_names():
+        raise GenrescopeError(f"unknown model {args.model!r}; `genrescope models` lists them")
+    fc = feature_config_for(args.model, args)
+    cfg = train_config_from_args(args)
     if backbone:
         from genrescope.datasets import load_dataset
         from genrescope.embeddings import Backbone, train_data
@@ -148,8 +147,7 @@ def run_train(args) -> int:
         dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
         extra_prov = {"backbone": backbone}
         if not any(o.startswith("hidden=") for o in args.model_opt):
-            args.model_opt = [*args.model_opt, "hidden=" + ("" if args.head == "linear" else "256,"),
-                              "dropout=0.3"]
+            args.model_opt = [*args.model_opt, head_hidden, "dropout=0.3"]
     elif args.features_csv:
         data = load_table_data(args.features_csv, fc, seed=args.seed)
         dataset_desc = {"features_csv": str(args.features_csv)}

@@ -18,8 +18,8 @@ and return sigmoid tag probabilities ``(B, n_classes)``, plus the embeddings wit
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +28,7 @@ from torch import nn
 
 from genrescope.config import MUSICNN_FEATURES, FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
-from genrescope.models.layers import GenreModel, ModelConfig
+from genrescope.models.layers import GenreModel, ModelConfig, classifier
 
 #: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
 TF_BN_EPS = 1e-3
@@ -291,11 +291,7 @@ class MusicnnFinetune(GenreModel):
         dims = (backbone.dense.out_features, *c.hidden)
         for i, o in zip(dims[:-1], dims[1:]):
             layers += [nn.Dropout(c.dropout), nn.Linear(i, o), nn.ReLU(inplace=True)]
-        self.head = nn.Sequential(*layers, nn.Dropout(c.dropout), nn.Linear(dims[-1], c.n_classes))
-
-    @property
-    def min_frames(self) -> int:
-        return 1
+        self.head = nn.Sequential(*layers, classifier(dims[-1], c.n_classes, dropout=c.dropout))
 
     def train(self, mode: bool = True) -> "MusicnnFinetune":
         super().train(mode)
@@ -407,5 +403,5 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
         raise CheckpointError(f"{where}: non-finite values in {bad}")
 
 
-__all__ = ["Musicnn", "MusicnnVGG", "MusicnnFinetune", "FinetuneConfig", "MUSICNN_BLOCKS", "ARCHITECTURES", "PRETRAINED", "build_musicnn", "load_musicnn",
-           "check_state_dict", "resolve_pretrained"]
+__all__ = ["Musicnn", "MusicnnVGG", "MusicnnFinetune", "FinetuneConfig", "MUSICNN_BLOCKS", "ARCHITECTURES",
+           "PRETRAINED", "build_musicnn", "load_musicnn", "check_state_dict", "resolve_pretrained"]
