@@ -142,9 +142,9 @@ def measure(files: list[str], repeat: int) -> dict:
     import soundfile as sf
     import soxr
 
-    from genrescope.audio import iter_audio_blocks, load_audio
+    from genrescope.audio.decode import iter_audio_blocks, load_audio
     from genrescope.config import FeatureConfig
-    from genrescope.features import log_mel
+    from genrescope.features.spectrogram import log_mel
 
     cfg = FeatureConfig(sr=SR)
     native = [(list(iter_audio_blocks(f, sr=None)), sf.info(f).samplerate) for f in files]

@@ -1,4 +1,4 @@
-"""How closely genrescope.gtzan_table reproduces the published GTZAN features table, and how fast.
+"""How closely genrescope.features.gtzan_table reproduces the published GTZAN features table, and how fast.
 
 For every excerpt in ../shared/data/gtzan/clips whose row is in the shared CSV, the row is
 recomputed from audio and compared with the CSV, column by column:
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genrescope.audio import load_audio
-from genrescope.gtzan_table import COLUMNS, extract_row, read_table
+from genrescope.audio.decode import load_audio
+from genrescope.features.gtzan_table import COLUMNS, extract_row, read_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CSV_NAME = "features_30_sec.ff-train-valid.csv"
@@ -58,8 +58,7 @@ def time_median_filters(y: np.ndarray) -> tuple[float, float]:
     (what librosa calls) against genrescope's line-wise 1-D filter. Results are equal."""
     import scipy.ndimage
 
-    from genrescope import spectral
-
+    from genrescope.features import spectral
     S = spectral.magnitude(spectral.stft(y, pad_mode="reflect"))
     t0 = time.perf_counter()
     ref = [scipy.ndimage.median_filter(S, size=fp, mode="reflect") for fp in ((1, 31), (31, 1))]

@@ -21,7 +21,7 @@ its classical test tracks is in the shared copy) are halved by track into valid 
 test. So no test excerpt has a sibling, or a GTZAN artist, in training.
 
 Every architecture is trained with the same loop, epochs budget, early stopping on
-the validation track macro-F1, augmentation and seed (``genrescope.train.fit``);
+the validation track macro-F1, augmentation and seed (``genrescope.training.train.fit``);
 ``features-mlp`` reads the 57-column GTZAN table (``gtzan_table.extract_row``) of each
 track instead of a spectrogram. The test split is scored once, with the weights
 selected on valid. A markdown table goes to stdout; per-epoch logs to stderr.
@@ -282,7 +282,7 @@ def write_real_excerpts(root: Path, data: Path, *, excerpt_s: float, per_source:
     """
     import soundfile as sf
 
-    from genrescope.audio import load_audio
+    from genrescope.audio.decode import load_audio
     from genrescope.datasets import Manifest, Track, check_no_leakage, split_tracks
     from genrescope.datasets.gtzan import ff_lists
 
@@ -339,8 +339,8 @@ def table_data(manifest, fc, jobs: int):
     """TrainData of GTZAN-table rows, one per track, with the manifest's split."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from genrescope.data_sources import SPLITS, TrainData
-    from genrescope.gtzan_table import extract_row, rows_to_matrix
+    from genrescope.training.data import SPLITS, TrainData
+    from genrescope.features.gtzan_table import extract_row, rows_to_matrix
 
     tracks = [t for t in manifest.entries if t.split in SPLITS]
     paths = [t.path for t in tracks]
@@ -361,7 +361,7 @@ def table_data(manifest, fc, jobs: int):
 
 def load_inputs(names: list[str], manifest, args, cache_root: Path) -> tuple[dict, dict]:
     """One TrainData per distinct (kind, feature config); and the seconds each took."""
-    from genrescope.data_sources import from_manifest
+    from genrescope.training.data import from_manifest
     from genrescope.models import default_config
 
     datas, seconds = {}, {}
@@ -384,9 +384,9 @@ def load_inputs(names: list[str], manifest, args, cache_root: Path) -> tuple[dic
 def train_all(names: list[str], datas: dict, args, out_root: Path) -> list[dict]:
     import torch
 
-    from genrescope.augment import AugmentConfig
+    from genrescope.training.augment import AugmentConfig
     from genrescope.models import build_model, default_config, n_params
-    from genrescope.train import TrainConfig, fit
+    from genrescope.training.train import TrainConfig, fit
 
     torch.set_num_threads(args.threads)
     aug = AugmentConfig() if args.augment else AugmentConfig.off()

@@ -47,7 +47,7 @@ def make_song(minutes: float, out: Path) -> Path:
             sorted((SHARED / "free-music" / "wesnoth").glob("*.ogg")):
         if f.name == "silence.ogg":
             continue
-        from genrescope.audio import load_audio
+        from genrescope.audio.decode import load_audio
 
         y = load_audio(f, sr=sr, mono=False)
         parts.append(y)
@@ -82,7 +82,7 @@ def whole_process(path: Path, model: str, repeat: int) -> float:
 
 
 def in_process(path: Path, model: str, repeat: int) -> dict:
-    from genrescope.predict import Predictor
+    from genrescope.inference.predict import Predictor
 
     t0 = time.perf_counter()
     pred = Predictor(model, threads=1)
@@ -104,7 +104,7 @@ def baseline(path: Path, model: str, repeat: int) -> dict | None:
     except ImportError:
         print("librosa not installed: baseline skipped")
         return None
-    from genrescope.registry import load_inference_model
+    from genrescope.inference.runtimes import load_inference_model
 
     m = load_inference_model(model, threads=1)
     cfg = m.feature_config
@@ -138,8 +138,8 @@ def model_macs_per_window(model: str) -> tuple[float, list[str]]:
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    from genrescope.onnx_model import INPUT_NAME, OnnxModel
-    from genrescope.registry import ENSEMBLES, resolve_model_path
+    from genrescope.inference.onnx_model import INPUT_NAME, OnnxModel
+    from genrescope.inference.registry import ENSEMBLES, resolve_model_path
 
     total, names = 0.0, list(ENSEMBLES.get(model, (model,)))
     for name in names:
@@ -202,7 +202,7 @@ def main() -> int:
     print(f"{'  model ({} windows x members)'.format(ip['windows']):34}{ip['model']:9.3f}{dur / ip['model']:13.0f}")
     print(f"{'model load':34}{ip['load']:9.3f}")
     if bl:
-        print(f"\nbaseline (librosa.load + librosa mel + one patch per call, same ONNX model):")
+        print("\nbaseline (librosa.load + librosa mel + one patch per call, same ONNX model):")
         for k in ("decode", "features", "model", "total"):
             print(f"  {k:32}{bl[k]:9.3f}{dur / bl[k]:13.0f}")
         print(f"\nratio in-process genrescope / baseline: {bl['total'] / ip['total']:.2f}x faster")

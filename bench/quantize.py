@@ -31,9 +31,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def windows(paths, fc) -> np.ndarray:
-    from genrescope.audio import load_audio
-    from genrescope.features import log_mel
-    from genrescope.windows import slice_windows
+    from genrescope.audio.decode import load_audio
+    from genrescope.features.spectrogram import log_mel
+    from genrescope.features.windows import slice_windows
 
     return np.concatenate([slice_windows(log_mel(load_audio(p, sr=fc.sr), fc), fc)[0] for p in paths])
 
@@ -74,8 +74,8 @@ def main() -> int:
                                           quantize_dynamic, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from genrescope.onnx_model import OnnxModel
-    from genrescope.registry import resolve_model_path
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.inference.registry import resolve_model_path
 
     src = resolve_model_path(args.model)[1]
     fc = OnnxModel(src).feature_config

@@ -25,7 +25,6 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -108,7 +107,7 @@ def main() -> int:
         what = make_clip(clip)
         body, ctype = multipart(clip, args.model)
 
-        from genrescope.predict import Predictor
+        from genrescope.inference.predict import Predictor
 
         pred = Predictor(args.model)
         pred.predict(clip)
@@ -157,7 +156,7 @@ def main() -> int:
             proc.wait(timeout=30)
     ok = codes.get(200, 0)
     print(f"input: {what}; model {args.model}; {args.clients} clients for {args.seconds:g} s on {os.cpu_count()} cores")
-    print(f"answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())))
+    print("answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())))
     if lat:
         q = statistics.quantiles(lat, n=20) if len(lat) >= 2 else [lat[0]] * 19
         print(f"throughput: {ok / wall:.2f} requests/s ({ok / wall * 30:.0f}x real time)")

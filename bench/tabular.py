@@ -25,7 +25,7 @@ def mlp_grid(data, fc, epochs: int):
     import torch
 
     from genrescope.models import default_config
-    from genrescope.train import TrainConfig, fit
+    from genrescope.training.train import TrainConfig, fit
     import tempfile
 
     torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def sklearn_baselines(Xtr, ytr, Xva, yva):
     except ImportError:
         print("scikit-learn not installed: baselines skipped", file=sys.stderr)
         return []
-    from genrescope.metrics import score
+    from genrescope.training.metrics import score
 
     cands = {f"logistic C={c}": make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)) for c in (0.1, 1.0)}
     cands.update({f"svm-rbf C={c}": make_pipeline(StandardScaler(), SVC(C=c)) for c in (1.0, 10.0)})
@@ -83,7 +83,7 @@ def main() -> int:
     if not Path(args.csv).is_file():
         print(f"skip: {args.csv} not found", file=sys.stderr)
         return 0
-    from genrescope.experiment import load_table_data
+    from genrescope.training.experiment import load_table_data
     from genrescope.models import default_features
 
     fc = default_features("features-mlp")

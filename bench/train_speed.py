@@ -9,7 +9,7 @@ feature config (``models.default_features``: 128 log-mel bands, n_fft 2048, hop 
 Features are computed once per (kind, config), in this process, and timed separately:
 an epoch below does not include them.
 
-One epoch is what ``genrescope.train.fit`` does for training: every track gives
+One epoch is what ``genrescope.training.train.fit`` does for training: every track gives
 ``--windows-per-track`` random crops (features-mlp: one row per track), augmented
 (gain, SpecAugment, mixup, from the loop's own ``_batches``), batches of
 ``--batch-size``, forward, soft cross-entropy, backward, AdamW step. It leaves out
@@ -46,8 +46,8 @@ def generate(n_tracks: int, duration: float, seed: int) -> tuple[list[np.ndarray
 
 
 def features(waves: list[np.ndarray], fc, kind: str) -> list[np.ndarray]:
-    from genrescope.features import compute
-    from genrescope.gtzan_table import COLUMNS, extract_row
+    from genrescope.features.spectrogram import compute
+    from genrescope.features.gtzan_table import COLUMNS, extract_row
 
     if kind == "table":
         return [np.array([r[c] for c in COLUMNS], np.float32) for r in (extract_row(w, SR, cfg=fc) for w in waves)]
@@ -59,7 +59,7 @@ def time_epochs(name: str, data, args, device) -> list[float]:
     import torch
 
     from genrescope.models import build_model, default_config
-    from genrescope.train import TrainConfig, _batches, train_step
+    from genrescope.training.train import TrainConfig, _batches, train_step
 
     cfg = TrainConfig(batch_size=args.batch_size, windows_per_track=args.windows_per_track, seed=0)
     mcfg = default_config(name, feature_config=data.feature_config, n_classes=data.n_classes)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from genrescope.data_sources import TrainData
+    from genrescope.training.data import TrainData
     from genrescope.models import build_model, default_config, default_features, n_params
 
     torch.set_num_threads(args.threads)

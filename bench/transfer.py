@@ -34,7 +34,7 @@ def build_manifest(out: Path) -> Path:
     """Write 15 s excerpts and a CSV manifest (artist = source recording)."""
     import soundfile as sf
 
-    from genrescope.audio import audio_info, load_audio
+    from genrescope.audio.decode import audio_info, load_audio
 
     rows = []
     for f in sorted((SHARED / "gtzan" / "classical-15s").glob("*.flac")) + \
@@ -61,7 +61,7 @@ def build_manifest(out: Path) -> Path:
 
 def few_shot(data, shots: int, seed: int, manifest):
     """Keep the training excerpts of only `shots` source recordings per class."""
-    from genrescope.data_sources import TrainData
+    from genrescope.training.data import TrainData
 
     if shots <= 0:
         return data
@@ -93,11 +93,12 @@ def main() -> int:
         return 0
     import torch
 
-    from genrescope.data_sources import from_manifest
+    from genrescope.training.data import from_manifest
     from genrescope.datasets import load_dataset
-    from genrescope.embeddings import Backbone, train_data
+    from genrescope.inference.backbone import Backbone
+    from genrescope.training.embed import train_data
     from genrescope.models import default_config, default_features
-    from genrescope.train import TrainConfig, fit
+    from genrescope.training.train import TrainConfig, fit
 
     torch.set_num_threads(1)
     bb = Backbone(args.backbone)

@@ -1,5 +1,5 @@
 """The recipe that made the "GTZAN features" table, in librosa 0.11: the reference that
-genrescope.gtzan_table is held to by tests/test_gtzan_table.py and bench/gtzan_table_agreement.py.
+genrescope.features.gtzan_table is held to by tests/test_gtzan_table.py and bench/gtzan_table_agreement.py.
 Needs librosa (a test extra); genrescope itself never imports it."""
 from __future__ import annotations
 

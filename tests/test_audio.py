@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrescope.audio import audio_info, find_audio_files, iter_audio_blocks, load_audio
+from genrescope.audio.decode import audio_info, find_audio_files, iter_audio_blocks, load_audio
 from genrescope.errors import (AudioNotFoundError, AudioTooShortError, CorruptAudioError, EmptyAudioError,
                                GenrescopeError, SilentAudioWarning, UnsupportedAudioError)
 
@@ -111,7 +111,7 @@ def test_bad_input_names_file_and_problem(tmp_path, write_audio, monkeypatch, us
     if use_av:
         pytest.importorskip("av")
     else:
-        monkeypatch.setattr("genrescope.audio._have_av", lambda: False)
+        monkeypatch.setattr("genrescope.audio.decode._have_av", lambda: False)
     cases = _bad_files(tmp_path, write_audio)
     for name, (exc, text) in cases.items():
         if use_av and name.startswith("half"):

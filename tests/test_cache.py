@@ -12,13 +12,13 @@ import types
 import numpy as np
 import pytest
 
-from genrescope import cache as gcache
-from genrescope.audio import load_audio
-from genrescope.cache import FeatureCache, content_hash, extract_many
+from genrescope.features import cache as gcache
+from genrescope.audio.decode import load_audio
+from genrescope.features.cache import FeatureCache, content_hash, extract_many
 from genrescope.cli import main
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
-from genrescope.features import compute
+from genrescope.features.spectrogram import compute
 
 CFG = FeatureConfig()
 
@@ -275,13 +275,13 @@ def test_cli_gtzan_table_with_a_stub(songs, monkeypatch, capsys):
         calls.append(str(path))
         return {"length": 44100, "tempo": 120.0, "mfcc1_mean": -100.5, "unused": 1.0}
 
-    stub = types.ModuleType("genrescope.gtzan_table")
+    stub = types.ModuleType("genrescope.features.gtzan_table")
     stub.COLUMNS = ["length", "tempo", "mfcc1_mean"]
     stub.extract_row = extract_row
-    monkeypatch.setitem(sys.modules, "genrescope.gtzan_table", stub)
-    import genrescope
+    monkeypatch.setitem(sys.modules, "genrescope.features.gtzan_table", stub)
+    import genrescope.features
 
-    monkeypatch.setattr(genrescope, "gtzan_table", stub, raising=False)
+    monkeypatch.setattr(genrescope.features, "gtzan_table", stub, raising=False)
     code = main(["features", str(songs[0]), str(songs[1]), "--set", "gtzan-table", "--format", "csv", "-j", "1"])
     out = capsys.readouterr().out
     assert code == 0 and calls == [str(songs[0]), str(songs[1])]
@@ -290,7 +290,7 @@ def test_cli_gtzan_table_with_a_stub(songs, monkeypatch, capsys):
 
 
 def test_cli_gtzan_table_real(write_audio, capsys):
-    gt = pytest.importorskip("genrescope.gtzan_table")
+    gt = pytest.importorskip("genrescope.features.gtzan_table")
     path = write_audio("clip.wav", 3.0)
     assert main(["features", str(path), "--set", "gtzan-table", "--format", "csv", "-j", "1"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from genrescope import checkpoint as ckpt  # noqa: E402
+from genrescope.models import checkpoint as ckpt  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
 from genrescope.models import BUILTIN  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genrescope.cli import main
-from genrescope.embeddings import Backbone
+from genrescope.inference.backbone import Backbone
 
 from conftest import synth_music
 
@@ -72,7 +72,7 @@ def test_head_on_backbone_trains_exports_and_predicts(styles, tmp_path, capsys):
 def _onnx_matches_torch_and_separates(out, styles, wav, capsys):
     """The run's model through ONNX Runtime and PyTorch agree on ``wav``, and it classifies
     the held-out tracks of ``styles`` (two easy styles) without a mistake."""
-    from genrescope.predict import Predictor
+    from genrescope.inference.predict import Predictor
 
     a = Predictor(str(out / "best.onnx")).predict(wav)
     b = Predictor(str(out / "best.safetensors"), runtime="torch").predict(wav)
@@ -129,7 +129,7 @@ def test_finetune_from_the_command_line_trains_exports_and_predicts(styles, tmp_
     capsys.readouterr()
     import torch
 
-    from genrescope.checkpoint import load_checkpoint, read_metadata
+    from genrescope.models.checkpoint import load_checkpoint, read_metadata
     from genrescope.models.musicnn import load_musicnn
 
     meta = read_metadata(out / "best.safetensors")

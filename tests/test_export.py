@@ -9,12 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from genrescope.checkpoint import save_checkpoint  # noqa: E402
+from genrescope.models.checkpoint import save_checkpoint  # noqa: E402
 from genrescope.cli import main  # noqa: E402
 from genrescope.errors import CheckpointError, GenrescopeError  # noqa: E402
-from genrescope.export import PARITY_TOLERANCE, check_parity, export_onnx, parity_inputs  # noqa: E402
+from genrescope.training.export import PARITY_TOLERANCE, check_parity, export_onnx, parity_inputs  # noqa: E402
 from genrescope.models import BUILTIN  # noqa: E402
-from genrescope.onnx_model import OnnxModel  # noqa: E402
+from genrescope.inference.onnx_model import OnnxModel  # noqa: E402
 
 from test_checkpoint import LABELS, trained_like  # noqa: E402
 from test_models import FC, feature_inputs, one_thread  # noqa: E402,F401
@@ -137,8 +137,8 @@ def test_cli_export_from_checkpoint_and_torch_free_inference(tmp_path, capsys):
     x = feature_inputs(model)[0]
     code = (
         "import sys, json, numpy as np\n"
-        "from genrescope.onnx_model import OnnxModel\n"
-        "from genrescope.checkpoint import read_metadata\n"
+        "from genrescope.inference.onnx_model import OnnxModel\n"
+        "from genrescope.models.checkpoint import read_metadata\n"
         f"om = OnnxModel({str(out)!r})\n"
         f"p = om.predict_windows(np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"meta = read_metadata({str(ckpt)!r})\n"

@@ -9,7 +9,7 @@ import pytest
 
 librosa = pytest.importorskip("librosa")
 
-from genrescope import features as F  # noqa: E402
+from genrescope.features import spectrogram as F  # noqa: E402
 from genrescope.config import DEFAULT_FEATURES, MUSICNN_FEATURES, FeatureConfig  # noqa: E402
 from genrescope.errors import GenrescopeError  # noqa: E402
 
@@ -69,7 +69,7 @@ def test_mfcc_matches_librosa_generated():
 
 @pytest.mark.shared_data
 def test_features_match_librosa_on_real_music(shared_data):
-    from genrescope.audio import load_audio
+    from genrescope.audio.decode import load_audio
 
     for rel in ["gtzan/clips/metal/metal.00000.wav", "gtzan/clips/classical/classical.00000.wav"]:
         y = load_audio(shared_data / rel, sr=22050)

@@ -24,10 +24,10 @@ import pytest
 import scipy.ndimage
 import soundfile as sf
 
-from genrescope import features as F
-from genrescope import spectral
+from genrescope.features import spectrogram as F
+from genrescope.features import spectral
 from genrescope.errors import AudioError, DatasetError, GenrescopeError
-from genrescope.gtzan_table import COLUMNS, GTZAN_TABLE_FEATURES, extract_row, extract_rows, read_table, rows_to_matrix
+from genrescope.features.gtzan_table import COLUMNS, GTZAN_TABLE_FEATURES, extract_row, extract_rows, read_table, rows_to_matrix
 
 from conftest import synth_music
 

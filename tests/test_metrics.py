@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genrescope.errors import GenrescopeError
-from genrescope.metrics import confusion_matrix, score
+from genrescope.training.metrics import confusion_matrix, score
 
 
 def test_confusion_and_scores_by_hand():

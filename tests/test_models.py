@@ -7,11 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from genrescope import features  # noqa: E402
+from genrescope.features import spectrogram as features  # noqa: E402
 from genrescope.cli import main  # noqa: E402
 from genrescope.config import FeatureConfig  # noqa: E402
 from genrescope.errors import GenrescopeError  # noqa: E402
-from genrescope.windows import slice_windows  # noqa: E402
+from genrescope.features.windows import slice_windows  # noqa: E402
 from genrescope.models import (BUILTIN, build_model, check_features, config_from_dict, default_config,  # noqa: E402
                                is_available, model_names)
 

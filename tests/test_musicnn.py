@@ -25,10 +25,10 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 from genrescope.config import MUSICNN_FEATURES, FeatureConfig  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
-from genrescope.features import log_mel  # noqa: E402
+from genrescope.features.spectrogram import log_mel  # noqa: E402
 from genrescope.models.musicnn import (PRETRAINED, PRETRAINED_DIR, Musicnn, MusicnnVGG, _tf_same_pad,  # noqa: E402
                                        load_musicnn)
-from genrescope.windows import slice_windows  # noqa: E402
+from genrescope.features.windows import slice_windows  # noqa: E402
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 
@@ -95,7 +95,7 @@ def test_onnx_metadata_holds_labels_and_features(pretrained):
 
 
 def test_genrescope_onnx_runtime_wrapper_runs_it(reference):
-    from genrescope.onnx_model import OnnxModel
+    from genrescope.inference.onnx_model import OnnxModel
 
     m = OnnxModel(PRETRAINED_DIR / "musicnn-msd" / "model.onnx", threads=1)
     assert m.labels[0] == "rock" and m.feature_config == MUSICNN_FEATURES and m.window_frames == 187

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from genrescope.cli import main
-from genrescope.predict import Predictor
-from genrescope.windows import window_starts
+from genrescope.inference.predict import Predictor
+from genrescope.features.windows import window_starts
 
 from conftest import synth_music
 
@@ -90,7 +90,7 @@ def test_gtzan_features_model_is_a_distribution(write_audio):
 
 
 def test_ensemble_averages_members(write_audio):
-    from genrescope.registry import load_inference_model
+    from genrescope.inference.runtimes import load_inference_model
 
     ens = load_inference_model("musicnn")
     msd, mtt = load_inference_model("musicnn-msd"), load_inference_model("musicnn-mtt")

@@ -25,12 +25,12 @@ pytest.importorskip("httpx", reason="fastapi.testclient needs httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from genrescope.predict import Predictor  # noqa: E402
-from genrescope.registry import pretrained_names, pretrained_root  # noqa: E402
+from genrescope.inference.predict import Predictor  # noqa: E402
+from genrescope.inference.registry import pretrained_names, pretrained_root  # noqa: E402
 from genrescope.serve.app import create_app  # noqa: E402
 from genrescope.serve.settings import Settings  # noqa: E402
 from genrescope.serve.upload import client_name, safe_suffix  # noqa: E402
-from genrescope.windows import window_starts  # noqa: E402
+from genrescope.features.windows import window_starts  # noqa: E402
 
 SR = 22050
 

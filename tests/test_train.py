@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +34,7 @@ def two_styles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(two_styles, tmp_path_factory):
-    from genrescope.data_sources import from_manifest
+    from genrescope.training.data import from_manifest
     from genrescope.datasets import load_dataset
 
     torch.set_num_threads(1)
@@ -45,7 +44,7 @@ def data(two_styles, tmp_path_factory):
 
 
 def _fit(data, out, resume=False, **kw):
-    from genrescope.train import TrainConfig, fit
+    from genrescope.training.train import TrainConfig, fit
 
     cfg = TrainConfig(**{"epochs": 4, "batch_size": 8, "lr": 3e-3, "seed": 1, "patience": 10, **kw})
     return fit("cnn-gru", data, out, cfg=cfg, feature_config=FC, progress=False, resume=resume)
@@ -72,8 +71,8 @@ def test_same_seed_same_numbers(data, tmp_path):
 
 
 def test_resume_equals_uninterrupted(data, tmp_path):
-    from genrescope.checkpoint import load_checkpoint
-    from genrescope.train import TrainConfig, fit
+    from genrescope.models.checkpoint import load_checkpoint
+    from genrescope.training.train import TrainConfig, fit
 
     full = _fit(data, tmp_path / "full", epochs=4)
 
@@ -151,9 +150,9 @@ def test_torchrun_two_cpu_processes(two_styles, tmp_path):
 
 
 def test_timeline_cnn_gives_a_distribution_every_few_hundred_ms(data, tmp_path, two_styles):
-    from genrescope.predict import Predictor
+    from genrescope.inference.predict import Predictor
 
-    from genrescope.train import TrainConfig, fit
+    from genrescope.training.train import TrainConfig, fit
 
     out = tmp_path / "tl"
     fit("timeline-cnn", data, out, cfg=TrainConfig(epochs=2, batch_size=8, seed=0), feature_config=FC, progress=False)

@@ -3,7 +3,7 @@ import pytest
 
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
-from genrescope.windows import aggregate, slice_windows, window_starts
+from genrescope.features.windows import aggregate, slice_windows, window_starts
 
 
 @pytest.mark.parametrize("n,win,hop", [(1000, 129, 64), (129, 129, 64), (50, 129, 64), (130, 129, 64), (5000, 100, 100)])

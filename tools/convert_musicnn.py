@@ -18,7 +18,7 @@ Verify against the original TensorFlow graphs (run in a throwaway TF venv, see
 
 compares TF vs PyTorch tag probabilities and embeddings on musicnn's own input patches,
 ONNX Runtime vs PyTorch, the checkpoint values read here vs TF's reader, and musicnn's
-librosa log-mel vs ``genrescope.features.log_mel`` on the same 16 kHz waveform.
+librosa log-mel vs ``genrescope.features.spectrogram.log_mel`` on the same 16 kHz waveform.
 """
 from __future__ import annotations
 
@@ -324,7 +324,7 @@ def _with_embeddings(model):
 def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
     """One self-contained ONNX file, opset 17, dynamic batch axis, metadata_props filled.
 
-    The graph follows genrescope's ONNX format (:mod:`genrescope.onnx_model`): input
+    The graph follows genrescope's ONNX format (:mod:`genrescope.inference.onnx_model`): input
     ``features`` (B, 96, 187) log-mel, output ``probabilities`` (sigmoid here: the tags
     are multi-label), plus ``embeddings``.
     """
@@ -334,7 +334,7 @@ def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
     import onnx
     import torch
 
-    from genrescope.onnx_model import INPUT_NAME, OUTPUT_NAME
+    from genrescope.inference.onnx_model import INPUT_NAME, OUTPUT_NAME
 
     buf = io.BytesIO()
     dummy = torch.zeros(1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames)
@@ -351,9 +351,9 @@ def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
 
 
 def onnx_metadata(config: dict) -> dict[str, str]:
-    """genrescope's ONNX metadata keys (see genrescope.onnx_model), plus source and licence."""
+    """genrescope's ONNX metadata keys (see genrescope.inference.onnx_model), plus source and licence."""
     from genrescope import __version__
-    from genrescope.onnx_model import ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME
+    from genrescope.inference.onnx_model import ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME
 
     fc = MUSICNN_FEATURES
     return {
@@ -385,7 +385,7 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
             "name": name, "architecture": arch, "hparams": hparams, "labels": labels[dataset],
             "features": MUSICNN_FEATURES.to_dict(),
             "input": {"name": "features", "shape": ["batch", MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames],
-                      "layout": "(B, n_mels, T): windows of genrescope.features.log_mel(y, features)"},
+                      "layout": "(B, n_mels, T): windows of genrescope.features.spectrogram.log_mel(y, features)"},
             "outputs": {"probabilities": "(B, 50) independent sigmoid tag probabilities (multi-label)",
                         "embeddings": "(B, 200) penultimate dense layer" if arch == "musicnn"
                         else "(B, 256) last max pooling, flattened (musicnn's pool5)"},
@@ -431,7 +431,7 @@ def verify(tf_npz: Path, out: Path, names: list[str]) -> dict:
     """Compare the ports with the TF outputs saved by musicnn_tf_reference.py; returns the max differences."""
     import torch
 
-    from genrescope.features import log_mel
+    from genrescope.features.spectrogram import log_mel
     from genrescope.models.musicnn import load_musicnn
 
     ref = np.load(tf_npz)

@@ -23,8 +23,8 @@ def main() -> int:
     ap.add_argument("--description", default="")
     ap.add_argument("--extra-json", default=None, help="a JSON file merged into config.json (e.g. selection results)")
     args = ap.parse_args()
-    from genrescope.checkpoint import read_metadata
-    from genrescope.onnx_model import OnnxModel
+    from genrescope.models.checkpoint import read_metadata
+    from genrescope.inference.onnx_model import OnnxModel
 
     run = Path(args.run)
     ckpt, onnx = run / "best.safetensors", run / "best.onnx"

@@ -23,7 +23,7 @@ def _add_info(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files, folders or glob patterns")
     p.add_argument("--sr", type=int, default=22050, help="sample rate to analyse at (default: %(default)s)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
-    p.set_defaults(_run=("genrescope.inspect", "run_info"))
+    p.set_defaults(_run=("genrescope.insight.info", "run_info"))
 
 
 def _add_features(sub) -> None:
@@ -52,7 +52,7 @@ def _add_features(sub) -> None:
     p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: number of CPU cores)")
     p.add_argument("--sr", type=int, default=None, help="override the sample rate of the feature config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(_run=("genrescope.cache", "run_features"))
+    p.set_defaults(_run=("genrescope.features.command", "run_features"))
 
 
 def _add_dataset(sub) -> None:
@@ -87,7 +87,7 @@ def _add_models(sub) -> None:
                    help="list the models shipped with genrescope (usable by name anywhere a checkpoint is "
                         "accepted) and their provenance instead")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
-    p.set_defaults(_run=("genrescope.models", "run_models"))
+    p.set_defaults(_run=("genrescope.inference.listing", "run_models"))
 
 
 def _add_export(sub) -> None:
@@ -101,7 +101,7 @@ def _add_export(sub) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--static-time", action="store_true", help="fix the time axis to one window")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.set_defaults(_run=("genrescope.export", "run_export"))
+    p.set_defaults(_run=("genrescope.training.export", "run_export"))
 
 
 def _add_predict(sub) -> None:
@@ -127,7 +127,7 @@ def _add_predict(sub) -> None:
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
-    p.set_defaults(_run=("genrescope.output", "run_predict"))
+    p.set_defaults(_run=("genrescope.inference.output", "run_predict"))
 
 
 def _add_train(sub) -> None:
@@ -187,7 +187,7 @@ def _add_train(sub) -> None:
     f.add_argument("--cache", metavar="DIR", default=None, help="feature cache folder")
     f.add_argument("-j", "--jobs", type=int, default=0, help="feature extraction processes (default: CPU cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(_run=("genrescope.experiment", "run_train"))
+    p.set_defaults(_run=("genrescope.training.experiment", "run_train"))
 
 
 def _add_evaluate(sub) -> None:
@@ -212,7 +212,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="files in parallel (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter")
-    p.set_defaults(_run=("genrescope.evaluate", "run_evaluate"))
+    p.set_defaults(_run=("genrescope.training.evaluate", "run_evaluate"))
 
 
 def _add_compare(sub) -> None:
@@ -221,7 +221,7 @@ def _add_compare(sub) -> None:
                                    "(validation and test, track level), parameters and seconds per epoch.")
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help=".safetensors checkpoints")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown", help="output format")
-    p.set_defaults(_run=("genrescope.evaluate", "run_compare"))
+    p.set_defaults(_run=("genrescope.training.evaluate", "run_compare"))
 
 
 def _add_embed(sub) -> None:
@@ -240,7 +240,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--cache", metavar="DIR", default=None, help="feature cache folder")
     p.add_argument("-j", "--jobs", type=int, default=0, help="feature extraction processes (default: CPU cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(_run=("genrescope.embeddings", "run_embed"))
+    p.set_defaults(_run=("genrescope.training.embed", "run_embed"))
 
 
 def _add_serve(sub) -> None:

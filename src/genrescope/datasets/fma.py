@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from genrescope.audio import is_audio_path
+from genrescope.audio.decode import is_audio_path
 from genrescope.datasets.manifest import Manifest, Skipped, Track, normalize_split
 from genrescope.errors import DatasetError
 

@@ -1,7 +1,7 @@
 """A folder per genre: ``root/<genre>/**/<audio files>``.
 
 Any file names, any nesting below the genre folder, any format
-:func:`genrescope.audio.is_audio_path` knows. The track id is the path relative to
+:func:`genrescope.audio.decode.is_audio_path` knows. The track id is the path relative to
 ``root`` without its extension (``rock/live/song``), so it is unique and stable.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from genrescope.audio import is_audio_path
+from genrescope.audio.decode import is_audio_path
 from genrescope.datasets.manifest import Manifest, Skipped, Track
 from genrescope.errors import DatasetError
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from genrescope.audio import is_audio_path
+from genrescope.audio.decode import is_audio_path
 from genrescope.datasets.folders import genre_folders, is_hidden, walk_audio
 from genrescope.datasets.manifest import SPLITS, Manifest, Skipped, Track
 from genrescope.errors import DatasetError

@@ -27,7 +27,7 @@ def check_files(manifest: Manifest) -> tuple[dict[str, float], list[dict[str, st
     unreadable : list of dict
         ``{"path", "track_id", "reason"}`` for every file whose header cannot be read.
     """
-    from genrescope.audio import audio_info
+    from genrescope.audio.decode import audio_info
 
     dur: dict[str, float] = defaultdict(float)
     unreadable = []

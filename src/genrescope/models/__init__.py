@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import logging
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -113,7 +112,7 @@ def default_config(name: str, *, feature_config: FeatureConfig | None = None, n_
     ``n_bins`` follows the feature config (``features.n_bins``) and so does ``window_s``,
     unless the model reads whole songs (``window_s=None``) or either is overridden.
     """
-    from genrescope.features import n_bins as feature_bins
+    from genrescope.features.spectrogram import n_bins as feature_bins
 
     cls, preset = resolve(name)
     if not hasattr(cls, "Config"):
@@ -182,7 +181,7 @@ def build_model(name: str, config: Any = None, *, feature_config: FeatureConfig 
 
 def check_features(model_config: Any, feature_config: FeatureConfig) -> None:
     """Raise GenrescopeError if a model config does not fit a feature config."""
-    from genrescope.features import n_bins as feature_bins
+    from genrescope.features.spectrogram import n_bins as feature_bins
 
     kind = getattr(model_config, "kind", None)
     if kind in ("log_mel", "mfcc", "stft") and hasattr(model_config, "n_bins"):
@@ -216,63 +215,6 @@ def list_models(*, n_classes: int = 10, feature_config: FeatureConfig | None = N
     return rows
 
 
-def run_models(args) -> int:
-    """``genrescope models``: print the registry with parameter counts (or, with
-    ``--pretrained``, the shipped models and their provenance; no torch needed then)."""
-    if getattr(args, "pretrained", False):
-        return _print_pretrained(args.format)
-    rows = list_models(n_classes=args.n_classes)
-    if args.format == "json":
-        print(json.dumps([{"name": r.name, "class": f"{r.cls.__module__}.{r.cls.__qualname__}", "params": r.n_params,
-                           "kind": r.kind, "n_bins": r.n_bins, "window_s": r.window_s, "frames": r.frames}
-                          for r in rows], indent=2))
-        return 0
-    print(f"{'name':<22}{'class':<17}{'input':<9}{'bins':>6}{'window':>8}{'params':>12}  frames")
-    for r in rows:
-        known = r.n_bins is not None
-        win = "?" if not known else "song" if r.window_s is None else f"{r.window_s:g} s"
-        print(f"{r.name:<22}{r.cls.__name__:<17}{r.kind:<9}{r.n_bins if known else '?':>6}{win:>8}{r.n_params:>12,}  "
-              f"{'yes' if r.frames else ''}")
-    missing = [n for n in REGISTRY if n not in {r.name for r in rows}]
-    if missing:
-        print(f"not available here: {', '.join(missing)}")
-    return 0
-
-
-def _print_pretrained(fmt: str) -> int:
-    from genrescope.registry import DEFAULT_MODEL, pretrained_info, pretrained_names
-
-    infos = []
-    for name in pretrained_names():
-        info = pretrained_info(name)
-        infos.append({"name": name, "default": name == DEFAULT_MODEL,
-                      "labels": len(info.get("labels", [])) or None,
-                      "description": info.get("description") or info.get("source", {}).get("description", ""),
-                      "source": info.get("source"), "licence": info.get("license") or info.get("licence"),
-                      "selection": info.get("selection"), "ensemble": info.get("ensemble")})
-    if fmt == "json":
-        print(json.dumps(infos, indent=2, default=str))
-        return 0
-    for i in infos:
-        head = i["name"] + ("  (default)" if i["default"] else "")
-        print(head)
-        if i["ensemble"]:
-            print(f"  ensemble of {' + '.join(i['ensemble'])}: mean tag probability per label")
-        if i["labels"]:
-            print(f"  {i['labels']} labels")
-        if i["description"]:
-            print(f"  {i['description']}")
-        src = i["source"]
-        if isinstance(src, dict):
-            print("  source: " + ", ".join(f"{k}: {v}" for k, v in src.items() if isinstance(v, (str, int, float))))
-        elif src:
-            print(f"  source: {src}")
-        if i["licence"]:
-            print(f"  licence: {i['licence']}")
-        print()
-    return 0
-
-
 __all__ = ["REGISTRY", "BUILTIN", "ModelSummary", "model_names", "resolve", "is_available", "default_features",
            "default_config", "config_from_dict", "config_to_dict", "build_model", "check_features", "list_models",
-           "n_params", "run_models"]
+           "n_params"]

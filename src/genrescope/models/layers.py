@@ -41,7 +41,7 @@ class ModelConfig:
         Number of output classes (genres).
     kind : str
         Input feature kind: ``"log_mel"``, ``"mfcc"``, ``"stft"`` (see
-        :func:`genrescope.features.compute`) or ``"table"`` (one row of summary features).
+        :func:`genrescope.features.spectrogram.compute`) or ``"table"`` (one row of summary features).
     n_bins : int
         Feature rows of one input, e.g. ``n_mels`` for log-mel.
     window_s : float or None

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genrescope.gtzan_table import GTZAN_TABLE_FEATURES
+from genrescope.features.gtzan_table import GTZAN_TABLE_FEATURES
 from genrescope.errors import GenrescopeError
 from genrescope.models.layers import GenreModel, ModelConfig, classifier
 

@@ -10,7 +10,7 @@ Dropout is absent (it is the identity at inference).
 
 Both networks take a batch of log-mel patches ``(B, n_mels, T)`` like every genrescope
 model (96 mel bands by 187 frames of 16 ms, :data:`genrescope.config.MUSICNN_FEATURES`, as
-:func:`genrescope.windows.slice_windows` cuts them; ``(B, 1, n_mels, T)`` is accepted too)
+:func:`genrescope.features.windows.slice_windows` cuts them; ``(B, 1, n_mels, T)`` is accepted too)
 and return sigmoid tag probabilities ``(B, n_classes)``, plus the embeddings with
 ``return_embeddings=True``. Inside, a patch becomes ``(B, 1, T, n_mels)``: TF's NHWC input
 ``(B, T, n_mels, 1)`` in PyTorch's channel-first order, so TF kernels map one to one.

@@ -1,7 +1,7 @@
 """The web app: ``genrescope serve`` and :func:`genrescope.serve.app.create_app`.
 
 The page (``static/``) uploads a file or streams the microphone; the routes call the same
-:class:`~genrescope.predict.Predictor` as the CLI. Needs the ``web`` extra
+:class:`~genrescope.inference.predict.Predictor` as the CLI. Needs the ``web`` extra
 (``pip install 'genrescope[web]'``). Importing this package imports no web framework;
 :func:`run_serve` does, when the command runs.
 """

@@ -203,7 +203,7 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
 
     @app.get("/api/config", summary="Limits, default model and live-audio settings")
     async def config():
-        from genrescope.audio import AUDIO_EXTENSIONS
+        from genrescope.audio.decode import AUDIO_EXTENSIONS
 
         return {"version": __version__, "default_model": catalog.default, "limits": settings.limits(),
                 "live": {"seconds": settings.live_seconds, "interval_s": settings.live_interval_s},
@@ -309,7 +309,7 @@ async def _admit(request: Request, app: FastAPI, catalog: ModelCatalog, settings
 
 def _check_header(upload: Upload, max_duration_s: float) -> float:
     """The duration the header declares; raises for unreadable or too long audio before decoding."""
-    from genrescope.audio import audio_info
+    from genrescope.audio.decode import audio_info
 
     info = audio_info(upload.path)
     if info.duration_s > max_duration_s:

@@ -35,7 +35,7 @@ class ModelEntry:
 
 
 def _scan_model_dir(model_dir: Path, runtime: str) -> list[ModelEntry]:
-    from genrescope.registry import resolve_model_path
+    from genrescope.inference.registry import resolve_model_path
 
     if not model_dir.is_dir():
         raise GenrescopeError(f"--model-dir {model_dir}: not a folder")
@@ -67,7 +67,7 @@ class ModelCatalog:
 
     def __init__(self, default: str = "default", model_dir: Path | None = None, *, runtime: str = "onnx",
                  threads: int | None = None):
-        from genrescope.registry import DEFAULT_MODEL, pretrained_names
+        from genrescope.inference.registry import DEFAULT_MODEL, pretrained_names
 
         self.runtime, self.threads = runtime, threads
         entries = [ModelEntry("default", f"{DEFAULT_MODEL} (default)", "default", "default")]
@@ -96,8 +96,8 @@ class ModelCatalog:
         return model_id in self._loaded
 
     def get(self, model_id: str | None):
-        """The loaded :class:`~genrescope.predict.Predictor` (blocking: call it from a worker thread)."""
-        from genrescope.predict import Predictor
+        """The loaded :class:`~genrescope.inference.predict.Predictor` (blocking: call it from a worker thread)."""
+        from genrescope.inference.predict import Predictor
 
         entry = self.resolve(model_id)
         pred = self._loaded.get(entry.id)

@@ -1,13 +1,13 @@
 """Timelines that arrive while a file is still being decoded, and live microphone estimates.
 
-:class:`TimelineStream` runs the same steps as :meth:`genrescope.predict.Predictor.predict`
-(decode blocks -> :func:`~genrescope.features.iter_log_mel` -> model windows -> the model
+:class:`TimelineStream` runs the same steps as :meth:`genrescope.inference.predict.Predictor.predict`
+(decode blocks -> :func:`~genrescope.features.spectrogram.iter_log_mel` -> model windows -> the model
 in batches) but hands over each batch of windows as soon as it is computed, so the page
 shows the beginning of a long song within a second. The windows, their times and the
-final :class:`~genrescope.predict.Prediction` are the ones ``predict`` gives.
+final :class:`~genrescope.inference.predict.Prediction` are the ones ``predict`` gives.
 
 :class:`LiveEstimator` keeps the last few seconds of a microphone stream, resampled to
-the model's rate, and predicts on them with :func:`genrescope.features.compute`: the
+the model's rate, and predicts on them with :func:`genrescope.features.spectrogram.compute`: the
 browser sends raw samples and never computes features.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Iterator
 
 import numpy as np
 
-from genrescope.audio import check_duration, iter_audio_blocks
+from genrescope.audio.decode import check_duration, iter_audio_blocks
 from genrescope.errors import AudioError
-from genrescope.features import compute, iter_log_mel
-from genrescope.predict import MIN_DURATION_S, Prediction, Predictor, Timeline
-from genrescope.windows import slice_windows, window_starts
+from genrescope.features.spectrogram import compute, iter_log_mel
+from genrescope.inference.predict import MIN_DURATION_S, Prediction, Predictor, Timeline
+from genrescope.features.windows import slice_windows, window_starts
 
 
 class AudioTooLongError(AudioError):

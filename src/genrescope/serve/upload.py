@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genrescope.audio import AUDIO_EXTENSIONS
+from genrescope.audio.decode import AUDIO_EXTENSIONS
 from genrescope.errors import GenrescopeError
 
 try:

@@ -238,7 +238,7 @@ def iter_log_mel(blocks: Iterable[np.ndarray], cfg: FeatureConfig) -> Iterator[n
     """Log-mel frames of a signal given as consecutive blocks, identical to :func:`log_mel`.
 
     Only a few seconds of signal are held at a time, so an hour-long file streamed by
-    :func:`genrescope.audio.iter_audio_blocks` is analysed in bounded memory.
+    :func:`genrescope.audio.decode.iter_audio_blocks` is analysed in bounded memory.
     ``top_db`` clipping needs the whole signal and is refused here.
 
     Yields

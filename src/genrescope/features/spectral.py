@@ -1,12 +1,12 @@
 """Frame-level descriptors in numpy/scipy: chroma, spectral shape, RMS, ZCR, HPSS, tempo.
 
-These are the building blocks of :mod:`genrescope.gtzan_table`. Each follows the
+These are the building blocks of :mod:`genrescope.features.gtzan_table`. Each follows the
 librosa function of the same name (the tests hold them to librosa 0.11), but takes the
 spectrogram it needs as an argument, so that one STFT per file feeds all of them.
 Arrays follow librosa's orientation: spectrograms are (n_bins, n_frames).
 
 The complex STFT here shares its framing, padding and window with
-:func:`genrescope.features.stft_magnitude` (it calls the same private helpers), so
+:func:`genrescope.features.spectrogram.stft_magnitude` (it calls the same private helpers), so
 ``abs(stft(y, ...))`` is that function's output; only the phase is added.
 """
 from __future__ import annotations
@@ -15,15 +15,14 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from genrescope import features as F
-
+from genrescope.features import spectrogram as F
 _TINY32 = np.finfo(np.float32).tiny
 
 
 # ---------------------------------------------------------------- STFT and its inverse
 def stft(y: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512, center: bool = True,
          pad_mode: str = "constant") -> np.ndarray:
-    """Complex STFT with the framing of :func:`genrescope.features.stft_magnitude`.
+    """Complex STFT with the framing of :func:`genrescope.features.spectrogram.stft_magnitude`.
 
     Returns
     -------
@@ -40,7 +39,7 @@ def stft(y: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512, center: boo
 
 
 def magnitude(D: np.ndarray) -> np.ndarray:
-    """|D| computed exactly as :func:`genrescope.features.stft_magnitude` does, float32."""
+    """|D| computed exactly as :func:`genrescope.features.spectrogram.stft_magnitude` does, float32."""
     return np.sqrt(D.real * D.real + D.imag * D.imag)
 
 

@@ -1,4 +1,4 @@
-"""The feature cache, parallel extraction into it, and the ``genrescope features`` command.
+"""The feature cache and parallel extraction into it.
 
 An entry is keyed by the file's content and by everything that defines the feature:
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -99,13 +98,13 @@ class FeatureCache:
     cfg : FeatureConfig
         The feature configuration.
     kind : str
-        ``"log_mel"``, ``"mfcc"`` or ``"stft"`` (see :func:`genrescope.features.compute`).
+        ``"log_mel"``, ``"mfcc"`` or ``"stft"`` (see :func:`genrescope.features.spectrogram.compute`).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, cfg: FeatureConfig = DEFAULT_FEATURES,
                  kind: str = "log_mel"):
         kind = kind.replace("-", "_")
-        # "embed_<backbone>" folders hold derived arrays (genrescope.embeddings) stored, not computed, here
+        # "embed_<backbone>" folders hold derived arrays (genrescope.inference.backbone) stored, not computed, here
         if kind not in ("log_mel", "mfcc", "stft") and not kind.startswith("embed_"):
             raise GenrescopeError(f"FeatureCache: unknown feature kind {kind!r}")
         self.root = Path(root).expanduser() if root is not None else default_cache_root()
@@ -175,8 +174,8 @@ class FeatureCache:
 
 def compute_file(path: str | os.PathLike, cfg: FeatureConfig, kind: str) -> tuple["np.ndarray", float]:
     """Decode ``path`` at ``cfg.sr`` and compute ``kind``; returns (features, seconds of audio)."""
-    from genrescope.audio import load_audio
-    from genrescope.features import compute
+    from genrescope.audio.decode import load_audio
+    from genrescope.features.spectrogram import compute
 
     y = load_audio(path, sr=cfg.sr)
     return compute(y, cfg, kind), len(y) / cfg.sr
@@ -354,131 +353,3 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
 
 
 # ---------------------------------------------------------------- genrescope features
-def table_columns(feature_set: str, cfg: FeatureConfig) -> list[str]:
-    """Column names of ``genrescope features --set SET --format ...``.
-
-    ``gtzan-table``: ``filename`` and the 57 columns of the GTZAN features table.
-    ``log-mel`` / ``mfcc`` / ``stft``: ``filename, n_frames, duration_s`` and, for every
-    band i, the mean and standard deviation over time of the feature
-    (``mel{i}_mean, mel{i}_std``, ``mfcc{i}_...``, ``stft{i}_...``; dB for mel and stft).
-    """
-    if feature_set == "gtzan-table":
-        return ["filename"] + [c for c in _gtzan_table().COLUMNS if c != "filename"]
-    from genrescope.features import n_bins
-
-    kind, prefix = SET_KINDS[feature_set]
-    return ["filename", "n_frames", "duration_s"] + [
-        f"{prefix}{i}_{stat}" for i in range(n_bins(cfg, kind)) for stat in ("mean", "std")]
-
-
-def table_row(path: str | os.PathLike, feature_set: str, cfg: FeatureConfig) -> dict:
-    """The output row of one file (see :func:`table_columns`); raises GenrescopeError."""
-    import numpy as np
-
-    name = Path(path).name
-    if feature_set == "gtzan-table":
-        mod = _gtzan_table()
-        values = mod.extract_row(path)
-        return {"filename": name, **{c: values[c] for c in mod.COLUMNS if c != "filename"}}
-    kind, _ = SET_KINDS[feature_set]
-    feats, seconds = compute_file(path, cfg, kind)  # (n_bins, n_frames)
-    stats = np.stack([feats.mean(axis=1, dtype=np.float64), feats.std(axis=1, dtype=np.float64)], axis=1)
-    row: dict = {"filename": name, "n_frames": int(feats.shape[1]), "duration_s": round(seconds, 4)}
-    row.update(zip(table_columns(feature_set, cfg)[3:], (round(float(v), 4) for v in stats.ravel())))
-    return row
-
-
-def _gtzan_table():
-    try:
-        from genrescope import gtzan_table
-    except ModuleNotFoundError as e:
-        if e.name != "genrescope.gtzan_table":
-            raise
-        raise GenrescopeError("--set gtzan-table: this genrescope has no genrescope.gtzan_table module") from e
-    return gtzan_table
-
-
-def _row_or_error(path: str, feature_set: str, cfg: FeatureConfig) -> tuple[dict | None, str | None]:
-    try:
-        return table_row(path, feature_set, cfg), None
-    except GenrescopeError as e:
-        msg = str(e)
-        return None, msg if path in msg else f"{path}: {msg}"
-
-
-def _rows_in_order(files: list[Path], feature_set: str, cfg: FeatureConfig,
-                   jobs: int) -> Iterator[tuple[dict | None, str | None]]:
-    if jobs <= 1 or len(files) <= 1:
-        for f in files:
-            yield _row_or_error(str(f), feature_set, cfg)
-        return
-    with _pool(min(jobs, len(files))) as ex:
-        futures = [ex.submit(_row_or_error, str(f), feature_set, cfg) for f in files]
-        try:
-            for fut in futures:
-                yield fut.result()
-        except BaseException:
-            _stop_workers(ex)
-            raise
-
-
-def _jsonable(v):
-    """JSON has no NaN or infinity: they become null."""
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def _print_table(files: list[Path], feature_set: str, fmt: str, cfg: FeatureConfig, jobs: int) -> int:
-    import csv
-
-    columns = table_columns(feature_set, cfg)
-    writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
-    if writer is not None:
-        writer.writerow(columns)
-    failed = 0
-    for row, err in _rows_in_order(files, feature_set, cfg, jobs):
-        if err is not None:
-            failed += 1
-            print(f"genrescope: {err}", file=sys.stderr)
-        elif writer is not None:
-            writer.writerow([row[c] for c in columns])
-        else:
-            print(json.dumps({c: _jsonable(row[c]) for c in columns}))
-        sys.stdout.flush()  # rows appear as files finish, also when piped
-    return 1 if failed else 0
-
-
-def _print_report(report: ExtractReport, cache: FeatureCache, jobs: int) -> None:
-    print(f"cache:  {cache.dir}")
-    print(f"files:  {report.done} extracted, {report.cached} already cached, {len(report.failed)} failed")
-    if report.done:
-        a = report.audio_s
-        amount = f"{a / 3600:.2f} h" if a >= 3600 else f"{a / 60:.1f} min"
-        print(f"audio:  {amount} in {report.wall_s:.1f} s, {report.speed:.0f}x real time ({jobs} jobs)")
-    for path, msg in report.warnings:
-        print(f"warning: {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
-    for path, msg in report.failed:
-        print(f"genrescope: failed: {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
-
-
-def run_features(args) -> int:
-    """``genrescope features``: a table to stdout (--format), else fill the feature cache."""
-    from genrescope.audio import find_audio_files
-
-    if args.jobs < 0:
-        raise GenrescopeError(f"--jobs must be >= 0, got {args.jobs}")
-    if args.feature_set == "gtzan-table":
-        if args.format is None:
-            raise GenrescopeError("--set gtzan-table prints a table: add --format csv or --format json")
-        if args.sr is not None:
-            raise GenrescopeError("--sr does not apply to --set gtzan-table (the table is defined at 22050 Hz)")
-    cfg = DEFAULT_FEATURES if args.sr is None else DEFAULT_FEATURES.replace(sr=args.sr)
-    files = find_audio_files(args.paths)
-    if not files:
-        raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")
-    jobs = args.jobs or cpu_count()
-    if args.format is not None:
-        return _print_table(files, args.feature_set, args.format, cfg, jobs)
-    cache = FeatureCache(args.cache, cfg, SET_KINDS[args.feature_set][0])
-    report = extract_many(files, cache, jobs, progress=not args.no_progress)
-    _print_report(report, cache, jobs)
-    return 1 if report.failed else 0

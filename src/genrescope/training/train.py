@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from genrescope import augment
+from genrescope.training import augment
 from genrescope.config import FeatureConfig
-from genrescope.data_sources import TrainData
+from genrescope.training.data import TrainData
 from genrescope.errors import GenrescopeError
-from genrescope.metrics import score
+from genrescope.training.metrics import score
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def predict_tracks(model: torch.nn.Module, data: TrainData, split: str, device: 
 
 def evaluate_split(model, data: TrainData, split: str, device, aggregate: str = "mean") -> dict:
     """Window- and track-level accuracy and macro-F1 on one split."""
-    from genrescope.windows import aggregate as agg
+    from genrescope.features.windows import aggregate as agg
 
     window_probs, y = predict_tracks(model, data, split, device)
     track_probs = [agg(p, aggregate) for p in window_probs]
@@ -178,7 +178,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     split (track-level macro-F1); the test split, if any, is scored once with the
     selected weights and never used for any decision.
     """
-    from genrescope import checkpoint as ckpt
+    from genrescope.models import checkpoint as ckpt
     from genrescope.models import build_model, default_config
 
     out = Path(out_dir)
@@ -273,8 +273,8 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
 
 
 def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) -> TrainResult:
-    from genrescope import checkpoint as ckpt
-    from genrescope.export import export_onnx
+    from genrescope.models import checkpoint as ckpt
+    from genrescope.training.export import export_onnx
 
     best_path = out / "best.safetensors"
     model, info = ckpt.load_checkpoint(best_path)

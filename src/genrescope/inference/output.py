@@ -91,8 +91,8 @@ def _timeline_path(template: str, pred, n_files: int) -> Path:
 
 
 def run_predict(args) -> int:
-    from genrescope.audio import find_audio_files
-    from genrescope.predict import Predictor, predict_files
+    from genrescope.audio.decode import find_audio_files
+    from genrescope.inference.predict import Predictor, predict_files
 
     files = find_audio_files(args.paths)
     if not files:

@@ -1,11 +1,5 @@
-"""Embeddings from a pretrained backbone, and transfer learning on top of them.
-
-A backbone is a shipped tagger whose ONNX export also returns ``embeddings`` (the
-penultimate layer, one vector per window). ``genrescope embed`` writes them per window
-and per track; ``genrescope train --backbone NAME`` trains a small head (linear or MLP)
-on cached window embeddings of any dataset, with the usual splits, checkpoints and
-evaluation. At prediction time the head runs behind the backbone: the log-mel windows
-go through the backbone's ONNX graph, then the head's.
+"""Backbone embeddings of whole datasets: ``genrescope embed``, and the training data
+of heads (``genrescope train --backbone NAME``), cached by file content and backbone.
 """
 from __future__ import annotations
 
@@ -17,45 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genrescope.errors import CheckpointError, GenrescopeError
+from genrescope.errors import GenrescopeError
+from genrescope.inference.backbone import Backbone
 
 log = logging.getLogger(__name__)
-
-EMBEDDINGS_OUTPUT = "embeddings"
-
-
-class Backbone:
-    """A shipped model used as a feature extractor: (N, n_mels, T) windows -> (N, D)."""
-
-    def __init__(self, name: str, threads: int | None = None):
-        from genrescope.onnx_model import OnnxModel
-        from genrescope.registry import resolve_model_path
-
-        self.name = name
-        _, path = resolve_model_path(name)
-        self.model = OnnxModel(path, threads=threads)
-        if EMBEDDINGS_OUTPUT not in self.model.outputs:
-            raise CheckpointError(f"{name}: its ONNX export has no '{EMBEDDINGS_OUTPUT}' output, so it cannot "
-                                  f"serve as a backbone")
-        self.feature_config = self.model.feature_config
-        self.window_frames = self.model.window_frames
-
-    @property
-    def dim(self) -> int:
-        x = np.zeros((1, self.model.n_bins, self.window_frames), np.float32)
-        return int(self.embed_windows(x).shape[1])
-
-    def embed_windows(self, windows: np.ndarray, batch_size: int = 1) -> np.ndarray:
-        """(N, n_mels, T) log-mel windows -> (N, D) float32 embeddings."""
-        out = [self.model.run(windows[i:i + batch_size])[EMBEDDINGS_OUTPUT] for i in range(0, len(windows), batch_size)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
-
-    def embed_features(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Whole-song log-mel (n_mels, n_frames) -> window embeddings (N, D), start_s, end_s."""
-        from genrescope.windows import slice_windows
-
-        windows, start, end = slice_windows(feats, self.feature_config, win_frames=self.window_frames)
-        return self.embed_windows(windows), start, end
 
 
 def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: int = 0, progress: bool = True
@@ -65,7 +24,7 @@ def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: 
     Log-mel features come from the feature cache (parallel, resumable); embeddings are
     cached beside them, keyed by file content and backbone.
     """
-    from genrescope.cache import FeatureCache, extract_many
+    from genrescope.features.cache import FeatureCache, extract_many
 
     tracks = list(manifest.entries)
     fcache = FeatureCache(cache_root, backbone.feature_config, "log_mel")
@@ -91,7 +50,7 @@ def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: 
 
 def train_data(manifest, backbone: Backbone, **kw):
     """TrainData of window-embedding rows (kind "table"), one (n_windows, D) array per track."""
-    from genrescope.data_sources import SPLITS, TrainData
+    from genrescope.training.data import SPLITS, TrainData
 
     tracks, embs, _, failed = manifest_embeddings(manifest, backbone, **kw)
     for f in failed:
@@ -165,17 +124,3 @@ def _write_parquet(out: Path, tracks, embs, spans, track) -> list[str]:
                              "split": [t.split for t in tracks], "embedding": [v.tolist() for v in track]}),
                    out / "tracks.parquet")
     return ["windows.parquet", "tracks.parquet"]
-
-
-def head_inference_model(name: str, head, backbone_name: str):
-    """Compose a backbone and a trained head (an InferenceModel on table rows) into one model
-    that reads log-mel windows like the backbone."""
-    from genrescope.registry import InferenceModel
-
-    backbone = Backbone(backbone_name)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return head.predict_windows(backbone.embed_windows(x))
-
-    return InferenceModel(name, head.labels, backbone.feature_config, "log_mel", backbone.window_frames,
-                          head.multi_label, run, f"{backbone_name} + {head.source}", head.runtime)

@@ -1,7 +1,7 @@
 """ONNX export of a trained model, and the parity check against PyTorch.
 
 The export is one self-contained ``.onnx`` file (format and metadata keys: see
-:mod:`genrescope.onnx_model`). Softmax is applied inside the graph, so the output
+:mod:`genrescope.inference.onnx_model`). Softmax is applied inside the graph, so the output
 ``probabilities`` is what every front end shows; models with ``forward_frames`` also
 export ``frame_probabilities``. The batch axis is always dynamic, and the time axis too
 for models that accept any length (all but the table MLP).
@@ -25,7 +25,7 @@ import numpy as np
 from genrescope import __version__
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
-from genrescope.onnx_model import (FRAMES_OUTPUT_NAME, INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME,
+from genrescope.inference.onnx_model import (FRAMES_OUTPUT_NAME, INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME,
                                    OnnxModel)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,14 +75,14 @@ def _metadata(model: "nn.Module", *, model_name: str, feature_config: FeatureCon
     if FRAMES_OUTPUT_NAME in outputs:
         meta["frame_hop_s"] = json.dumps(getattr(model, "frame_stride", 1) / feature_config.frame_rate)
     if provenance:
-        from genrescope.checkpoint import dumps_json
+        from genrescope.models.checkpoint import dumps_json
 
         meta["provenance"] = dumps_json(provenance, "provenance")
     return meta
 
 
 def _checkpoint_provenance(info: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
-    from genrescope.checkpoint import PROVENANCE
+    from genrescope.models.checkpoint import PROVENANCE
 
     prov = {k: info[k] for k in PROVENANCE if info.get(k) is not None}
     prov["checkpoint"] = os.path.basename(os.fspath(path))
@@ -144,11 +144,11 @@ def export_onnx(model_or_checkpoint: "nn.Module | str | os.PathLike", out_path: 
     """
     import onnx
 
-    from genrescope.checkpoint import atomic_path
+    from genrescope.models.checkpoint import atomic_path
     from genrescope.models import check_features
 
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
-        from genrescope.checkpoint import load_checkpoint
+        from genrescope.models.checkpoint import load_checkpoint
 
         model, info = load_checkpoint(model_or_checkpoint)
         feature_config = feature_config or info["feature_config"]
@@ -252,7 +252,7 @@ def parity_inputs(model: "nn.Module", feature_config: FeatureConfig, *, seed: in
 
 def run_export(args) -> int:
     """``genrescope export CHECKPOINT --onnx OUT.onnx``."""
-    from genrescope.checkpoint import load_checkpoint
+    from genrescope.models.checkpoint import load_checkpoint
 
     out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
     model, info = load_checkpoint(args.checkpoint)

@@ -1,6 +1,6 @@
 """``genrescope evaluate`` and ``genrescope compare``: honest scores, plots and tables.
 
-Evaluation runs the model exactly as prediction does (:class:`genrescope.predict.Predictor`,
+Evaluation runs the model exactly as prediction does (:class:`genrescope.inference.predict.Predictor`,
 ONNX Runtime by default) on a split the model was not selected on, and reports
 window-level and track-level accuracy and macro-F1, per-class precision and recall, and
 the confusion matrix, always saying which split and how many tracks.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from genrescope.errors import GenrescopeError
-from genrescope.metrics import Report, score
+from genrescope.training.metrics import Report, score
 
 
 # ---------------------------------------------------------------- plots
@@ -93,7 +93,7 @@ def write_plots(out: Path, history: list[dict], result: dict, labels: list[str])
 # ---------------------------------------------------------------- scoring
 def evaluate_table(model, csv_path: str, split: str | None = None) -> Report:
     """Score a table model on a GTZAN-features-style CSV (rows of ``split`` if given)."""
-    from genrescope.gtzan_table import read_table
+    from genrescope.features.gtzan_table import read_table
 
     names, X, labels, splits = read_table(csv_path)
     if split is not None:
@@ -115,7 +115,7 @@ def evaluate_table(model, csv_path: str, split: str | None = None) -> Report:
 
 def evaluate_dataset(predictor, manifest, split: str, *, jobs: int = 1, progress: bool = False) -> dict:
     """Track- and window-level scores of a predictor on one split of a manifest."""
-    from genrescope.predict import predict_files
+    from genrescope.inference.predict import predict_files
 
     tracks = [t for t in manifest.entries if t.split == split]
     if not tracks:
@@ -136,7 +136,7 @@ def evaluate_dataset(predictor, manifest, split: str, *, jobs: int = 1, progress
 
 
 def run_evaluate(args) -> int:
-    from genrescope.registry import load_inference_model
+    from genrescope.inference.runtimes import load_inference_model
 
     model = load_inference_model(args.model, runtime=args.runtime)
     if args.features_csv:
@@ -152,7 +152,7 @@ def run_evaluate(args) -> int:
     if not args.dataset:
         raise GenrescopeError("give a DATASET, or --features-csv TABLE.csv")
     from genrescope.datasets import load_dataset
-    from genrescope.predict import Predictor
+    from genrescope.inference.predict import Predictor
 
     split = args.split or "test"
     manifest = load_dataset(args.dataset, layout=args.layout, split=args.split_policy, seed=args.seed)
@@ -191,7 +191,7 @@ COMPARE_COLUMNS = ("model", "architecture", "params", "valid_track_acc", "valid_
 
 def compare_rows(paths: list[str]) -> list[dict]:
     """One row per checkpoint from the metrics stored inside it (no recomputation)."""
-    from genrescope.checkpoint import read_header, read_metadata
+    from genrescope.models.checkpoint import read_header, read_metadata
 
     rows = []
     for p in paths:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from genrescope.audio.info import AudioInfo
 from genrescope.errors import (
     AudioError,
     AudioNotFoundError,
@@ -44,22 +44,6 @@ _MIN_SALVAGE_S = 0.5
 
 #: Frames decoded per read when streaming (about 3 s at 44.1 kHz).
 _READ_FRAMES = 131072
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What the file header says, without decoding the samples."""
-
-    path: str
-    sr: int
-    channels: int
-    frames: int
-    format: str
-    subtype: str
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.sr if self.sr else 0.0
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
@@ -137,8 +121,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         f = _open_sf(p)
     except UnsupportedAudioError:
         if _have_av():
-            from genrescope import _av
-
+            from genrescope.audio import pyav as _av
             return _av.info(p)
         raise
     with f:
@@ -263,8 +246,7 @@ def iter_audio_blocks(path: str | os.PathLike, sr: int | None = 22050, *, mono: 
 
 
 def _av_blocks(p: Path, offset, duration, mono):
-    from genrescope import _av
-
+    from genrescope.audio import pyav as _av
     return _av.iter_blocks(p, offset, duration, mono)
 
 

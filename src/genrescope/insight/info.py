@@ -6,10 +6,10 @@ import warnings
 
 import numpy as np
 
-from genrescope.audio import audio_info, find_audio_files, load_audio
+from genrescope.audio.decode import audio_info, find_audio_files, load_audio
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError, SilentAudioWarning
-from genrescope.features import compress, melspectrogram, mfcc_from_mel
+from genrescope.features.spectrogram import compress, melspectrogram, mfcc_from_mel
 
 
 def summarize(path, sr: int = 22050) -> dict:

@@ -14,7 +14,7 @@ import numpy as np
 
 from genrescope.config import FeatureConfig
 from genrescope.errors import DatasetError
-from genrescope.windows import slice_windows, window_starts
+from genrescope.features.windows import slice_windows, window_starts
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def from_manifest(manifest, feature_config: FeatureConfig, kind: str, *, cache_r
 
     Tracks whose audio cannot be read are reported and left out.
     """
-    from genrescope.cache import FeatureCache, extract_many
+    from genrescope.features.cache import FeatureCache, extract_many
 
     cache = FeatureCache(cache_root, feature_config, kind)
     tracks = [t for t in manifest.entries if t.split in SPLITS]

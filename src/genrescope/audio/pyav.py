@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from genrescope.audio.info import AudioInfo
 from genrescope.errors import CorruptAudioError, EmptyAudioError, UnsupportedAudioError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ def _open(path: Path):
 
 
 def info(path: Path):
-    """Header facts through FFmpeg, as an :class:`genrescope.audio.AudioInfo`."""
-    from genrescope.audio import AudioInfo
+    """Header facts through FFmpeg, as an :class:`genrescope.audio.decode.AudioInfo`."""
 
     with _open(path) as c:
         s = c.streams.audio[0]

@@ -1,6 +1,6 @@
 """``genrescope train``: from a dataset (or a feature table) to a checkpoint, an ONNX
 export, logs and plots. Glue between the CLI, the datasets, the training loop and the
-evaluation; the loop itself is :func:`genrescope.train.fit`."""
+evaluation; the loop itself is :func:`genrescope.training.train.fit`."""
 from __future__ import annotations
 
 import json
@@ -53,12 +53,12 @@ def parse_model_opts(opts: list[str]) -> dict:
 
 
 def train_config_from_args(args):
-    from genrescope.augment import AugmentConfig
-    from genrescope.train import TrainConfig
+    from genrescope.training.augment import AugmentConfig
+    from genrescope.training.train import TrainConfig
 
     aug = args.augment
     names = None if aug in (None, "all") else ([] if aug == "none" else [a.strip() for a in aug.split(",") if a.strip()])
-    from genrescope.augment import AUGMENTATIONS
+    from genrescope.training.augment import AUGMENTATIONS
 
     bad = sorted(set(names or []) - set(AUGMENTATIONS))
     if bad:
@@ -73,8 +73,8 @@ def train_config_from_args(args):
 
 def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int = 0):
     """TrainData from a GTZAN-features-style CSV (its ``split`` column, else a stratified split)."""
-    from genrescope.data_sources import TrainData
-    from genrescope.gtzan_table import read_table
+    from genrescope.training.data import TrainData
+    from genrescope.features.gtzan_table import read_table
 
     names, X, labels, splits = read_table(csv_path)
     classes = sorted(set(labels))
@@ -95,7 +95,7 @@ def _refit(args, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
     """Retrain on train + valid for the selected number of epochs; the result replaces best.*"""
     import dataclasses
 
-    from genrescope.train import fit
+    from genrescope.training.train import fit
 
     epochs = max(1, selection.best_epoch)
     print(f"refit on train + valid for {epochs} epochs (the selected count)", file=sys.stderr)
@@ -112,7 +112,7 @@ def _refit(args, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
 
 def run_train(args) -> int:
     from genrescope.models import default_config, model_names
-    from genrescope.train import fit
+    from genrescope.training.train import fit
 
     backbone = getattr(args, "backbone", None)
     finetune = getattr(args, "finetune", None)
@@ -133,7 +133,8 @@ def run_train(args) -> int:
     cfg = train_config_from_args(args)
     if backbone:
         from genrescope.datasets import load_dataset
-        from genrescope.embeddings import Backbone, train_data
+        from genrescope.inference.backbone import Backbone
+        from genrescope.training.embed import train_data
 
         if args.model not in ("features-mlp",):
             raise GenrescopeError("--backbone trains a head: use --model features-mlp (the default with --backbone)")
@@ -154,7 +155,7 @@ def run_train(args) -> int:
     else:
         if not args.dataset:
             raise GenrescopeError("give a DATASET folder/manifest, or --features-csv TABLE.csv")
-        from genrescope.data_sources import from_manifest
+        from genrescope.training.data import from_manifest
         from genrescope.datasets import load_dataset
 
         manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
@@ -179,7 +180,7 @@ def run_train(args) -> int:
         return 0
     if args.refit:
         result = _refit(args, data, out, cfg, fc, mcfg, result, {"dataset": dataset_desc, **extra_prov})
-    from genrescope.evaluate import write_plots
+    from genrescope.training.evaluate import write_plots
 
     write_plots(out, result.history, result.test or result.valid, data.classes)
     v = result.valid

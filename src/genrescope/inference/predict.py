@@ -4,7 +4,7 @@ The :class:`Predictor` decodes a file in blocks, computes the model's features w
 model's own :class:`~genrescope.config.FeatureConfig` (the one feature path), cuts
 windows, runs them in batches on ONNX Runtime (or PyTorch with ``runtime="torch"``) and
 returns a timeline. The track-level answer is :meth:`Timeline.track`, computed in one
-place (:func:`genrescope.windows.aggregate`); every front end (CLI table, JSON/CSV, web
+place (:func:`genrescope.features.windows.aggregate`); every front end (CLI table, JSON/CSV, web
 page) shows that timeline and that aggregate.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genrescope.audio import check_duration, iter_audio_blocks
+from genrescope.audio.decode import check_duration, iter_audio_blocks
 from genrescope.errors import GenrescopeError
-from genrescope.features import compute, iter_log_mel
-from genrescope.windows import aggregate, slice_windows
+from genrescope.features.spectrogram import compute, iter_log_mel
+from genrescope.features.windows import aggregate, slice_windows
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Predictor:
 
     def __init__(self, model: str | os.PathLike = "default", *, runtime: str = "onnx", batch_size: int = 1,
                  threads: int | None = None):
-        from genrescope.registry import load_inference_model
+        from genrescope.inference.runtimes import load_inference_model
 
         t0 = time.perf_counter()
         self.model = load_inference_model(model, runtime=runtime, threads=threads)
@@ -172,7 +172,7 @@ class Predictor:
 
     def rank(self, pred: Prediction) -> Prediction:
         """Fill ``genres`` (and ``tags`` for taggers) from the timeline's track aggregate."""
-        from genrescope.taxonomy import split_genres_and_tags
+        from genrescope.inference.taxonomy import split_genres_and_tags
 
         track = pred.timeline.track()
         genres, tags = split_genres_and_tags(self.labels, track, self.model.genre_labels)
@@ -208,8 +208,8 @@ class Predictor:
 
     def _table_windows(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Table models: one table row per window of the waveform (30 s by default)."""
-        from genrescope.gtzan_table import extract_row, COLUMNS
-        from genrescope.windows import window_starts
+        from genrescope.features.gtzan_table import extract_row, COLUMNS
+        from genrescope.features.windows import window_starts
 
         cfg = self.model.feature_config
         sr = cfg.sr

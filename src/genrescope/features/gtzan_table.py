@@ -3,7 +3,7 @@
 The widely shared table holds, per 30 s track, means and variances over frames of
 librosa descriptors. A model trained on it can only classify a new file if the new
 file's row is computed the way the table's rows were, which is what this module does,
-in numpy/scipy on top of :mod:`genrescope.features`.
+in numpy/scipy on top of :mod:`genrescope.features.spectrogram`.
 
 How the table was made (found by matching its values on the original excerpts, see
 ``bench/gtzan_table_agreement.py``): ``librosa.load`` at 22050 Hz mono, then librosa's
@@ -33,8 +33,8 @@ from typing import Iterable
 
 import numpy as np
 
-from genrescope import features as F
-from genrescope import spectral
+from genrescope.features import spectrogram as F
+from genrescope.features import spectral
 from genrescope.config import FeatureConfig
 from genrescope.errors import DatasetError, GenrescopeError
 
@@ -83,7 +83,7 @@ def _waveform(source: str | os.PathLike | np.ndarray, sr: int | None, cfg: Featu
         if len(y) < cfg.n_fft:
             raise GenrescopeError(f"extract_row: need at least {cfg.n_fft} samples at {cfg.sr} Hz, got {len(y)}")
         return y
-    from genrescope.audio import load_audio
+    from genrescope.audio.decode import load_audio
 
     return load_audio(source, sr=cfg.sr, mono=True, min_duration=cfg.n_fft / cfg.sr)
 
@@ -142,7 +142,7 @@ def extract_row(source: str | os.PathLike | np.ndarray, sr: int | None = None, *
     Parameters
     ----------
     source : path-like or np.ndarray
-        An audio file (decoded with :func:`genrescope.audio.load_audio` at ``cfg.sr``,
+        An audio file (decoded with :func:`genrescope.audio.decode.load_audio` at ``cfg.sr``,
         mono), or a waveform of shape (n,) or (n, channels).
     sr : int or None
         Sample rate of a waveform (required then; resampled to ``cfg.sr`` if different).

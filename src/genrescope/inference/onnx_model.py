@@ -1,6 +1,6 @@
 """Run an exported genrescope model on ONNX Runtime, without torch.
 
-An export (see :mod:`genrescope.export`) is one ``.onnx`` file whose metadata carries
+An export (see :mod:`genrescope.training.export`) is one ``.onnx`` file whose metadata carries
 everything needed to use it: the :class:`~genrescope.config.FeatureConfig`, the labels,
 the input kind and window length. Its graph maps
 
@@ -43,7 +43,7 @@ class OnnxModel:
     Parameters
     ----------
     path : path
-        A ``.onnx`` file written by :func:`genrescope.export.export_onnx`.
+        A ``.onnx`` file written by :func:`genrescope.training.export.export_onnx`.
     providers : list of str, optional
         ONNX Runtime execution providers (default: CPU).
     batch_size : int
@@ -139,7 +139,7 @@ class OnnxModel:
         Parameters
         ----------
         windows : np.ndarray
-            (N, n_bins, T) features (e.g. from :func:`genrescope.windows.slice_windows`),
+            (N, n_bins, T) features (e.g. from :func:`genrescope.features.windows.slice_windows`),
             or (N, n_columns) rows for a table model.
 
         Returns

@@ -1,0 +1,37 @@
+"""The interface every front end runs: :class:`InferenceModel`, whatever executes it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from genrescope.config import FeatureConfig
+
+
+@dataclass
+class InferenceModel:
+    """What prediction needs from a model, whatever runs it.
+
+    ``predict_windows`` maps (N, n_bins, T) windows (or (N, n_columns) table rows) to
+    (N, G) probabilities.
+    """
+
+    name: str
+    labels: list[str]
+    feature_config: FeatureConfig
+    kind: str
+    window_frames: int | None
+    multi_label: bool
+    predict_windows: Callable[[np.ndarray], np.ndarray]
+    source: str
+    runtime: str
+    #: whole-song models: (n_bins, T) features -> (T', G) probabilities, one row every frame_hop_s
+    predict_frames: Callable[[np.ndarray], np.ndarray] | None = None
+    frame_hop_s: float | None = None
+
+    @property
+    def genre_labels(self) -> list[str]:
+        from genrescope.inference.taxonomy import genre_labels_of
+
+        return genre_labels_of(self.labels, self.multi_label)

@@ -1,0 +1,79 @@
+"""Model names: the shipped models, their provenance, and name-or-path resolution.
+
+Wherever a checkpoint path is accepted, a shipped model's name works too
+(``genrescope models --pretrained`` lists them). Loading for inference is
+:mod:`genrescope.inference.runtimes`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from genrescope.errors import CheckpointError
+
+#: The model ``genrescope predict`` uses when none is named.
+DEFAULT_MODEL = "musicnn"
+
+#: Shipped ensembles: name -> members run on the same windows. Their labels are the union
+#: of the members' labels; a label two members share gets the mean of their probabilities.
+ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
+
+
+def pretrained_root() -> Path:
+    return Path(str(resources.files("genrescope") / "pretrained"))
+
+
+def pretrained_names() -> list[str]:
+    """Names of the models shipped inside the package."""
+    root = pretrained_root()
+    if not root.is_dir():
+        return []
+    files = sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file())
+    return sorted(files + [e for e, members in ENSEMBLES.items() if all(m in files for m in members)])
+
+
+def pretrained_info(name: str) -> dict:
+    """The shipped model's ``config.json`` (provenance, licence, labels, metrics)."""
+    if name in ENSEMBLES:
+        return {"name": name, "ensemble": list(ENSEMBLES[name]),
+                "description": "the mean of the members' tag probabilities, label by label"}
+    path = pretrained_root() / name / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(pretrained_names()) or 'none'}")
+    return json.loads(path.read_text())
+
+
+def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple[str, Path]:
+    """(display name, file) for a shipped name, a checkpoint or an ONNX file."""
+    s = str(model)
+    if s == "default":
+        s = DEFAULT_MODEL
+    p = Path(s)
+    if s in pretrained_names():
+        d = pretrained_root() / s
+        if runtime == "torch":
+            for cand in ("checkpoint.safetensors", "weights.safetensors"):
+                if (d / cand).is_file():
+                    return s, d / cand
+            raise CheckpointError(f"shipped model {s!r} has no PyTorch weights; use --runtime onnx")
+        return s, d / "model.onnx"
+    if p.is_file():
+        if runtime == "onnx" and p.suffix == ".safetensors":
+            onnx = p.with_suffix(".onnx")
+            if onnx.is_file():
+                return _display_name(p), onnx
+            raise CheckpointError(f"{p}: no ONNX export beside this checkpoint; run `genrescope export {p}` "
+                                  f"or use --runtime torch")
+        return _display_name(p), p
+    if p.is_dir() and (p / "best.safetensors").is_file():
+        return resolve_model_path(p / "best.safetensors", runtime)
+    raise CheckpointError(f"{s}: not a file and not a shipped model (shipped: {', '.join(pretrained_names())})")
+
+
+def _display_name(p: Path) -> str:
+    """``run/best`` for a training run's files, else the file's stem."""
+    return f"{p.parent.name}/{p.stem}" if p.stem in ("best", "last") and p.parent.name else p.stem
+
+

@@ -1,0 +1,2 @@
+"""Tagging music libraries (reserved for the `genrescope tag` command).
+"""
