@@ -128,25 +128,60 @@ def test_bad_augment_name(two_styles, tmp_path, capsys):
     assert "reverb" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_torchrun_two_cpu_processes(two_styles, tmp_path):
+def _torchrun(two_styles, out, cache, *extra) -> subprocess.CompletedProcess:
     import socket
 
-    out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with socket.socket() as s:  # a free port, so parallel runs and leftovers cannot collide
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr", "127.0.0.1",
            "--master_port", str(port),
-           "-m", "genrescope", "train", str(two_styles), "--model", "cnn-gru", "--out", str(out), "--epochs", "1",
-           "--window-s", "1.0", "--n-mels", "32", "--cache", str(tmp_path / "c"), "-j", "1", "--no-progress",
-           "--split", "stratified"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+           "-m", "genrescope", "train", str(two_styles), "--model", "cnn-gru", "--out", str(out),
+           "--window-s", "1.0", "--n-mels", "32", "--cache", str(cache), "-j", "1", "--no-progress",
+           "--split", "stratified", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(two_styles, tmp_path):
+    out = tmp_path / "ddp"
+    r = _torchrun(two_styles, out, tmp_path / "c", "--epochs", "1")
     assert r.returncode == 0, r.stderr[-8000:]
     assert (out / "best.safetensors").is_file() and (out / "best.onnx").is_file()
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + one epoch, written once (rank 0 only)
+
+
+@pytest.mark.slow
+def test_torchrun_odd_batch_count(two_styles, tmp_path):
+    """12 training tracks x 4 windows = 48 windows in batches of 16: 3 batches an epoch. Dealt out
+    batch by batch, rank 0 would run 2 and rank 1 one, and gloo aborts on the unmatched all-reduce;
+    padded to 2 x 24 windows, each rank runs 2."""
+    from genrescope.training.train import steps_per_epoch
+
+    assert steps_per_epoch(48, 16) == 3 and steps_per_epoch(48, 16, world=2) == 2
+    out = tmp_path / "odd"
+    r = _torchrun(two_styles, out, tmp_path / "c", "--epochs", "2", "--batch-size", "16")
+    assert r.returncode == 0, r.stderr[-8000:]
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+def test_every_rank_gets_the_same_batches(data):
+    """The padded shards: equal batch counts, and together they cover the whole epoch."""
+    from genrescope.training.train import Dist, TrainConfig, _batches
+
+    from genrescope.training.augment import AugmentConfig
+
+    cfg = TrainConfig(batch_size=7, augment=AugmentConfig.from_names([]))
+    n = data.epoch_size(cfg.windows_per_track)
+    assert n % 2 == 0 and -(-n // 7) % 2 == 1  # an odd batch count on one rank
+    shards = [list(_batches(data, cfg, 0, Dist(r, 2))) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == -(-(n // 2) // 7)
+    whole = np.concatenate([xb for xb, _ in _batches(data, cfg, 0)])
+    split = np.concatenate([xb for s in shards for xb, _ in s])
+    assert len(split) == len(whole)
+    assert sorted(map(bytes, whole.reshape(len(whole), -1))) == sorted(map(bytes, split.reshape(len(split), -1)))
 
 
 def test_timeline_cnn_gives_a_distribution_every_few_hundred_ms(data, tmp_path, two_styles):

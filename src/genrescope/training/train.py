@@ -5,8 +5,9 @@ Plain and readable on purpose. One epoch = every training track contributes
 and every augmentation parameter come from ``numpy.random.default_rng([seed, epoch])``,
 so a run is reproducible on CPU and a resumed run equals an uninterrupted one.
 
-Under ``torchrun --nproc_per_node=N`` every process builds the same epoch plan and
-takes every N-th batch; gradients are averaged by DistributedDataParallel (gloo on CPU,
+Under ``torchrun --nproc_per_node=N`` every process builds the same epoch plan, pads it
+to a multiple of N by repeating its first samples and takes every N-th sample, so every
+rank runs the same number of batches (a distributed sampler with padding); gradients are averaged by DistributedDataParallel (gloo on CPU,
 nccl on GPU). Only rank 0 validates, logs and writes files.
 """
 from __future__ import annotations
@@ -78,15 +79,17 @@ class Dist:
         return self.rank == 0
 
 
-def _init_distributed(device: torch.device) -> Dist:
+def _init_distributed(device: torch.device) -> tuple[Dist, bool]:
+    """This process's rank and world size, and whether this call created the process group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
+        return Dist(), False
     import torch.distributed as td
 
-    if not td.is_initialized():
+    owns = not td.is_initialized()
+    if owns:
         td.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(td.get_rank(), td.get_world_size())
+    return Dist(td.get_rank(), td.get_world_size()), owns
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -108,12 +111,33 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 # ---------------------------------------------------------------- one epoch
-def _batches(data: TrainData, cfg: TrainConfig, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The epoch's (x, y) batches, augmented; identical on every rank."""
+def shard_size(n: int, world: int) -> int:
+    """Samples each rank trains on per epoch: ``ceil(n / world)`` (the epoch is padded)."""
+    return -(-n // world)
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Optimiser steps per epoch; the same on every rank."""
+    return max(1, -(-shard_size(n, world) // batch_size))
+
+
+def _batches(data: TrainData, cfg: TrainConfig, epoch: int, dist: "Dist | None" = None
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """This rank's (x, y) batches of the epoch, augmented.
+
+    Every rank draws the same epoch plan, pads its order to a multiple of the world size by
+    repeating its first samples (as ``torch.utils.data.DistributedSampler`` does) and takes
+    every ``world``-th sample from its rank on, so every rank gets exactly
+    :func:`steps_per_epoch` batches: unequal counts leave one rank in a collective that the
+    other never enters (gloo aborts on that).
+    """
+    dist = dist or Dist()
     rng = np.random.default_rng([cfg.seed, epoch])
     x, y = data.epoch_samples(rng, windows_per_track=cfg.windows_per_track, crop=cfg.augment.crop,
                               balanced=cfg.balance == "sampler")
     order = rng.permutation(len(x))
+    if dist.world > 1:
+        order = np.resize(order, shard_size(len(order), dist.world) * dist.world)[dist.rank::dist.world]
     for i in range(0, len(order), cfg.batch_size):
         idx = order[i:i + cfg.batch_size]
         xb = x[idx]
@@ -168,24 +192,24 @@ class TrainResult:
     test: dict | None
 
 
-def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: TrainConfig,
-        feature_config: FeatureConfig, model_config=None, resume: bool = False,
-        provenance: dict | None = None, progress: bool = True,
-        on_epoch: Callable[[dict], None] | None = None) -> TrainResult | None:
-    """Train ``model_name`` on ``data`` and write checkpoints, ONNX and logs to ``out_dir``.
+@dataclass
+class _Run:
+    """Everything one training run holds: the model (and its DDP wrapper), optimiser, schedule."""
 
-    Returns the result on rank 0 (None on other ranks). Selection is on the validation
-    split (track-level macro-F1); the test split, if any, is scored once with the
-    selected weights and never used for any decision.
-    """
-    from genrescope.models import checkpoint as ckpt
+    model: torch.nn.Module
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: "torch.amp.GradScaler | None"
+    weights: torch.Tensor | None
+    device: torch.device
+    dist: Dist
+
+
+def _build_run(model_name: str, data: TrainData, cfg: TrainConfig, feature_config: FeatureConfig,
+               model_config, device: torch.device, dist: Dist) -> _Run:
     from genrescope.models import build_model, default_config
 
-    out = Path(out_dir)
-    device = pick_device(cfg.device)
-    dist = _init_distributed(device)
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -201,75 +225,125 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     # a model may ask for its own groups (a fine-tuned backbone learns slower than its head)
     params = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else model.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, math.ceil(data.epoch_size(cfg.windows_per_track) / cfg.batch_size / dist.world))
-    total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, cfg.warmup_epochs * steps_per_epoch))
+    per_epoch = steps_per_epoch(data.epoch_size(cfg.windows_per_track), cfg.batch_size, dist.world)
+    total = cfg.epochs * per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup_epochs * per_epoch))
     weights = torch.from_numpy(data.class_weights()).to(device) if cfg.balance == "weights" else None
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    return _Run(model, net, opt, sched, scaler, weights, device, dist)
 
-    state = {"epoch": 0, "best": -1.0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
-    state_path = out / "training_state.pt"
-    if resume:
-        if not state_path.exists():
-            raise GenrescopeError(f"{state_path}: nothing to resume (no training state in {out})")
-        state = ckpt.load_training_state(state_path, model=model, optimizer=opt, scheduler=sched, scaler=scaler)
-        log.info("resuming at epoch %d", state["epoch"])
+
+def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: TrainConfig,
+        feature_config: FeatureConfig, model_config=None, resume: bool = False,
+        provenance: dict | None = None, progress: bool = True,
+        on_epoch: Callable[[dict], None] | None = None) -> TrainResult | None:
+    """Train ``model_name`` on ``data`` and write checkpoints, ONNX and logs to ``out_dir``.
+
+    Returns the result on rank 0 (None on other ranks). Selection is on the validation
+    split (track-level macro-F1); the test split, if any, is scored once with the
+    selected weights and never used for any decision.
+    """
+    out = Path(out_dir)
+    device = pick_device(cfg.device)
+    dist, owns_group = _init_distributed(device)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    run = _build_run(model_name, data, cfg, feature_config, model_config, device, dist)
+    state = _initial_state(out, run, resume)
     meta = {"model_name": model_name, "labels": data.classes, "feature_config": feature_config,
             "train_config": cfg.to_dict(), "split": data.split_summary(), **(provenance or {})}
-
     for epoch in range(state["epoch"], cfg.epochs):
         t0 = time.perf_counter()
-        net.train()
-        losses = []
-        batches = list(_batches(data, cfg, epoch))[dist.rank::dist.world]
-        bar = _progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", progress and dist.main)
-        for xb, yb in bar:
-            losses.append(train_step(net, opt, scaler, xb, yb, weights, device))
-            sched.step()
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        losses = _train_epoch(run, data, cfg, epoch, progress)
         stop = False
         if dist.main:
-            v = evaluate_split(model, data, "valid", device, cfg.aggregate)
-            row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                   "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
-                   **{k: v[k] for k in ("track_accuracy", "track_macro_f1", "window_accuracy", "window_macro_f1")}}
-            state["history"].append(row)
-            # better macro-F1, or the same macro-F1 (common on a small valid split) with a lower
-            # track log-loss: the model is more sure of the right answers
-            f1, nll, best_nll = v["track_macro_f1"], v["track_nll"], state.get("best_nll", math.inf)
-            improved = (f1 > state["best"] + 1e-9 or (f1 > state["best"] - 1e-9 and nll < best_nll - 1e-6)
-                        or not cfg.select_best)
-            if improved:
-                state.update(best=f1, best_nll=nll, best_epoch=epoch + 1, bad_epochs=0)
-                ckpt.save_checkpoint(out / "best.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
-            else:
-                state["bad_epochs"] += 1
-            stop = state["bad_epochs"] >= cfg.patience and cfg.select_best
-            state["epoch"] = epoch + 1
-            ckpt.save_checkpoint(out / "last.safetensors", model, **_ckpt_args(meta, v, epoch + 1))
-            ckpt.save_training_state(state_path, state=state, model=model, optimizer=opt, scheduler=sched,
-                                     scaler=scaler)
-            _log_row(out, row)
-            print(f"epoch {epoch + 1:3d}  loss {row['train_loss']:.4f}  valid track acc "
-                  f"{row['track_accuracy']:.3f}  macro-F1 {row['track_macro_f1']:.3f}  "
-                  f"window acc {row['window_accuracy']:.3f}  ({row['seconds']:.1f} s)"
-                  + ("  *" if improved else ""), file=sys.stderr, flush=True)
+            row, stop = _end_epoch(run, data, cfg, out, state, meta, epoch, losses, time.perf_counter() - t0)
             if on_epoch:
                 on_epoch(row)
-        if dist.world > 1:
-            flag = torch.tensor([int(stop)], device=device)
-            torch.distributed.broadcast(flag, 0)
-            stop = bool(flag.item())
-        if stop:
+        if _agree(stop, run):
             if dist.main:
                 log.info("early stop: no improvement for %d epochs", cfg.patience)
             break
+    if dist.world > 1:  # leave together: a rank exiting while another still talks to it aborts gloo
+        import torch.distributed as td
+
+        td.barrier()
+        if owns_group:
+            td.destroy_process_group()
     if not dist.main:
         return None
     return _finish(out, data, device, cfg, meta)
+
+
+def _initial_state(out: Path, run: _Run, resume: bool) -> dict:
+    from genrescope.models import checkpoint as ckpt
+
+    state = {"epoch": 0, "best": -1.0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    if not resume:
+        return state
+    state_path = out / "training_state.pt"
+    if not state_path.exists():
+        raise GenrescopeError(f"{state_path}: nothing to resume (no training state in {out})")
+    state = ckpt.load_training_state(state_path, model=run.model, optimizer=run.opt, scheduler=run.sched,
+                                     scaler=run.scaler)
+    log.info("resuming at epoch %d", state["epoch"])
+    return state
+
+
+def _train_epoch(run: _Run, data: TrainData, cfg: TrainConfig, epoch: int, progress: bool) -> list[float]:
+    """One pass over this rank's batches; returns the batch losses."""
+    run.net.train()
+    losses: list[float] = []
+    batches = _batches(data, cfg, epoch, run.dist)
+    n = steps_per_epoch(data.epoch_size(cfg.windows_per_track), cfg.batch_size, run.dist.world)
+    bar = _progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", progress and run.dist.main, total=n)
+    for xb, yb in bar:
+        losses.append(train_step(run.net, run.opt, run.scaler, xb, yb, run.weights, run.device))
+        run.sched.step()
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    return losses
+
+
+def _end_epoch(run: _Run, data: TrainData, cfg: TrainConfig, out: Path, state: dict, meta: dict, epoch: int,
+               losses: list[float], seconds: float) -> tuple[dict, bool]:
+    """Rank 0: validate, keep the best checkpoint, save the state and log; returns (row, stop)."""
+    from genrescope.models import checkpoint as ckpt
+
+    v = evaluate_split(run.model, data, "valid", run.device, cfg.aggregate)
+    row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+           "lr": run.sched.get_last_lr()[0], "seconds": seconds,
+           **{k: v[k] for k in ("track_accuracy", "track_macro_f1", "window_accuracy", "window_macro_f1")}}
+    state["history"].append(row)
+    # better macro-F1, or the same macro-F1 (common on a small valid split) with a lower
+    # track log-loss: the model is more sure of the right answers
+    f1, nll, best_nll = v["track_macro_f1"], v["track_nll"], state.get("best_nll", math.inf)
+    improved = (f1 > state["best"] + 1e-9 or (f1 > state["best"] - 1e-9 and nll < best_nll - 1e-6)
+                or not cfg.select_best)
+    if improved:
+        state.update(best=f1, best_nll=nll, best_epoch=epoch + 1, bad_epochs=0)
+        ckpt.save_checkpoint(out / "best.safetensors", run.model, **_ckpt_args(meta, v, epoch + 1))
+    else:
+        state["bad_epochs"] += 1
+    state["epoch"] = epoch + 1
+    ckpt.save_checkpoint(out / "last.safetensors", run.model, **_ckpt_args(meta, v, epoch + 1))
+    ckpt.save_training_state(out / "training_state.pt", state=state, model=run.model, optimizer=run.opt,
+                             scheduler=run.sched, scaler=run.scaler)
+    _log_row(out, row)
+    print(f"epoch {epoch + 1:3d}  loss {row['train_loss']:.4f}  valid track acc "
+          f"{row['track_accuracy']:.3f}  macro-F1 {row['track_macro_f1']:.3f}  "
+          f"window acc {row['window_accuracy']:.3f}  ({row['seconds']:.1f} s)"
+          + ("  *" if improved else ""), file=sys.stderr, flush=True)
+    return row, state["bad_epochs"] >= cfg.patience and cfg.select_best
+
+
+def _agree(stop: bool, run: _Run) -> bool:
+    """Rank 0's early-stopping decision, on every rank."""
+    if run.dist.world <= 1:
+        return stop
+    flag = torch.tensor([int(stop)], device=run.device)
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) -> TrainResult:
@@ -335,14 +409,14 @@ def _soft_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor |
     return per_class.sum(dim=-1).mean()
 
 
-def _progress(items, desc: str, enabled: bool):
+def _progress(items, desc: str, enabled: bool, total: int | None = None):
     if not enabled:
         return items
     try:
         from tqdm import tqdm
     except ImportError:
         return items
-    return tqdm(items, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(items, desc=desc, total=total, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
 def _log_row(out: Path, row: dict) -> None:
