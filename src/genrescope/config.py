@@ -123,11 +123,30 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+        """A config read from a file (a checkpoint, an ONNX export): every field type- and bounds-checked."""
+        if not isinstance(d, dict):
+            raise GenrescopeError(f"FeatureConfig: expected a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise GenrescopeError(f"FeatureConfig: unknown fields {sorted(unknown)} (written by a newer genrescope?)")
-        return cls(**d)
+        for name, value in d.items():
+            _check_type(name, value)
+        return cls(**d).validate()
+
+    def validate(self) -> "FeatureConfig":
+        """Raise GenrescopeError unless every number is within :data:`BOUNDS` (a model file is input
+        too: ``n_fft=2**28`` would allocate 98 GiB); returns ``self``."""
+        for name, (lo, hi) in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
+                raise GenrescopeError(f"FeatureConfig: {name}={value!r} is outside [{lo:g}, {hi:g}]")
+        if self.n_mfcc > self.n_mels:
+            raise GenrescopeError(f"FeatureConfig: n_mfcc={self.n_mfcc} exceeds n_mels={self.n_mels}")
+        if not 1 <= self.window_frames <= _MAX_WINDOW_FRAMES:
+            raise GenrescopeError(f"FeatureConfig: a window of {self.window_frames} frames is outside "
+                                  f"[1, {_MAX_WINDOW_FRAMES}]")
+        return self
 
     def key(self) -> str:
         """A short stable hash of every field, for cache keys."""
@@ -136,6 +155,33 @@ class FeatureConfig:
 
     def replace(self, **changes: Any) -> "FeatureConfig":
         return dataclasses.replace(self, **changes)
+
+
+#: Accepted range of each number a model file may set (:meth:`FeatureConfig.validate`).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "sr": (1000, 192000), "n_fft": (16, 32768), "hop_length": (16, 32768), "n_mels": (1, 512),
+    "fmin": (0.0, 96000.0), "fmax": (1.0, 96000.0), "power": (0.25, 4.0), "log_floor": (1e-30, 1.0),
+    "log_scale": (1e-6, 1e9), "top_db": (1e-3, 400.0), "n_mfcc": (1, 512), "mfcc_top_db": (1e-3, 400.0),
+    "window_s": (1e-3, 600.0), "window_hop_s": (1e-3, 600.0)}
+_MAX_WINDOW_FRAMES = 65536
+_INT_FIELDS = ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc")
+_BOOL_FIELDS = ("mel_htk", "center")
+_STR_FIELDS = ("mel_norm", "pad_mode", "log")
+
+
+def _check_type(name: str, value: Any) -> None:
+    """JSON types of a config read from a file: ints, numbers, booleans, strings (or null) where due."""
+    if name in _BOOL_FIELDS:
+        ok = isinstance(value, bool)
+    elif name in _STR_FIELDS:
+        ok = isinstance(value, str) or (value is None and name == "mel_norm")
+    elif name in _INT_FIELDS:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            value is None and name in ("fmax", "top_db", "mfcc_top_db"))
+    if not ok:
+        raise GenrescopeError(f"FeatureConfig: {name}={value!r} has the wrong type")
 
 
 #: The default front end for models trained by genrescope on 22050 Hz audio.
