@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from genrescope.audio import limits
 from genrescope.audio.info import AudioInfo
 from genrescope.errors import (
     AudioError,
@@ -102,7 +103,7 @@ def _open_sf(path: Path):
         if head not in magic:  # no Sun/NeXT header: libsndfile would decode any bytes as 8 kHz mu-law
             raise UnsupportedAudioError(path, f"not a supported audio file ({path.suffix} without a Sun/NeXT header)")
     try:
-        return sf.SoundFile(str(path))
+        return limits.checked(path, sf.SoundFile(str(path)))  # absurd rates and channel counts
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise _classify_sf_error(path, e) from e
 
