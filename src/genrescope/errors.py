@@ -45,6 +45,10 @@ class SilentAudioWarning(UserWarning):
     """The audio decodes but is (nearly) all silence: results are meaningless."""
 
 
+class DamagedAudioWarning(UserWarning):
+    """The file is truncated or partly damaged; what decodes is used."""
+
+
 class DatasetError(GenrescopeError):
     """A dataset tree, manifest or split list is malformed."""
 
