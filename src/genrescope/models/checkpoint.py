@@ -199,6 +199,47 @@ def check_state_dict(state: dict[str, "torch.Tensor"], expected: dict[str, "torc
                               f"{'; '.join(problems)}")
 
 
+class _Shape:
+    """A tensor's shape alone, for :func:`check_state_dict`."""
+
+    def __init__(self, shape) -> None:
+        self.shape = tuple(int(x) for x in shape)
+
+
+def _header_shapes(header: dict[str, Any], path) -> dict[str, _Shape]:
+    try:
+        return {k: _Shape(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint header (bad tensor shape)") from e
+
+
+def _meta_shapes(name: str, config: Any, path) -> dict[str, _Shape]:
+    """The state-dict shapes of the model ``config`` describes, built on the meta device (no memory)."""
+    import warnings
+
+    import torch
+
+    from genrescope.models import build_model
+
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # copying real weights into meta tensors warns, harmlessly
+            model = build_model(name, config)
+    except GenrescopeError as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
+    return {k: _Shape(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_finite(state: dict[str, "torch.Tensor"], *, where: str) -> None:
+    """Raise CheckpointError if a floating-point tensor holds NaN or infinity."""
+    import torch
+
+    bad = sorted(k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if bad:
+        raise CheckpointError(f"{where}: non-finite weights (NaN or infinity) in {', '.join(bad[:5])}"
+                              f"{' ...' if len(bad) > 5 else ''}")
+
+
 # ---------------------------------------------------------------- save / load
 def save_checkpoint(path: str | os.PathLike, model: "nn.Module", *, model_name: str,
                     feature_config: FeatureConfig | dict, labels: list[str], model_config: Any = None,
@@ -301,18 +342,25 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu",
     name = info["model_name"]
     try:
         config = config_from_dict(name, info["model_config"])
-        model = build_model(name, config)
     except GenrescopeError as e:
         raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
     n_out = getattr(config, "n_classes", len(info["labels"]))
     if len(info["labels"]) != n_out:
         raise CheckpointError(f"{path}: {len(info['labels'])} labels for a model with {n_out} outputs")
+    # the file is untrusted: its shapes are checked against a model built without memory
+    # (on the meta device) before the real model, and its weights, exist
+    check_state_dict(_header_shapes(read_header(path), path), _meta_shapes(name, config, path), where=str(path))
     try:
         state = load_file(os.fspath(path), device=map_location)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: cannot read the weights ({e})") from e
     if verify and info.get("weights_sha256") and weights_hash(state) != info["weights_sha256"]:
         raise CheckpointError(f"{path}: the weights are damaged (checksum mismatch)")
+    check_finite(state, where=str(path))
+    try:
+        model = build_model(name, config)
+    except GenrescopeError as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
     check_state_dict(state, model.state_dict(), where=str(path))
     try:
         model.load_state_dict(state, strict=True)
