@@ -96,12 +96,20 @@ def _add_export(sub) -> None:
                                    "probabilities out; feature config and labels in its metadata), then compare "
                                    "ONNX Runtime's outputs with PyTorch's on random input.",
                        epilog="example: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint written by genrescope")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
+                   help="a .safetensors checkpoint written by genrescope (with --web: one more model to include)")
     p.add_argument("--onnx", metavar="OUT", default=None, help="output file (default: CHECKPOINT with .onnx)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--static-time", action="store_true", help="fix the time axis to one window")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.set_defaults(_run=("genrescope.training.export", "run_export"))
+    p.add_argument("--web", metavar="DIR", default=None,
+                   help="instead, write a static copy of the web page into DIR that analyses files entirely in "
+                        "the browser (Web Audio, the model's features in a worker, onnxruntime-web); serve DIR "
+                        "with any static file server, e.g. python -m http.server -d DIR")
+    p.add_argument("-m", "--model", action="append", default=None, metavar="NAME",
+                   help="with --web: a shipped model name or ONNX file to include (repeatable; default: the "
+                        "default model)")
+    p.set_defaults(_run=("genrescope.serve.webexport", "run_export_cli"))
 
 
 def _add_predict(sub) -> None:
@@ -124,6 +132,12 @@ def _add_predict(sub) -> None:
                         "path is given (with several files, PATH may contain {stem})")
     p.add_argument("--tags", action="store_true", help="also show the tagger's non-genre tags (moods, eras, ...)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="engine of the ONNX export: onnxruntime (default, exact float32) or openvino "
+                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
+                        "the JSON states what ran")
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
@@ -277,6 +291,43 @@ def _add_serve(sub) -> None:
     p.set_defaults(_run=("genrescope.serve", "run_serve"))
 
 
+def _add_tag(sub) -> None:
+    p = sub.add_parser(
+        "tag", help="genres for a whole music library: a report, and with --write the files' own genre tags",
+        description="Walk folders (nested, mixed formats), predict every track's genres and write a report (CSV, "
+                    "or JSON lines for .jsonl: path, genres with confidence, model, duration, what was or would "
+                    "be written, the previous tag values, error). Dry run unless --write: then the top genres go "
+                    "into the files' genre tags (ID3 TCON, Vorbis GENRE, MP4 genre atom) plus a GENRESCOPE field "
+                    "with the scores and the model, crash-safely and without touching the audio. A journal beside "
+                    "the report lets a rerun of the same command skip finished files. Unreadable files are "
+                    "reported and skipped; the exit code is 1 if any failed.",
+        epilog="examples:\n  genrescope tag ~/Music --report tags.csv\n  genrescope tag ~/Music --report tags.csv "
+               "--write\n  genrescope tag --undo tags.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders, audio files or glob patterns")
+    p.add_argument("--report", metavar="REPORT", default=None,
+                   help="report file, .csv or .jsonl (default: genrescope-tag.csv)")
+    p.add_argument("--write", action="store_true", help="write the tags into the files (default: dry run)")
+    p.add_argument("--overwrite", action="store_true", help="replace genre tags the files already have")
+    p.add_argument("--top", type=int, default=1, help="genres to write per file (default: %(default)s)")
+    p.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                   help="write only genres with at least this probability (default: %(default)s)")
+    p.add_argument("--windows", type=int, default=0, metavar="N",
+                   help="analyse N windows spread evenly over each song instead of all (default: 0 = all)")
+    p.add_argument("-m", "--model", default="default", help="shipped model name, checkpoint or ONNX file")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local worker processes, or a Ray cluster (pip install 'genrescope[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: an existing cluster (default: start a local one)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: number of CPU cores)")
+    p.add_argument("--journal", metavar="FILE", default=None, help="journal file (default: REPORT.journal)")
+    p.add_argument("--undo", metavar="REPORT", default=None,
+                   help="restore the tag values REPORT says a run replaced, and nothing else")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(_run=("genrescope.library.command", "run_tag"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genrescope",
@@ -296,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_export(sub)
     _add_serve(sub)
+    _add_tag(sub)
     return parser
 
 

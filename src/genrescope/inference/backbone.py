@@ -12,23 +12,69 @@ import numpy as np
 from genrescope.errors import CheckpointError
 
 EMBEDDINGS_OUTPUT = "embeddings"
+TAGS_OUTPUT = "probabilities"
 
 
 class Backbone:
-    """A shipped model used as a feature extractor: (N, n_mels, T) windows -> (N, D)."""
+    """Shipped taggers used as a feature extractor: (N, n_mels, T) windows -> (N, D) rows.
 
-    def __init__(self, name: str, threads: int | None = None):
+    ``name`` is a shipped tagger, or a shipped ensemble of taggers that read the same
+    windows (``musicnn`` = ``musicnn-msd`` + ``musicnn-mtt``): then a row is the members'
+    blocks side by side. ``blocks`` names the outputs that make up a row, per member:
+    ``embeddings`` (the penultimate layer) and/or ``probabilities`` (the tags). Every call
+    also keeps the members' tag probabilities, so a head can report them as tags
+    (:func:`head_inference_model`).
+    """
+
+    def __init__(self, name: str, threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto",
+                 blocks: tuple[str, ...] = (EMBEDDINGS_OUTPUT,)):
         from genrescope.inference.onnx_model import OnnxModel
-        from genrescope.inference.registry import resolve_model_path
+        from genrescope.inference.registry import ENSEMBLES, pretrained_names, resolve_model_path
 
-        self.name = name
-        _, path = resolve_model_path(name)
-        self.model = OnnxModel(path, threads=threads)
-        if EMBEDDINGS_OUTPUT not in self.model.outputs:
-            raise CheckpointError(f"{name}: its ONNX export has no '{EMBEDDINGS_OUTPUT}' output, so it cannot "
-                                  f"serve as a backbone")
+        if name not in pretrained_names():  # a head's metadata names it: never a path to open
+            raise CheckpointError(f"backbone {str(name)[:80]!r} is not a shipped model; "
+                                  f"shipped: {', '.join(pretrained_names())}")
+        bad = [b for b in blocks if b not in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT)]
+        if bad or not blocks:
+            raise CheckpointError(f"backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, got {blocks}")
+        self.name, self.blocks = name, tuple(blocks)
+        self.members = list(ENSEMBLES.get(name, (name,)))
+        self.models = [OnnxModel(resolve_model_path(m)[1], threads=threads, backend=backend, precision=precision)
+                       for m in self.members]
+        for m, model in zip(self.members, self.models):
+            missing = [b for b in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) if b not in model.outputs]
+            if missing:
+                raise CheckpointError(f"{m}: its ONNX export has no {missing} output, so it cannot serve as a backbone")
+            if (model.feature_config, model.window_frames) != (self.models[0].feature_config,
+                                                                self.models[0].window_frames):
+                raise CheckpointError(f"backbone {name}: {m} reads different windows from {self.members[0]}")
+        self.model = self.models[0]
         self.feature_config = self.model.feature_config
         self.window_frames = self.model.window_frames
+        # the members' tags merged by label: a label two members share gets their mean
+        self.tag_labels: list[str] = []
+        for model in self.models:
+            self.tag_labels += [lab for lab in model.labels if lab not in self.tag_labels]
+        self._tag_cols = [np.array([self.tag_labels.index(lab) for lab in model.labels]) for model in self.models]
+        self._tag_counts = np.bincount(np.concatenate(self._tag_cols), minlength=len(self.tag_labels))
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if any(m.precision == "bf16" for m in self.models) else "fp32"
+
+    def run_windows(self, windows: np.ndarray, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(N, n_mels, T) log-mel windows -> rows (N, D) and merged tag probabilities (N, K)."""
+        rows, tags = [], []
+        for i in range(0, len(windows), batch_size):
+            outs = [m.run(windows[i:i + batch_size]) for m in self.models]
+            rows.append(np.concatenate([o[b] for o in outs for b in self.blocks], axis=1))
+            t = np.zeros((len(rows[-1]), len(self.tag_labels)))
+            for o, cols in zip(outs, self._tag_cols):
+                t[:, cols] += o[TAGS_OUTPUT]
+            tags.append(t / self._tag_counts)
+        if not rows:
+            return np.zeros((0, 0), np.float32), np.zeros((0, len(self.tag_labels)), np.float32)
+        return np.concatenate(rows).astype(np.float32), np.concatenate(tags).astype(np.float32)
 
     @property
     def dim(self) -> int:
@@ -36,9 +82,8 @@ class Backbone:
         return int(self.embed_windows(x).shape[1])
 
     def embed_windows(self, windows: np.ndarray, batch_size: int = 1) -> np.ndarray:
-        """(N, n_mels, T) log-mel windows -> (N, D) float32 embeddings."""
-        out = [self.model.run(windows[i:i + batch_size])[EMBEDDINGS_OUTPUT] for i in range(0, len(windows), batch_size)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+        """(N, n_mels, T) log-mel windows -> (N, D) float32 rows (the ``blocks`` of every member)."""
+        return self.run_windows(windows, batch_size)[0]
 
     def embed_features(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Whole-song log-mel (n_mels, n_frames) -> window embeddings (N, D), start_s, end_s."""
@@ -48,15 +93,24 @@ class Backbone:
         return self.embed_windows(windows), start, end
 
 
-def head_inference_model(name: str, head, backbone_name: str):
+def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDINGS_OUTPUT,), **engine):
     """Compose a backbone and a trained head (an InferenceModel on table rows) into one model
-    that reads log-mel windows like the backbone."""
+    that reads log-mel windows like the backbone. ``blocks`` says which backbone outputs the
+    head was trained on (its provenance); ``engine`` (threads, backend, precision) runs the
+    backbone (:mod:`genrescope.inference.backends`).
+
+    The composed model also reports the backbone's own tags (``tag_labels``): its windows
+    give the head's probabilities first, then the taggers' tag probabilities of the same pass.
+    """
     from genrescope.inference.model import InferenceModel
 
-    backbone = Backbone(backbone_name)
+    backbone = Backbone(backbone_name, blocks=tuple(blocks), **engine)
+    precision = "bf16" if "bf16" in (backbone.precision, head.precision) else "fp32"
 
     def run(x: np.ndarray) -> np.ndarray:
-        return head.predict_windows(backbone.embed_windows(x))
+        rows, tags = backbone.run_windows(x)
+        return np.concatenate([head.predict_windows(rows), tags], axis=1)
 
     return InferenceModel(name, head.labels, backbone.feature_config, "log_mel", backbone.window_frames,
-                          head.multi_label, run, f"{backbone_name} + {head.source}", head.runtime)
+                          head.multi_label, run, f"{backbone_name} + {head.source}", head.runtime,
+                          backend=backbone.model.backend, precision=precision, tag_labels=list(backbone.tag_labels))

@@ -14,7 +14,9 @@ class InferenceModel:
     """What prediction needs from a model, whatever runs it.
 
     ``predict_windows`` maps (N, n_bins, T) windows (or (N, n_columns) table rows) to
-    (N, G) probabilities.
+    (N, G) probabilities. ``backend`` is the engine that runs it (``"onnxruntime"``,
+    ``"openvino"`` or ``"torch"``) and ``precision`` the arithmetic it really runs
+    (``"fp32"``, or ``"bf16"`` when any part of the model runs in bfloat16).
     """
 
     name: str
@@ -29,6 +31,11 @@ class InferenceModel:
     #: whole-song models: (n_bins, T) features -> (T', G) probabilities, one row every frame_hop_s
     predict_frames: Callable[[np.ndarray], np.ndarray] | None = None
     frame_hop_s: float | None = None
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    #: a head behind taggers also reports their tags: then ``predict_windows`` gives
+    #: (N, len(labels) + len(tag_labels)), the model's own labels first, then the tags
+    tag_labels: list[str] | None = None
 
     @property
     def genre_labels(self) -> list[str]:

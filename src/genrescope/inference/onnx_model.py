@@ -20,18 +20,16 @@ T, the only one allowed when time is not dynamic), ``outputs`` (JSON list),
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genrescope.config import FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
+from genrescope.inference.onnx_metadata import ONNX_FORMAT_VERSION, check_graph, read_onnx_metadata
 
 ONNX_FORMAT = "genrescope-onnx"
-ONNX_FORMAT_VERSION = 1
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
 FRAMES_OUTPUT_NAME = "frame_probabilities"
@@ -49,47 +47,37 @@ class OnnxModel:
     batch_size : int
         Windows per ONNX Runtime call in :meth:`predict_windows`.
     threads : int, optional
-        ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core).
+        Threads of one call (default: the backend's choice, one per core).
+    backend, precision : str
+        The engine (:mod:`genrescope.inference.backends`): ``"onnxruntime"`` (exact float32)
+        or ``"openvino"``, at ``"auto"``, ``"fp32"`` or ``"bf16"``.
     """
 
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 4,
-                 threads: int | None = None):
-        import onnxruntime as ort
+                 threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto"):
+        from genrescope.inference.backends import OrtSession, open_session
 
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such ONNX model file")
-        try:
-            opts = ort.SessionOptions()
-            if threads:
-                opts.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(os.fspath(self.path), sess_options=opts,
-                                                providers=providers or ["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own (non-exported) exception types
-            raise CheckpointError(f"{self.path}: not a readable ONNX model ({e})") from e
-        meta = self.session.get_modelmeta().custom_metadata_map
+        if providers:
+            self.engine = OrtSession(self.path, threads=threads, providers=providers)
+        else:
+            self.engine = open_session(self.path, backend=backend, precision=precision, threads=threads)
+        #: the ONNX Runtime session (None on another backend)
+        self.session = getattr(self.engine, "session", None)
+        self.backend, self.precision = self.engine.backend, self.engine.precision
+        meta = self.engine.metadata
         if meta.get("format") != ONNX_FORMAT:
             raise CheckpointError(f"{self.path}: not a genrescope ONNX export (no {ONNX_FORMAT!r} metadata)")
-        if int(meta.get("format_version", "0")) > ONNX_FORMAT_VERSION:
-            raise CheckpointError(f"{self.path}: export format {meta['format_version']} is newer than this "
-                                  f"genrescope reads ({ONNX_FORMAT_VERSION})")
-        try:
-            self.metadata: dict[str, Any] = {k: meta[k] for k in meta}
-            self.model_name: str = meta["model_name"]
-            self.model_config: dict[str, Any] = json.loads(meta["model_config"])
-            self.feature_config = FeatureConfig.from_dict(json.loads(meta["feature_config"]))
-            self.labels: list[str] = json.loads(meta["labels"])
-            self.input_kind: str = meta["input_kind"]
-            self.n_bins = int(meta["n_bins"])
-            self.window_s: float | None = json.loads(meta["window_s"])
-            self.min_frames = int(meta.get("min_frames", "1"))
-            self.dynamic_time = meta.get("dynamic_time") == "true"
-            self.input_frames = int(meta.get("input_frames", "0"))
-            self.outputs: list[str] = json.loads(meta["outputs"])
-            self.frame_hop_s: float | None = json.loads(meta.get("frame_hop_s", "null"))
-            self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
-        except (KeyError, ValueError, TypeError, GenrescopeError) as e:
-            raise CheckpointError(f"{self.path}: malformed genrescope metadata ({type(e).__name__}: {e})") from e
+        try:  # a model file is input too: every key and the graph's shapes are checked
+            vars(self).update(read_onnx_metadata(meta))
+            if self.session is not None:
+                check_graph({i.name: i.shape for i in self.session.get_inputs()},
+                            {o.name: o.shape for o in self.session.get_outputs()}, output_names=self.outputs,
+                            n_classes=len(self.labels), n_bins=self.n_bins)
+        except GenrescopeError as e:
+            raise CheckpointError(f"{self.path}: malformed genrescope metadata ({e})") from e
         self.batch_size = batch_size
 
     # ------------------------------------------------------------ properties
@@ -130,7 +118,7 @@ class OnnxModel:
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every output of the graph for one batch, by name."""
-        outs = self.session.run(None, {INPUT_NAME: self._check(x)})
+        outs = self.engine.run(None, self._check(x))
         return dict(zip(self.outputs, outs))
 
     def predict_windows(self, windows: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
@@ -151,8 +139,12 @@ class OnnxModel:
         bs = batch_size or self.batch_size
         if len(x) == 0:
             return np.zeros((0, self.n_classes), np.float32)
-        return np.concatenate([self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + bs]})[0]
-                               for i in range(0, len(x), bs)]).astype(np.float32, copy=False)
+        out = np.concatenate([self.engine.run([OUTPUT_NAME], x[i:i + bs])[0]
+                              for i in range(0, len(x), bs)]).astype(np.float32, copy=False)
+        if out.ndim != 2 or out.shape[1] != self.n_classes:  # a graph with symbolic output width
+            raise CheckpointError(f"{self.model_name}: the graph gave {out.shape[1:]} outputs for "
+                                  f"{self.n_classes} labels")
+        return out
 
     def predict_frames(self, x: np.ndarray) -> np.ndarray:
         """Per-time-step probabilities of a frame model.
@@ -171,7 +163,7 @@ class OnnxModel:
             raise GenrescopeError(f"{self.model_name}: this export has no per-frame output")
         single = np.ndim(x) == 2
         x = self._check(x[None] if single else x)
-        out = self.session.run([FRAMES_OUTPUT_NAME], {INPUT_NAME: x})[0]
+        out = self.engine.run([FRAMES_OUTPUT_NAME], x)[0]
         return out[0] if single else out
 
 

@@ -5,6 +5,7 @@ JSON schema (``--format json``): one array, one object per input file::
     {"path": str, "model": str, "duration_s": float | null,
      "genres": [{"label": str, "probability": float}, ...],   # highest first
      "multi_label": bool | null,   # true: independent tag probabilities (need not sum to 1)
+     "precision": "fp32" | "bf16" | null,   # the arithmetic that ran (--backend openvino: bf16)
      "error": str | null,          # why this file failed; genres is then []
      "tags": [{"label": ..., "probability": ...}],            # with --tags, taggers only
      "timeline": {"labels": [...], "multi_label": bool,       # with --timeline
@@ -100,7 +101,8 @@ def run_predict(args) -> int:
     jobs = args.jobs or (os.cpu_count() or 1)
     jobs = max(1, min(jobs, len(files)))
     threads = args.threads or (1 if jobs > 1 else None)
-    predictor = Predictor(args.model, runtime=args.runtime, threads=threads)
+    predictor = Predictor(args.model, runtime=args.runtime, threads=threads, backend=args.backend,
+                          precision=args.precision)
     show_progress = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
     preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
     with_timeline = args.timeline is not None

@@ -84,6 +84,7 @@ class Prediction:
     tags: list[tuple[str, float]] | None = None
     error: str | None = None
     seconds: dict = field(default_factory=dict)
+    precision: str | None = None
 
     def to_dict(self, *, timeline: bool = False, top: int | None = None) -> dict:
         genres = self.genres if top is None else self.genres[:top]
@@ -91,7 +92,7 @@ class Prediction:
              "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
              "genres": [{"label": g, "probability": round(float(p), 4)} for g, p in genres],
              "multi_label": bool(self.timeline.multi_label) if self.timeline is not None else None,
-             "error": self.error}
+             "precision": self.precision, "error": self.error}
         if self.tags is not None:
             d["tags"] = [{"label": g, "probability": round(float(p), 4)} for g, p in self.tags]
         if timeline:
@@ -116,15 +117,21 @@ class Predictor:
         in 3.5 GB of fresh memory than computing (bench/predict.py measured batch 1 at 4x
         the speed of batch 32 on one core).
     threads : int or None
-        Intra-op threads for the runtime (None: the runtime's choice).
+        Threads of one model call (None: every core).
+    backend : str
+        ``"onnxruntime"`` (default, exact float32) or ``"openvino"`` (the ``fast`` extra).
+    precision : str
+        ``"auto"`` (openvino: bfloat16 where the CPU has it), ``"fp32"`` or ``"bf16"``; what
+        really runs is ``self.model.precision`` and every Prediction's ``precision``.
     """
 
     def __init__(self, model: str | os.PathLike = "default", *, runtime: str = "onnx", batch_size: int = 1,
-                 threads: int | None = None):
+                 threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto"):
         from genrescope.inference.runtimes import load_inference_model
 
         t0 = time.perf_counter()
-        self.model = load_inference_model(model, runtime=runtime, threads=threads)
+        self.model = load_inference_model(model, runtime=runtime, threads=threads, backend=backend,
+                                          precision=precision)
         self.load_seconds = time.perf_counter() - t0
         self.batch_size = batch_size
 
@@ -167,7 +174,7 @@ class Predictor:
                 probs = self._run(windows)
             times["model"] = time.perf_counter() - t1
         tl = Timeline(start + (offset or 0.0), end + (offset or 0.0), probs, self.labels, m.multi_label)
-        pred = Prediction(str(path), m.name, n_samples / cfg.sr, timeline=tl, seconds=times)
+        pred = Prediction(str(path), m.name, n_samples / cfg.sr, timeline=tl, seconds=times, precision=m.precision)
         return self.rank(pred)
 
     def rank(self, pred: Prediction) -> Prediction:

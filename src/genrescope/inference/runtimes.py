@@ -1,7 +1,12 @@
-"""Load a model for inference on ONNX Runtime (default, no torch) or PyTorch.
+"""Load a model for inference on ONNX Runtime (default, no torch), OpenVINO or PyTorch.
 
-``runtime="torch"`` loads the PyTorch checkpoint instead of the ONNX export (needs the
-``train`` extra). A head trained on backbone embeddings is composed behind its backbone.
+``runtime="onnx"`` runs the ONNX export on a backend of :mod:`genrescope.inference.backends`
+(``backend="onnxruntime"``, exact float32, or ``"openvino"``, bfloat16 where the CPU has it);
+``runtime="torch"`` loads the PyTorch checkpoint instead (needs the ``train`` extra). A head
+trained on backbone embeddings is composed behind its backbone, on the same backend.
+
+``threads`` is the thread budget of one call (None: every core). An ensemble whose members
+can each get a thread of that budget runs them side by side, one share each.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
+from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
 from genrescope.inference.ensemble import ensemble
 from genrescope.inference.model import InferenceModel
 from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
@@ -20,38 +26,63 @@ RUNTIMES = ("onnx", "torch")
 
 
 def load_inference_model(model: str | os.PathLike = "default", *, runtime: str = "onnx",
-                         threads: int | None = None) -> InferenceModel:
-    """Load a model by shipped name or path for :class:`genrescope.inference.predict.Predictor`."""
+                         threads: int | None = None, backend: str = DEFAULT_BACKEND,
+                         precision: str = "auto") -> InferenceModel:
+    """Load a model by shipped name or path for :class:`genrescope.inference.predict.Predictor`.
+
+    Parameters
+    ----------
+    model : str or path
+        A shipped name, ``"default"``, a checkpoint or an ONNX export.
+    runtime : str
+        ``"onnx"`` or ``"torch"``.
+    threads : int, optional
+        Threads of one call (None: every core).
+    backend, precision : str
+        The ONNX backend and its precision (see :mod:`genrescope.inference.backends`);
+        the loaded model's ``precision`` says what really runs.
+    """
     if runtime not in RUNTIMES:
         raise GenrescopeError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    check_backend(backend, precision)
+    if runtime == "torch" and (backend, precision) not in ((DEFAULT_BACKEND, "auto"), (DEFAULT_BACKEND, "fp32")):
+        raise GenrescopeError("--backend and --precision choose how ONNX exports run; use them with --runtime onnx")
+    engine = {"backend": backend, "precision": precision}
     if str(model) in ENSEMBLES or (str(model) == "default" and DEFAULT_MODEL in ENSEMBLES):
         name = DEFAULT_MODEL if str(model) == "default" else str(model)
-        return ensemble(name, [load_inference_model(m, runtime=runtime, threads=threads) for m in ENSEMBLES[name]])
+        members = ENSEMBLES[name]
+        budget = threads or os.cpu_count() or 1
+        parallel = runtime == "onnx" and budget >= len(members) > 1
+        each = budget // len(members) if parallel else threads
+        return ensemble(name, [load_inference_model(m, runtime=runtime, threads=each, **engine) for m in members],
+                        parallel=parallel)
     name, path = resolve_model_path(model, runtime)
     if path.suffix == ".onnx":
-        return _from_onnx(name, path, threads)
+        return _from_onnx(name, path, threads, engine)
     return _from_torch(name, path, threads)
 
 
-def _from_onnx(name: str, path: Path, threads: int | None) -> InferenceModel:
+def _from_onnx(name: str, path: Path, threads: int | None, engine: dict) -> InferenceModel:
     from genrescope.inference.onnx_model import OnnxModel
 
-    m = OnnxModel(path, threads=threads)
+    m = OnnxModel(path, threads=threads, **engine)
     multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
     im = InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
-                        m.predict_windows, str(path), "onnx")
+                        m.predict_windows, str(path), "onnx", backend=m.backend, precision=m.precision)
     if m.window_s is None and m.has_frames:
         im.predict_frames, im.frame_hop_s = m.predict_frames, m.frame_hop_s
-    return _with_backbone(im, m.provenance.get("backbone"))
+    return _with_backbone(im, m.provenance.get("backbone"), threads=threads,
+                          blocks=tuple(m.provenance.get("backbone_blocks") or ("embeddings",)), **engine)
 
 
-def _with_backbone(head: InferenceModel, backbone: str | None) -> InferenceModel:
-    """A head trained on backbone embeddings runs behind its backbone."""
+def _with_backbone(head: InferenceModel, backbone: str | None, **engine) -> InferenceModel:
+    """A head trained on backbone embeddings runs behind its backbone (``engine``: threads, backend,
+    precision of the backbone, which is the cost)."""
     if not backbone:
         return head
     from genrescope.inference.backbone import head_inference_model
 
-    return head_inference_model(head.name, head, backbone)
+    return head_inference_model(head.name, head, backbone, **engine)
 
 
 def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
@@ -77,7 +108,8 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
             return (torch.sigmoid(logits) if multi else torch.softmax(logits, -1)).numpy()
 
     window_frames = None if cfg.window_s is None else fc.window_frames
-    im = InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch")
+    im = InferenceModel(name, list(info["labels"]), fc, cfg.kind, window_frames, multi, run, str(path), "torch",
+                        backend="torch")
     if cfg.window_s is None and hasattr(model, "forward_frames"):
         def frames(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -85,7 +117,8 @@ def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:
                 return torch.softmax(logits[0], -1).numpy()
 
         im.predict_frames, im.frame_hop_s = frames, model.frame_stride / fc.frame_rate
-    return _with_backbone(im, info.get("backbone"))
+    return _with_backbone(im, info.get("backbone"), threads=threads,
+                          blocks=tuple(info.get("backbone_blocks") or ("embeddings",)))
 
 
 def _from_torch_tagger(name: str, path: Path) -> InferenceModel:
@@ -100,4 +133,5 @@ def _from_torch_tagger(name: str, path: Path) -> InferenceModel:
         with torch.no_grad():
             return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
-    return InferenceModel(name, list(config["labels"]), fc, "log_mel", fc.window_frames, True, run, str(path), "torch")
+    return InferenceModel(name, list(config["labels"]), fc, "log_mel", fc.window_frames, True, run, str(path), "torch",
+                          backend="torch")
