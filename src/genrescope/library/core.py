@@ -1,0 +1,138 @@
+"""The one tagging core shared by ``genrescope tag`` and the beets plugin.
+
+Two halves, so that engines can run them in different processes:
+
+* :func:`analyse` (in a worker): a file -> its genre ranking, as a small picklable dict,
+  optionally from ``windows`` windows spread evenly over the song instead of all of them;
+* :func:`choose` and :func:`tag_file` (in the process that owns the journal): the genres
+  to write, the tags to change, the crash-safe rewrite and the report record.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genrescope.errors import GenrescopeError
+from genrescope.library import tags as T
+from genrescope.library.journal import Journal
+from genrescope.library.safe_write import rewrite
+
+#: Environment variable naming a ``module:factory`` that builds the predictor instead of
+#: :class:`~genrescope.inference.predict.Predictor` (a testing hook: tests inject a tiny fake).
+PREDICTOR_HOOK = "GENRESCOPE_TAG_PREDICTOR"
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    """What decides a file's result; their hash keys the journal."""
+
+    model: str = "default"
+    top: int = 1
+    min_confidence: float = 0.0
+    windows: int = 0  # 0: every window of the song
+    write: bool = False
+    overwrite: bool = False
+    runtime: str = "onnx"
+
+    def job_key(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_predictor(model: str = "default", *, runtime: str = "onnx", threads: int | None = None):
+    """The Predictor of ``model`` (or the one :data:`PREDICTOR_HOOK` names)."""
+    hook = os.environ.get(PREDICTOR_HOOK)
+    if hook:
+        module, _, factory = hook.partition(":")
+        return getattr(importlib.import_module(module), factory)(model)
+    from genrescope.inference.predict import Predictor
+
+    return Predictor(model, runtime=runtime, threads=threads)
+
+
+def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
+    """``{"model", "duration_s", "genres": [[label, prob], ...]}`` of one file, best first.
+
+    Raises GenrescopeError for unreadable audio. With ``windows`` > 0 and a song longer
+    than that many model windows, only ``windows`` windows spread evenly over it are
+    analysed and their timelines pooled into one track answer.
+    """
+    pred = _predict_windows(predictor, path, windows) if windows > 0 else predictor.predict(path)
+    return {"model": pred.model, "duration_s": None if pred.duration_s is None else round(float(pred.duration_s), 3),
+            "genres": [[str(g), round(float(p), 4)] for g, p in pred.genres]}
+
+
+def _predict_windows(predictor, path, n: int):
+    from genrescope.audio.decode import audio_info
+    from genrescope.inference.predict import Prediction, Timeline
+
+    win_s = float(predictor.model.feature_config.window_s)
+    info = audio_info(path)
+    duration = info.frames / info.sr
+    if n * win_s >= duration:
+        return predictor.predict(path)
+    parts = [predictor.predict(path, offset=float(s), duration=win_s)
+             for s in np.linspace(0.0, duration - win_s, n)]
+    tls = [p.timeline for p in parts]
+    tl = Timeline(np.concatenate([t.start_s for t in tls]), np.concatenate([t.end_s for t in tls]),
+                  np.concatenate([t.probs for t in tls]), tls[0].labels, tls[0].multi_label)
+    return predictor.rank(Prediction(str(path), parts[0].model, duration, timeline=tl))
+
+
+def choose(genres: list, top: int, min_confidence: float) -> tuple[list[str], list[tuple[str, float]]]:
+    """``(genres to write, scores to store)``: the top ``top``, genres only at ``min_confidence`` or more."""
+    scores = [(str(g), float(p)) for g, p in genres[:max(1, top)]]
+    return [g for g, p in scores if p >= min_confidence], scores
+
+
+def record(path: str, analysis: dict | None, *, status: str, error: str | None = None, **extra) -> dict:
+    """One report row (see :mod:`genrescope.library.report` for the fields)."""
+    a = analysis or {}
+    return {"path": path, "status": status, "genres": a.get("genres", []), "model": a.get("model"),
+            "duration_s": a.get("duration_s"), "written": extra.get("written"),
+            "previous": extra.get("previous"), "note": extra.get("note"), "error": error}
+
+
+def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> dict:
+    """Plan (and with ``opts.write`` make) the tag change of one analysed file; journal it.
+
+    Returns the report record. ``written`` holds the changed fields' new values (what a
+    dry run would write), ``previous`` the same fields' values before the run, which
+    ``--undo`` puts back.
+    """
+    try:
+        kind, current = T.read_snapshot(path)
+        if kind is None:
+            rec = record(path, analysis, status="no-tags",
+                         note=f"genrescope writes no tags into .{Path(path).suffix.lower().lstrip('.')} files")
+            journal.finish(path, os.stat(path), rec)
+            return rec
+        genres, scores = choose(analysis["genres"], opts.top, opts.min_confidence)
+        plan, kept = T.planned_snapshot(kind, current, genres, T.format_scores(scores, analysis["model"]),
+                                        overwrite=opts.overwrite)
+        pend = journal.pending(path)
+        before = pend[0] if pend is not None and pend[1] == current else current  # a write a kill cut short
+        changed = {k: plan[k] for k in plan if plan[k] != before.get(k)}
+        note = "existing genre kept (use --overwrite to replace it)" if kept else (
+            None if genres else f"no genre reached --min-confidence {opts.min_confidence}")
+        if not changed:
+            status = "unchanged"
+        elif not opts.write:
+            status = "would-write"
+        else:
+            status = "written"
+            if plan != current:
+                journal.begin_write(path, before, plan)
+                rewrite(path, lambda tmp: T.apply_snapshot(tmp, kind, plan))
+        rec = record(path, analysis, status=status, written=changed or None,
+                     previous={k: before.get(k) for k in changed} or None, note=note)
+        journal.finish(path, os.stat(path), rec)
+        return rec
+    except (GenrescopeError, OSError) as e:
+        msg = str(e) if isinstance(e, GenrescopeError) else f"{path}: {e.strerror or e}"
+        return record(path, analysis, status="failed", error=msg)
