@@ -96,20 +96,12 @@ def _add_export(sub) -> None:
                                    "probabilities out; feature config and labels in its metadata), then compare "
                                    "ONNX Runtime's outputs with PyTorch's on random input.",
                        epilog="example: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
-                   help="a .safetensors checkpoint written by genrescope (with --web: one more model to include)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint written by genrescope")
     p.add_argument("--onnx", metavar="OUT", default=None, help="output file (default: CHECKPOINT with .onnx)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--static-time", action="store_true", help="fix the time axis to one window")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.add_argument("--web", metavar="DIR", default=None,
-                   help="instead, write a static copy of the web page into DIR that analyses files entirely in "
-                        "the browser (Web Audio, the model's features in a worker, onnxruntime-web); serve DIR "
-                        "with any static file server, e.g. python -m http.server -d DIR")
-    p.add_argument("-m", "--model", action="append", default=None, metavar="NAME",
-                   help="with --web: a shipped model name or ONNX file to include (repeatable; default: the "
-                        "default model)")
-    p.set_defaults(_run=("genrescope.serve.webexport", "run_export_cli"))
+    p.set_defaults(_run=("genrescope.training.export", "run_export"))
 
 
 def _add_predict(sub) -> None:
@@ -132,12 +124,6 @@ def _add_predict(sub) -> None:
                         "path is given (with several files, PATH may contain {stem})")
     p.add_argument("--tags", action="store_true", help="also show the tagger's non-genre tags (moods, eras, ...)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
-    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
-                   help="engine of the ONNX export: onnxruntime (default, exact float32) or openvino "
-                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
-                        "the JSON states what ran")
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
