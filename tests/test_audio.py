@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from genrescope.audio.decode import audio_info, find_audio_files, iter_audio_blocks, load_audio
-from genrescope.errors import (AudioNotFoundError, AudioTooShortError, CorruptAudioError, EmptyAudioError,
-                               GenrescopeError, SilentAudioWarning, UnsupportedAudioError)
+from genrescope.errors import (AudioNotFoundError, AudioTooShortError, CorruptAudioError, DamagedAudioWarning,
+                               EmptyAudioError, GenrescopeError, SilentAudioWarning, UnsupportedAudioError)
 
 from conftest import synth_music
 
@@ -89,43 +89,96 @@ def _bad_files(tmp_path, write_audio):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.wav").write_text("these are my notes, not audio\n" * 40)
     (tmp_path / "cut_header.wav").write_bytes(data[:30])
-    (tmp_path / "half.wav").write_bytes(data[: len(data) // 2])
-    mp3 = write_audio("good.mp3", duration=3.0).read_bytes()
-    (tmp_path / "half.mp3").write_bytes(mp3[: len(mp3) // 2])
+    (tmp_path / "sliver.wav").write_bytes(data[:44 + 2 * 4410])  # 0.2 s of the promised 3 s
     sf.write(str(tmp_path / "zero.wav"), np.zeros(0, np.float32), 22050)
     write_audio("short.wav", y=synth_music(0.2), sr=22050)
+    y = synth_music(2.0)
+    y[5000] = np.nan
+    write_audio("nan.wav", y=y, subtype="FLOAT")
+    y = synth_music(2.0)
+    y[30000] = np.inf
+    write_audio("inf.wav", y=y, subtype="DOUBLE")
     return {
         "missing.wav": (AudioNotFoundError, "file not found"),
         "empty.wav": (EmptyAudioError, "empty (0 bytes)"),
         "notes.wav": ((UnsupportedAudioError, CorruptAudioError), "not a supported audio file"),
         "cut_header.wav": ((CorruptAudioError, UnsupportedAudioError), ""),
-        "half.wav": (CorruptAudioError, "truncated"),
-        "half.mp3": (CorruptAudioError, "truncated"),
+        "sliver.wav": (CorruptAudioError, "truncated"),
         "zero.wav": (EmptyAudioError, "no audio samples"),
         "short.wav": (AudioTooShortError, "at least 1.00 s"),
+        "nan.wav": (CorruptAudioError, "NaN or infinity (first at 0.23 s)"),
+        "inf.wav": (CorruptAudioError, "NaN or infinity (first at 1.36 s)"),
     }
 
 
-@pytest.mark.parametrize("use_av", [False, True])
-def test_bad_input_names_file_and_problem(tmp_path, write_audio, monkeypatch, use_av):
+def _use_av(monkeypatch, use_av):
     if use_av:
         pytest.importorskip("av")
     else:
         monkeypatch.setattr("genrescope.audio.decode._have_av", lambda: False)
+
+
+@pytest.mark.parametrize("use_av", [False, True])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_bad_input_names_file_and_problem(tmp_path, write_audio, monkeypatch, use_av, streamed):
+    """One policy for load_audio and iter_audio_blocks (with and without the FFmpeg fallback)."""
+    _use_av(monkeypatch, use_av)
     cases = _bad_files(tmp_path, write_audio)
     for name, (exc, text) in cases.items():
-        if use_av and name.startswith("half"):
-            continue  # with PyAV, a truncated file decodes as far as it goes (checked below)
         path = tmp_path / name
         with pytest.raises(exc) as info:
+            if streamed:
+                for _ in iter_audio_blocks(path, sr=22050):
+                    pass
+                raise AudioTooShortError(path, "at least 1.00 s") if name == "short.wav" else AssertionError(name)
             load_audio(path, min_duration=1.0)
         msg = str(info.value)
         assert str(path) in msg, msg
         assert text in msg, msg
         assert isinstance(info.value, GenrescopeError)
-    if use_av:
-        y = load_audio(tmp_path / "half.wav")
-        assert 1.3 < len(y) / 22050 < 1.7
+
+
+@pytest.mark.parametrize("use_av", [False, True])
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg"])
+def test_truncated_file_is_used_with_a_warning(tmp_path, write_audio, monkeypatch, use_av, ext):
+    _use_av(monkeypatch, use_av)
+    data = write_audio(f"good.{ext}", duration=6.0).read_bytes()
+    half = tmp_path / f"half.{ext}"
+    half.write_bytes(data[: len(data) // 2])
+    notes: list[str] = []
+    streamed = np.concatenate(list(iter_audio_blocks(half, sr=22050, notes=notes)))
+    assert 2.0 < len(streamed) / 22050 < 4.0
+    assert all(n.startswith(f"{half}: ") for n in notes)
+    if ext != "ogg":  # Ogg has no length in its header: libsndfile reads it from the last page there is
+        assert any("truncated" in n or "damaged" in n for n in notes), notes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        whole = load_audio(half, sr=22050)
+    assert [str(w.message) for w in caught if issubclass(w.category, DamagedAudioWarning)] == notes
+    np.testing.assert_array_equal(whole, streamed)
+
+
+def test_mpg123_chatter_becomes_a_warning(tmp_path, write_audio, capfd):
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." to descriptor 2 by itself."""
+    data = bytearray(write_audio("good.mp3", duration=5.0).read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(2000, len(data), 200):
+        data[i] ^= 0xFF
+    bad = tmp_path / "flipped.mp3"
+    bad.write_bytes(bytes(data))
+    capfd.readouterr()
+    notes: list[str] = []
+    try:
+        for _ in iter_audio_blocks(bad, notes=notes):
+            pass
+    except CorruptAudioError as e:
+        notes.append(str(e))
+    err = capfd.readouterr().err
+    assert "Note:" not in err and "Illegal Audio-MPEG-Header" not in err and "Warning:" not in err, err
+    assert any("damaged" in n for n in notes), notes
+    import os as _os
+    _os.write(2, b"other output still gets through\n")
+    assert "other output" in capfd.readouterr().err
 
 
 def test_directory_is_not_a_file(tmp_path):
@@ -138,6 +191,9 @@ def test_silence_warns_not_fails(write_audio):
     with pytest.warns(SilentAudioWarning, match="silent"):
         y = load_audio(path)
     assert len(y) == 22050
+    notes: list[str] = []
+    assert sum(len(b) for b in iter_audio_blocks(path, notes=notes)) == 22050
+    assert len(notes) == 1 and "silent" in notes[0] and str(path) in notes[0]
 
 
 def test_loud_file_does_not_warn(write_audio):
@@ -179,7 +235,7 @@ def test_find_audio_files(tmp_path, write_audio):
     write_audio("a/b/two.flac", duration=0.5)
     (tmp_path / "a" / "readme.txt").write_text("x")
     files = find_audio_files([tmp_path / "a"])
-    assert [f.name for f in files] == ["two.flac", "one.wav"] or sorted(f.name for f in files) == ["one.wav", "two.flac"]
+    assert [f.name for f in files] == ["two.flac", "one.wav"]  # sorted by path: a/b/two.flac < a/one.wav
     assert len(find_audio_files([str(tmp_path / "a" / "*.wav")])) == 1
     # a file named explicitly is kept even without an audio extension (so it can be reported)
     assert find_audio_files([tmp_path / "a" / "readme.txt"]) == [tmp_path / "a" / "readme.txt"]

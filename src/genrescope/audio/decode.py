@@ -7,19 +7,24 @@ does not lose the whole file.
 
 Every failure is a :class:`~genrescope.errors.AudioError` that names the file and the
 problem. Long files are read in blocks: :func:`iter_audio_blocks` keeps memory bounded
-whatever the file's length.
+whatever the file's length. :func:`load_audio` is the concatenation of those blocks, so
+both follow one policy (:mod:`genrescope.audio.guard`): NaN or infinity is an error, a
+truncated or damaged file is used as far as it decodes (with a warning), silence warns.
 """
 from __future__ import annotations
 
 import logging
 import os
-import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from genrescope.audio import limits
+from genrescope.audio.files import AUDIO_EXTENSIONS, find_audio_files, is_audio_path
+from genrescope.audio.guard import (MIN_SALVAGE_S, SILENCE_PEAK, DecodeNotes, check_finite, quiet_stderr,
+                                    warn_if_silent)
 from genrescope.audio.info import AudioInfo
 from genrescope.errors import (
     AudioError,
@@ -27,29 +32,18 @@ from genrescope.errors import (
     AudioTooShortError,
     CorruptAudioError,
     EmptyAudioError,
-    SilentAudioWarning,
     UnsupportedAudioError,
 )
 
 log = logging.getLogger(__name__)
 
-#: File extensions genrescope looks for when it walks a folder.
-AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".aif", ".aiff", ".flac", ".ogg", ".oga", ".opus", ".mp3",
-                    ".m4a", ".aac", ".mp4", ".wma", ".webm")
+__all__ = ["AUDIO_EXTENSIONS", "SILENCE_PEAK", "MIN_SALVAGE_S", "audio_info", "check_duration",
+           "find_audio_files", "is_audio_path", "iter_audio_blocks", "load_audio"]
 
-#: Peak amplitude under which a whole file counts as silent (about -80 dBFS).
-SILENCE_PEAK = 1e-4
-
-#: Least audio (seconds) the FFmpeg fallback must recover from a damaged file to count as read.
-_MIN_SALVAGE_S = 0.5
-
-#: Frames decoded per read when streaming (about 3 s at 44.1 kHz).
+#: Frames decoded per read when streaming (about 3 s at 44.1 kHz; fewer for many channels).
 _READ_FRAMES = 131072
-
-
-def is_audio_path(path: str | os.PathLike) -> bool:
-    """True when the file name has an audio extension genrescope knows."""
-    return str(path).lower().endswith(AUDIO_EXTENSIONS)
+#: Frames per read once a read has failed, so that little of what precedes the damage is lost.
+_CAREFUL_FRAMES = 4096
 
 
 def _check_file(path: Path) -> None:
@@ -93,7 +87,7 @@ def _have_av() -> bool:
 _MAGIC = {".au": (b".snd", b"dns."), ".snd": (b".snd", b"dns.")}
 
 
-def _open_sf(path: Path):
+def _open_sf(path: Path, notes: DecodeNotes | None = None):
     import soundfile as sf
 
     magic = _MAGIC.get(path.suffix.lower())
@@ -103,7 +97,8 @@ def _open_sf(path: Path):
         if head not in magic:  # no Sun/NeXT header: libsndfile would decode any bytes as 8 kHz mu-law
             raise UnsupportedAudioError(path, f"not a supported audio file ({path.suffix} without a Sun/NeXT header)")
     try:
-        return limits.checked(path, sf.SoundFile(str(path)))  # absurd rates and channel counts
+        with quiet_stderr(notes):
+            return limits.checked(path, sf.SoundFile(str(path)))  # absurd rates and channel counts
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise _classify_sf_error(path, e) from e
 
@@ -143,52 +138,102 @@ def _to_mono(block: np.ndarray) -> np.ndarray:
     return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
 
 
-def _iter_native_blocks(p: Path, offset: float | None, duration: float | None,
-                        mono: bool) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield ``(block, native_sr)`` with block shaped (n,) if mono else (n, channels)."""
+def _iter_native_blocks(p: Path, offset: float | None, duration: float | None, mono: bool,
+                        notes: DecodeNotes) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield ``(block, native_sr)`` with block shaped (n,) if mono else (n, channels).
+
+    libsndfile first; PyAV for what libsndfile cannot open, and to carry on past a frame
+    that libsndfile cannot decode.
+    """
     import soundfile as sf
 
     try:
-        f = _open_sf(p)
+        f = _open_sf(p, notes)
     except UnsupportedAudioError:
         if not _have_av():
             raise
-        yield from _av_blocks(p, offset, duration, mono)
+        yield from _av_blocks(p, offset, duration, mono, notes)
         return
     with f:
         sr = int(f.samplerate)
         if f.frames <= 0:
             raise _zero_length_error(p)
+        talk = (lambda: quiet_stderr(notes)) if f.format == "MP3" else nullcontext  # libmpg123 prints
         expected = _declared_frames(p, f)
         start = int(round((offset or 0.0) * sr))
         if start >= f.frames:
             raise AudioTooShortError(p, f"offset {offset:.2f} s is past the end ({f.frames / sr:.2f} s)")
         if start:
             try:
-                f.seek(start)
+                with talk():
+                    f.seek(start)
             except (sf.LibsndfileError, RuntimeError) as e:
                 raise CorruptAudioError(p, f"cannot seek to {offset:.2f} s ({e})") from e
         remaining = None if duration is None else int(round(duration * sr))
-        got = 0
+        per_read = min(_READ_FRAMES, max(4096, (1 << 20) // int(f.channels)))  # bounded memory per read
+        got, failure = 0, None
         while remaining is None or remaining > 0:
-            n = _READ_FRAMES if remaining is None else min(_READ_FRAMES, remaining)
+            n = per_read if remaining is None else min(per_read, remaining)
             try:
-                block = f.read(n, dtype="float32", always_2d=True)
+                with talk():
+                    block = f.read(n, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
-                raise CorruptAudioError(p, f"decoding failed after {got / sr:.2f} s ({e})") from e
+                if per_read > _CAREFUL_FRAMES and _seek_back(f, start + got, talk):
+                    per_read = _CAREFUL_FRAMES  # the failed read lost its whole block: go again in small steps
+                    continue
+                failure = e
+                break
             if len(block) == 0:
                 break
             got += len(block)
             if remaining is not None:
                 remaining -= len(block)
             yield (_to_mono(block) if mono else block), sr
-        if got == 0:
+    if failure is not None or got == 0:
+        rest = None if remaining is None else remaining / sr
+        yield from _after_failure(p, failure, (start + got) / sr, rest, got / sr, sr, mono, notes)
+        return
+    wanted = expected - start if remaining is None else got + remaining
+    wanted = min(wanted, expected - start)
+    if got < wanted - max(0.5 * sr, 0.01 * wanted):
+        msg = f"truncated: the header promises {expected / sr:.2f} s but decoding stopped at {(start + got) / sr:.2f} s"
+        if got < MIN_SALVAGE_S * sr:
+            raise CorruptAudioError(p, msg)
+        notes.warn(msg + "; the part that decodes is used")
+
+
+def _seek_back(f, frame: int, talk) -> bool:
+    """Seek to ``frame`` after a failed read; False when the decoder cannot."""
+    import soundfile as sf
+
+    try:
+        with talk():
+            f.seek(frame)
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _after_failure(p: Path, err: Exception | None, at_s: float, rest_s: float | None, got_s: float, sr: int,
+                   mono: bool, notes: DecodeNotes) -> Iterator[tuple[np.ndarray, int]]:
+    """libsndfile stopped at ``at_s`` (``err``, or nothing at all decoded): FFmpeg carries on if it can."""
+    more = 0
+    if _have_av():
+        try:
+            for block, av_sr in _av_blocks(p, at_s or None, rest_s, mono, DecodeNotes(p, [])):
+                if av_sr != sr:
+                    break
+                more += len(block)
+                yield block, sr
+        except AudioError:
+            pass
+    why = f" ({str(err).strip()})" if err is not None else ""
+    if got_s + more / sr < MIN_SALVAGE_S:
+        if got_s == 0 and err is None:
             raise CorruptAudioError(p, "header found but no audio could be decoded (truncated?)")
-        wanted = expected - start if remaining is None else got + remaining
-        wanted = min(wanted, expected - start)
-        if got < wanted - max(0.5 * sr, 0.01 * wanted):
-            raise CorruptAudioError(p, f"truncated: the header promises {expected / sr:.2f} s but decoding "
-                                       f"stopped at {(start + got) / sr:.2f} s")
+        raise CorruptAudioError(p, f"cannot be decoded, the file looks truncated or damaged{why}")
+    notes.warn(f"damaged: decoding failed at {at_s:.2f} s{why}; "
+               + (f"FFmpeg recovered {more / sr:.2f} s more" if more else "the rest is lost"))
 
 
 def _zero_length_error(p: Path) -> AudioError:
@@ -222,7 +267,8 @@ def _declared_frames(p: Path, f) -> int:
 
 
 def iter_audio_blocks(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = True,
-                      offset: float | None = None, duration: float | None = None) -> Iterator[np.ndarray]:
+                      offset: float | None = None, duration: float | None = None,
+                      notes: list[str] | None = None, warn_silent: bool = True) -> Iterator[np.ndarray]:
     """Stream a file as float32 blocks at ``sr`` Hz, holding only one block in memory.
 
     Parameters
@@ -235,20 +281,33 @@ def iter_audio_blocks(path: str | os.PathLike, sr: int | None = 22050, *, mono: 
         Average channels to one; blocks are (n,) if True, else (n, channels).
     offset, duration : float or None
         Start and length in seconds of the part to read.
+    notes : list of str, optional
+        Receives one line per warning (truncated, damaged, silent). None: they are issued
+        as :class:`~genrescope.errors.DamagedAudioWarning` / ``SilentAudioWarning``.
+    warn_silent : bool
+        Warn when the peak of what was read is below -80 dBFS.
 
     Yields
     ------
     np.ndarray
         Consecutive float32 blocks; their concatenation equals ``load_audio(...)``.
+
+    Raises
+    ------
+    AudioError
+        Missing, empty, unsupported file; NaN or infinite samples; less than
+        :data:`MIN_SALVAGE_S` seconds decodable.
     """
     p = Path(path)
     _check_file(p)
-    yield from _resample_blocks(_iter_native_blocks(p, offset, duration, mono), sr, mono)
+    report = DecodeNotes(p, notes)
+    blocks = _resample_blocks(check_finite(_iter_native_blocks(p, offset, duration, mono, report), p), sr, mono)
+    yield from (warn_if_silent(blocks, report) if warn_silent else blocks)
 
 
-def _av_blocks(p: Path, offset, duration, mono):
+def _av_blocks(p: Path, offset, duration, mono, notes: DecodeNotes):
     from genrescope.audio import pyav as _av
-    return _av.iter_blocks(p, offset, duration, mono)
+    return _av.iter_blocks(p, offset, duration, mono, notes)
 
 
 def _resample_blocks(native: Iterator[tuple[np.ndarray, int]], sr: int | None, mono: bool) -> Iterator[np.ndarray]:
@@ -274,8 +333,9 @@ def _resample_blocks(native: Iterator[tuple[np.ndarray, int]], sr: int | None, m
 
 def load_audio(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = True,
                offset: float | None = None, duration: float | None = None,
-               min_duration: float | None = None, warn_silent: bool = True) -> np.ndarray:
-    """Decode a whole file (or a part of it) into a float32 array.
+               min_duration: float | None = None, warn_silent: bool = True,
+               notes: list[str] | None = None) -> np.ndarray:
+    """Decode a whole file (or a part of it) into a float32 array: :func:`iter_audio_blocks`, joined.
 
     Parameters
     ----------
@@ -291,39 +351,31 @@ def load_audio(path: str | os.PathLike, sr: int | None = 22050, *, mono: bool = 
         Raise :class:`AudioTooShortError` if fewer seconds than this were decoded.
     warn_silent : bool
         Warn with :class:`SilentAudioWarning` when the peak is below -80 dBFS.
+    notes : list of str, optional
+        Collects the warnings instead of issuing them (see :func:`iter_audio_blocks`).
 
     Returns
     -------
     np.ndarray
         float32, shape (n,) if mono else (n, channels), values nominally in [-1, 1].
     """
-    try:
-        blocks = list(iter_audio_blocks(path, sr, mono=mono, offset=offset, duration=duration))
-    except CorruptAudioError as err:
-        if not _have_av():
-            raise
-        log.warning("%s; retrying with the FFmpeg decoder", err)
-        try:
-            blocks = list(_resample_blocks(_av_blocks(Path(path), offset, duration, mono), sr, mono))
-        except AudioError:
-            raise err from None  # libsndfile's diagnosis is the more precise one
-        got_s = sum(len(b) for b in blocks) / (sr or audio_info(path).sr)
-        if got_s < _MIN_SALVAGE_S:  # a few stray samples are not a recovered file
-            raise err from None
-        log.warning("%s: damaged file; FFmpeg recovered %.2f s of audio", path, got_s)
+    rate: list[int] = []
+
+    def native_rate(blocks):  # the file's rate, for sr=None, without opening it twice
+        for b, r in blocks:
+            rate[:] = [r]
+            yield b, r
+
+    p = Path(path)
+    _check_file(p)
+    report = DecodeNotes(p, notes)
+    native = native_rate(_iter_native_blocks(p, offset, duration, mono, report))
+    blocks = _resample_blocks(check_finite(native, p), sr, mono)
+    blocks = list(warn_if_silent(blocks, report) if warn_silent else blocks)
     if not blocks:
         raise EmptyAudioError(path, "holds no audio samples (zero length)")
     y = np.concatenate(blocks, axis=0).astype(np.float32, copy=False)
-    # min and max propagate NaN and infinity, so they check finiteness and give the peak
-    # in two passes without the temporaries of isfinite(y) and abs(y)
-    lo, hi = (float(y.min()), float(y.max())) if y.size else (0.0, 0.0)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise CorruptAudioError(path, "decoded samples contain NaN or infinity")
-    rate = sr if sr is not None else audio_info(path).sr
-    check_duration(path, len(y) / rate, min_duration)
-    if warn_silent and (y.size == 0 or max(-lo, hi) < SILENCE_PEAK):
-        warnings.warn(f"{path}: audio is silent (peak below -80 dBFS); genre predictions are meaningless",
-                      SilentAudioWarning, stacklevel=2)
+    check_duration(path, len(y) / (sr or rate[0]), min_duration)
     return y
 
 
@@ -331,30 +383,3 @@ def check_duration(path: str | os.PathLike, duration_s: float, min_duration: flo
     """Raise :class:`AudioTooShortError` if ``duration_s`` is under ``min_duration``."""
     if min_duration is not None and duration_s + 1e-9 < min_duration:
         raise AudioTooShortError(path, f"is {duration_s:.2f} s long; at least {min_duration:.2f} s is needed")
-
-
-def find_audio_files(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand files, folders (recursively) and glob patterns into a sorted list of audio files.
-
-    Paths that name a file are kept whatever their extension, so that a bad file
-    given by name is reported rather than silently skipped.
-    """
-    import glob
-
-    out: list[Path] = []
-    for item in paths:
-        s = str(item)
-        p = Path(s)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_audio_path(q)))
-        elif any(ch in s for ch in "*?[") and not p.exists():
-            out.extend(sorted(Path(m) for m in glob.glob(s, recursive=True) if Path(m).is_file()))
-        else:
-            out.append(p)
-    seen: set[Path] = set()
-    uniq = []
-    for p in out:
-        if p not in seen:
-            seen.add(p)
-            uniq.append(p)
-    return uniq

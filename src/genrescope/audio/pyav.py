@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from genrescope.audio import limits
 from genrescope.audio.info import AudioInfo
 from genrescope.errors import CorruptAudioError, EmptyAudioError, UnsupportedAudioError
 
@@ -28,6 +29,12 @@ def _open(path: Path):
     if not container.streams.audio:
         container.close()
         raise UnsupportedAudioError(path, "has no audio stream")
+    ctx = container.streams.audio[0].codec_context
+    try:
+        limits.check_stream(path, int(ctx.sample_rate or 0), int(ctx.channels or 0))
+    except limits.AudioLimitError:
+        container.close()
+        raise
     return container
 
 
@@ -50,9 +57,12 @@ def info(path: Path):
                          s.codec_context.name.upper())
 
 
-def iter_blocks(path: Path, offset: float | None, duration: float | None,
-                mono: bool) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield ``(block, sr)`` float32 blocks, (n,) if mono else (n, channels)."""
+def iter_blocks(path: Path, offset: float | None, duration: float | None, mono: bool,
+                notes=None) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield ``(block, sr)`` float32 blocks, (n,) if mono else (n, channels).
+
+    ``notes`` (a :class:`genrescope.audio.guard.DecodeNotes`) hears about skipped packets.
+    """
     import av
 
     with _open(path) as c:
@@ -90,7 +100,8 @@ def iter_blocks(path: Path, offset: float | None, duration: float | None,
                     break
             if remaining is not None and remaining <= 0:
                 break
-        if bad:
-            log.warning("%s: skipped %d undecodable packet(s)", path, bad)
+        if bad and got:
+            msg = f"damaged: skipped {bad} undecodable packet(s)"
+            notes.warn(msg) if notes is not None else log.warning("%s: %s", path, msg)
         if got == 0:
             raise CorruptAudioError(path, "no audio could be decoded (truncated or damaged)")
