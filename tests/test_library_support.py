@@ -24,8 +24,8 @@ FORMATS = ("mp3", "flac", "ogg", "opus", "m4a")
 
 
 class FakePredictor:
-    """Genres from a hash of the file name (stable across tag writes); reads the audio header
-    so that broken files fail like they do with a real model. Labels are made up on purpose:
+    """Genres from a hash of the file name (stable across tag writes); decodes the file so that
+    broken files fail like they do with a real model (duration_s: the sample count). Labels are made up on purpose:
     nothing may depend on a model's genre names."""
 
     labels = ["alpha", "beta", "gamma", "delta"]
@@ -34,15 +34,15 @@ class FakePredictor:
         self.name = "fake-tiny"
 
     def predict(self, path, offset=None, duration=None):
-        from genrescope.audio.decode import audio_info
+        from genrescope.audio.decode import load_audio
         from genrescope.inference.predict import Prediction
 
-        info = audio_info(path)
+        y = load_audio(path, sr=None, warn_silent=False)  # a broken file fails as with a real model
         h = hashlib.sha1(Path(path).name.encode()).digest()
         w = np.array([h[i] + 1.0 for i in range(len(self.labels))])
         w = w ** 2 / (w ** 2).sum()
         order = np.argsort(-w, kind="stable")
-        return Prediction(str(path), self.name, info.frames / info.sr,
+        return Prediction(str(path), self.name, float(len(y)),
                           genres=[(self.labels[i], float(w[i])) for i in order])
 
 

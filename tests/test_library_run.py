@@ -1,0 +1,199 @@
+"""`genrescope tag` runs: walking odd collections, the journal (skip, redo, resume, a write
+cut short), the CLI's exit code and reports, and the local engine's worker processes."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from genrescope.cli import main
+from genrescope.library import report as R
+from genrescope.library import tags as T
+from genrescope.library.command import tag_library
+from genrescope.library.core import PREDICTOR_HOOK, TagOptions
+from genrescope.library.journal import Journal
+from genrescope.library.walk import Skipped, walk
+from test_library_support import FAKE_HOOK, FakePredictor, make_library, write_track
+
+HERE = Path(__file__).resolve().parent
+
+
+class CountingPredictor(FakePredictor):
+    """Counts predictions; with ``vanish`` set, deletes that file at the first prediction."""
+
+    calls: list[str] = []
+    vanish: str | None = None
+    stop_after: int | None = None
+
+    def predict(self, path, offset=None, duration=None):
+        if CountingPredictor.stop_after is not None and len(CountingPredictor.calls) >= CountingPredictor.stop_after:
+            raise KeyboardInterrupt  # a user's Ctrl-C mid-run
+        CountingPredictor.calls.append(str(path))
+        if CountingPredictor.vanish and os.path.exists(CountingPredictor.vanish):
+            os.remove(CountingPredictor.vanish)
+        return super().predict(path)
+
+
+class DyingPredictor(FakePredictor):
+    """Kills its own worker process at the first sight of a file named t1.* (once: a marker)."""
+
+    def predict(self, path, offset=None, duration=None):
+        marker = Path(os.environ["GENRESCOPE_TEST_MARKER"])
+        if Path(path).stem == "t1" and not marker.exists():
+            marker.write_text("died")
+            os.kill(os.getpid(), 9)
+        return super().predict(path)
+
+
+@pytest.fixture(autouse=True)
+def hooks(monkeypatch):
+    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_run:CountingPredictor")
+    monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    CountingPredictor.calls, CountingPredictor.vanish, CountingPredictor.stop_after = [], None, None
+
+
+def _tag(root, report, **kw):
+    jobs = kw.pop("jobs", 1)
+    return tag_library([str(root)], TagOptions(model="fake", **kw), report_path=str(report), jobs=jobs)
+
+
+def test_walk_odd_collections(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    a = write_track(lib / "x" / "deep" / "a.flac", "flac")
+    write_track(lib / "b.mp3", "mp3")
+    (lib / "cover.jpg").write_bytes(b"\xff\xd8")  # not audio by name: ignored inside folders
+    (lib / "x" / "loop").symlink_to(lib)  # a loop
+    (lib / "alias").symlink_to(lib / "x")  # a second way into a folder: walked once, no error
+    (lib / "dup.flac").symlink_to(a)  # the same file twice: processed once
+    (lib / "gone.mp3").symlink_to(tmp_path / "nowhere.mp3")
+    (lib / "self.ogg").symlink_to(lib / "self.ogg")
+    locked = lib / "locked"
+    locked.mkdir()
+    real_listdir = os.listdir
+
+    def listdir(path):  # chmod 000 does not stop root, so the denial is simulated
+        if os.path.samefile(path, locked):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    items = list(walk([lib, tmp_path / "missing.mp3"]))
+    files = sorted(os.path.relpath(p, lib) for p in items if isinstance(p, Path))
+    errors = sorted(s.error for s in items if isinstance(s, Skipped))
+    assert files == ["alias/deep/a.flac", "b.mp3"]  # sorted walk: the alias comes first
+    assert any("gone.mp3: broken symlink" in e for e in errors)
+    assert any("self.ogg: symlink loop" in e for e in errors)
+    assert any("loop: symlink loop" in e for e in errors)
+    assert any("locked: permission denied" in e for e in errors)
+    assert any("missing.mp3" in e for e in errors)
+    assert len(errors) == 5
+
+
+def test_rerun_skips_finished_files_and_redoes_changed_ones(tmp_path):
+    files = make_library(tmp_path / "lib")
+    first = _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert len(CountingPredictor.calls) == len(files)
+    CountingPredictor.calls.clear()
+    again = _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert CountingPredictor.calls == [] and again == first
+    os.utime(files[0], ns=(0, 10**18))  # changed (a tagger touched it)
+    _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert CountingPredictor.calls == [str(files[0])]
+    CountingPredictor.calls.clear()
+    _tag(tmp_path / "lib", tmp_path / "r.csv", write=True, top=2)  # other settings: a new job
+    assert len(CountingPredictor.calls) == len(files)
+
+
+def test_resumed_run_reports_the_whole_library_and_undo_restores_all(tmp_path):
+    files = make_library(tmp_path / "lib", per_format=2)
+    tags0 = {p: T.read_snapshot(p) for p in files}
+    CountingPredictor.stop_after = 4
+    with pytest.raises(KeyboardInterrupt):
+        _tag(tmp_path / "lib", tmp_path / "r.jsonl", write=True)
+    assert not (tmp_path / "r.jsonl").exists()
+    CountingPredictor.stop_after = None
+    CountingPredictor.calls.clear()
+    recs = _tag(tmp_path / "lib", tmp_path / "r.jsonl", write=True)
+    assert len(CountingPredictor.calls) == len(files) - 4
+    assert [r["status"] for r in R.read(tmp_path / "r.jsonl")] == ["written"] * len(files)
+    assert main(["tag", "--undo", str(tmp_path / "r.jsonl")]) == 0
+    assert {p: T.read_snapshot(p) for p in files} == tags0
+    assert len(recs) == len(files)
+
+
+def test_write_cut_short_before_the_journal_commit(tmp_path, monkeypatch):
+    """Killed after the rename but before the journal says done: the next run still knows
+    the previous tags, so its report can undo the file."""
+    p = write_track(tmp_path / "lib" / "a.mp3", "mp3")
+    calls = []
+    real = Journal.finish
+
+    def crash_once(self, path, st, record):
+        if not calls:
+            calls.append(path)
+            raise SystemExit("killed")
+        return real(self, path, st, record)
+
+    monkeypatch.setattr(Journal, "finish", crash_once)
+    with pytest.raises(SystemExit):
+        _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert T.read_snapshot(p)[1]["TCON"]  # the write itself went through
+    [rec] = _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert rec["status"] == "written" and rec["previous"] == {"TCON": None, "TXXX:GENRESCOPE": None}
+    main(["tag", "--undo", str(tmp_path / "r.csv")])
+    assert T.read_snapshot(p)[1] == {"TCON": None, "TXXX:GENRESCOPE": None}
+
+
+def test_file_vanishing_mid_run_is_reported_and_the_run_goes_on(tmp_path, capsys):
+    files = make_library(tmp_path / "lib", formats=("flac", "mp3", "ogg"))
+    CountingPredictor.vanish = str(files[-1])
+    rc = main(["tag", str(tmp_path / "lib"), "--report", str(tmp_path / "r.csv"), "--write", "-j", "1"])
+    recs = {r["path"]: r for r in R.read(tmp_path / "r.csv")}
+    assert rc == 1
+    assert recs[str(files[-1])]["status"] == "failed" and str(files[-1]) in recs[str(files[-1])]["error"]
+    assert [recs[str(f)]["status"] for f in files[:-1]] == ["written", "written"]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(files[-1]) in err
+
+
+def test_not_audio_and_broken_files_fail_cleanly(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    write_track(lib / "ok.flac", "flac")
+    (lib / "notes.mp3").write_text("shopping list")
+    good = write_track(tmp_path / "t.flac", "flac").read_bytes()
+    (lib / "cut.flac").write_bytes(good[:300])
+    rc = main(["tag", str(lib), "--report", str(tmp_path / "r.jsonl"), "-j", "1"])
+    recs = {Path(r["path"]).name: r for r in R.read(tmp_path / "r.jsonl")}
+    assert rc == 1 and recs["ok.flac"]["status"] == "would-write"
+    assert recs["notes.mp3"]["status"] == "failed" and "notes.mp3" in recs["notes.mp3"]["error"]
+    assert recs["cut.flac"]["status"] == "failed"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_cli_options_are_checked(tmp_path, capsys):
+    assert main(["tag", str(tmp_path), "--top", "0"]) == 2
+    assert main(["tag", str(tmp_path), "--min-confidence", "2"]) == 2
+    assert main(["tag", "--undo", str(tmp_path / "nope.csv")]) == 2
+    assert "nope.csv" in capsys.readouterr().err
+
+
+def test_worker_processes_give_the_one_process_report(tmp_path, monkeypatch):
+    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
+    make_library(tmp_path / "lib", per_format=2)
+    one = _tag(tmp_path / "lib", tmp_path / "one.csv")
+    two = _tag(tmp_path / "lib", tmp_path / "two.csv", jobs=2)
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+    assert len(one) == len(two) == 10
+
+
+def test_a_dying_worker_has_its_files_retried(tmp_path, monkeypatch):
+    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_run:DyingPredictor")
+    monkeypatch.setenv("GENRESCOPE_TEST_MARKER", str(tmp_path / "marker"))
+    make_library(tmp_path / "lib", formats=("flac", "ogg", "mp3"), per_format=2)
+    _tag(tmp_path / "lib", tmp_path / "two.csv", jobs=2)
+    assert (tmp_path / "marker").exists()  # a worker really died
+    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
+    _tag(tmp_path / "lib", tmp_path / "one.csv")
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
