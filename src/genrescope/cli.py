@@ -96,12 +96,20 @@ def _add_export(sub) -> None:
                                    "probabilities out; feature config and labels in its metadata), then compare "
                                    "ONNX Runtime's outputs with PyTorch's on random input.",
                        epilog="example: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint written by genrescope")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
+                   help="a .safetensors checkpoint written by genrescope (with --web: one more model to include)")
     p.add_argument("--onnx", metavar="OUT", default=None, help="output file (default: CHECKPOINT with .onnx)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--static-time", action="store_true", help="fix the time axis to one window")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
-    p.set_defaults(_run=("genrescope.training.export", "run_export"))
+    p.add_argument("--web", metavar="DIR", default=None,
+                   help="instead, write a static copy of the web page into DIR that analyses files entirely in "
+                        "the browser (Web Audio, the model's features in a worker, onnxruntime-web); serve DIR "
+                        "with any static file server, e.g. python -m http.server -d DIR")
+    p.add_argument("-m", "--model", action="append", default=None, metavar="NAME",
+                   help="with --web: a shipped model name or ONNX file to include (repeatable; default: the "
+                        "default model)")
+    p.set_defaults(_run=("genrescope.serve.webexport", "run_export_cli"))
 
 
 def _add_predict(sub) -> None:

@@ -149,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gate = JobGate(settings.max_jobs + settings.max_queue)
     _install_error_handlers(app)
     _add_page_routes(app)
+    from genrescope.serve.webexport import add_web_routes
+
+    add_web_routes(app, catalog)  # the in-browser mode's models, the service worker, the app manifest
     _add_api_routes(app, settings, catalog)
     from genrescope.serve.live import add_live_route
 
@@ -177,7 +180,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         # everything the page loads comes from this server: a CDN request would be blocked
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "connect-src 'self' ws: wss:; script-src 'self'; worker-src 'self'; object-src 'none'; "
+            # 'wasm-unsafe-eval': the in-browser mode compiles onnxruntime-web's WebAssembly (no JS eval)
+            "connect-src 'self' ws: wss:; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; object-src 'none'; "
             "base-uri 'none'; frame-ancestors 'none'")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

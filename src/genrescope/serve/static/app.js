@@ -1,7 +1,9 @@
 // genrescope web page: upload a file (or listen to the microphone) and show its genres over time.
-// Everything comes from this server's HTTP API (see /docs). The page computes no audio
-// features: it shows the server's timeline, and only averages it over the last seconds of
-// playback for the "Now playing" bars.
+// Two modes: the server's HTTP API (see /docs), or in this browser (local.js: Web Audio decoding,
+// features.js in a worker, onnxruntime-web), which is the only mode of the page `genrescope
+// export --web` writes (<html data-mode="static">). Both feed the same events to handleEvent,
+// and both leave the finished analysis in window.genrescope.result, shaped like POST
+// /api/predict's JSON.
 (() => {
   'use strict';
 
@@ -15,7 +17,11 @@
   const CHART_SHOWN = 5;   // timeline lines shown at first
   const LEGEND_FIRST = 12; // legend chips before "more"
 
+  const STATIC = document.documentElement.dataset.mode === 'static';
   const state = {
+    mode: STATIC ? 'browser' : 'server',
+    local: new window.GenrescopeLocal.LocalAnalyser('webmodels/manifest.json', 'static/worker.js'),
+    result: null,     // the finished analysis of the current file (POST /api/predict's shape)
     config: null,
     file: null,
     blobUrl: null,
@@ -71,7 +77,38 @@
   }
 
   // ------------------------------------------------------------------ models and limits
+  async function initStatic() {
+    $('mode-pick').hidden = true;
+    $('where').textContent = 'runs in this browser; your audio stays on this device';
+    try {
+      const manifest = await state.local.models();
+      const sel = $('model');
+      for (const m of manifest.models) {
+        const o = el('option', null, m.name);
+        o.value = m.id;
+        sel.append(o);
+      }
+      sel.value = manifest.default;
+      $('version').textContent = manifest.genrescope_version;
+      $('limits').textContent = 'any format this browser plays · analysed here, nothing is uploaded';
+    } catch (e) {
+      showError(`Cannot load the in-browser models: ${e.message}`);
+    }
+  }
+
+  function setMode(mode) {
+    state.mode = mode;
+    $('in-browser').checked = mode === 'browser';
+    try { localStorage.setItem('genrescope-mode', mode); } catch (e) { /* private mode */ }
+    $('where').textContent = mode === 'browser' ? 'analysing in this browser; your audio stays on this device'
+      : 'runs on this computer';
+  }
+
   async function init() {
+    if (STATIC) { await initStatic(); return; }
+    let saved = null;
+    try { saved = localStorage.getItem('genrescope-mode'); } catch (e) { /* private mode */ }
+    setMode(saved === 'browser' ? 'browser' : 'server');
     try {
       state.config = await (await api('/api/config')).json();
       const models = await (await api('/api/models')).json();
@@ -94,7 +131,7 @@
 
   function onModelChange() {
     const id = $('model').value;
-    fetch(`/api/models/${encodeURIComponent(id)}`).catch(() => {});  // load it now, before it is needed
+    if (state.mode === 'server') fetch(`/api/models/${encodeURIComponent(id)}`).catch(() => {});  // load it now
     if (state.file) analyse(state.file);
     if (state.live) { stopLive(); startLive(); }
   }
@@ -114,8 +151,10 @@
       return;
     }
     state.file = file;
+    state.result = null;
     const job = state.job = newJob(file);
     resetResult(file);
+    if (state.mode === 'browser') { await analyseHere(job, file); return; }
     const form = new FormData();
     form.append('model', $('model').value);
     form.append('top', '0');
@@ -143,6 +182,17 @@
       failJob(job, e.message);
     } finally {
       if (state.abort === abort) state.abort = null;
+    }
+  }
+
+  // in this browser: the same events as the server's stream, from local.js
+  async function analyseHere(job, file) {
+    state.abort = null;
+    $('meta').textContent = `${fmtBytes(file.size)} · decoding in this browser…`;
+    try {
+      await state.local.analyse(file, $('model').value, (ev) => { if (state.job === job) handleEvent(job, ev); });
+    } catch (e) {
+      if (state.job === job) failJob(job, e.message);
     }
   }
 
@@ -217,6 +267,7 @@
       updatePlayback('data');
     } else if (ev.event === 'result') {
       const r = ev.result;
+      state.result = r;
       job.done = true;
       job.ranking = r.genres;
       job.duration = r.duration_s;
@@ -557,6 +608,10 @@
     $('error-close').addEventListener('click', clearError);
     $('model').addEventListener('change', onModelChange);
     $('record').addEventListener('click', () => (state.live ? stopLive() : startLive()));
+    $('in-browser').addEventListener('change', () => {
+      setMode($('in-browser').checked ? 'browser' : 'server');
+      if (state.file) analyse(state.file);
+    });
 
     const player = $('player');
     player.addEventListener('timeupdate', () => updatePlayback('timeupdate'));
@@ -576,6 +631,11 @@
         movePlayhead(player.currentTime);
       }, 100);
     });
+  }
+
+  // the installable app: a service worker keeps the page and its in-browser models for offline use
+  if ('serviceWorker' in navigator && (location.protocol === 'https:' || ['localhost', '127.0.0.1'].includes(location.hostname))) {
+    state.serviceWorker = navigator.serviceWorker.register('sw.js').catch((e) => { state.serviceWorkerError = String(e); });
   }
 
   wire();

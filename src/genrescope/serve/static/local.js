@@ -1,0 +1,164 @@
+// In-browser analysis for the page: the audio never leaves this device. The browser decodes
+// the file (Web Audio) and resamples it to the model's sample rate (an OfflineAudioContext at
+// that rate resamples as it decodes); channels are averaged to mono; worker.js computes the
+// features and runs the model. The page receives the same events as from the server's
+// /api/predict/stream (start, windows..., result), and the result has the shape of
+// POST /api/predict's JSON.
+(function (root) {
+  'use strict';
+
+  const MIN_DURATION_S = 1.0;  // inference/predict.py MIN_DURATION_S
+  const r = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
+
+  class LocalAnalyser {
+    constructor(manifestUrl, workerUrl) {
+      this.manifestUrl = new URL(manifestUrl, document.baseURI).href;
+      this.workerUrl = workerUrl;
+      this.manifest = null;
+      this.worker = null;
+      this.loaded = null;  // id of the model the worker holds
+      this.pending = new Map();
+      this.nextId = 1;
+      this.timing = null;
+    }
+
+    async models() {
+      if (!this.manifest) {
+        const resp = await fetch(this.manifestUrl);
+        if (!resp.ok) throw new Error(`no in-browser models here (${resp.status} for ${this.manifestUrl})`);
+        this.manifest = await resp.json();
+      }
+      return this.manifest;
+    }
+
+    entry(id) {
+      const e = this.manifest && this.manifest.models.find((m) => m.id === id);
+      const why = this.manifest && this.manifest.unsupported && this.manifest.unsupported[id];
+      if (!e) throw new Error(`model ${id} cannot run in the browser: ${why || 'it is not in the exported manifest'}`);
+      return e;
+    }
+
+    // one request to the worker; onMessage gets its intermediate messages
+    call(msg, onMessage, transfer) {
+      if (!this.worker) {
+        this.worker = new Worker(this.workerUrl);
+        this.worker.onmessage = (e) => {
+          const p = this.pending.get(e.data.id);
+          if (!p) return;
+          if (e.data.type === 'error') { this.pending.delete(e.data.id); p.reject(new Error(e.data.message)); }
+          else if (e.data.type === 'windows') p.onMessage && p.onMessage(e.data);
+          else { this.pending.delete(e.data.id); p.resolve(e.data); }
+        };
+        this.worker.onerror = (e) => {
+          for (const p of this.pending.values()) p.reject(new Error(`the analysis worker failed: ${e.message}`));
+          this.pending.clear();
+        };
+      }
+      const id = this.nextId++;
+      return new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject, onMessage });
+        this.worker.postMessage({ ...msg, id }, transfer || []);
+      });
+    }
+
+    async load(id) {
+      await this.models();
+      const e = this.entry(id);
+      if (this.loaded !== id) {
+        await this.call({ type: 'load', manifestUrl: this.manifestUrl, model: id });
+        this.loaded = id;
+      }
+      return e;
+    }
+
+    // Decode with Web Audio, resampled to sr; channels averaged to mono (audio/decode.py _to_mono).
+    static async decode(file, sr) {
+      const buf = await file.arrayBuffer();
+      const ctx = new OfflineAudioContext(1, 1, sr);
+      let audio;
+      try {
+        audio = await ctx.decodeAudioData(buf);
+      } catch (e) {
+        throw new Error(`${file.name}: this browser could not decode it (not a supported audio file, or corrupt)`);
+      }
+      const n = audio.length, ch = audio.numberOfChannels;
+      if (ch === 1) return audio.getChannelData(0).slice();
+      const y = new Float32Array(n);
+      for (let c = 0; c < ch; c++) { const d = audio.getChannelData(c); for (let i = 0; i < n; i++) y[i] += d[i]; }
+      for (let i = 0; i < n; i++) y[i] = Math.fround(y[i] / ch);
+      return y;
+    }
+
+    // The log-mel (or whatever the model reads) of given samples, from the worker: for tests.
+    async features(samples, config, kind) {
+      const res = await this.call({ type: 'features', samples, config, kind });
+      return res;
+    }
+
+    // Analyse one file; onEvent receives start / windows / result events like the server's stream.
+    async analyse(file, modelId, onEvent) {
+      const t0 = performance.now();
+      const entry = await this.load(modelId);
+      const tLoad = performance.now();
+      const y = await LocalAnalyser.decode(file, entry.feature_config.sr);
+      const tDecode = performance.now();
+      const result = await this.analyseSamples(y, file.name, file.size, modelId, onEvent);
+      this.timing = { ...this.timing, load_s: (tLoad - t0) / 1000, decode_s: (tDecode - tLoad) / 1000,
+                      total_s: (performance.now() - t0) / 1000 };
+      return result;
+    }
+
+    // Analyse mono samples at the model's sample rate (decoded elsewhere, e.g. by a test).
+    async analyseSamples(y, name, size, modelId, onEvent) {
+      const t0 = performance.now();
+      const entry = await this.load(modelId);
+      const cfg = entry.feature_config;
+      const duration = y.length / cfg.sr;
+      if (duration < MIN_DURATION_S) {
+        throw new Error(`${name}: is ${duration.toFixed(2)} s long; at least ${MIN_DURATION_S} s is needed`);
+      }
+      onEvent({ event: 'start', id: entry.id, name: entry.name, model: entry.name, labels: entry.labels,
+                genre_labels: entry.genre_labels, multi_label: entry.multi_label, input: entry.input,
+                sr: cfg.sr, window_s: entry.window_s, window_hop_s: entry.window_hop_s, runtime: 'onnxruntime-web',
+                file: name, duration_s: r(duration, 3), size });
+      const tl = { start_s: [], end_s: [], probabilities: [] };
+      const done = await this.call({ type: 'analyse', samples: y }, (m) => {
+        tl.start_s.push(...m.start_s); tl.end_s.push(...m.end_s); tl.probabilities.push(...m.probabilities);
+        const partial = rankGenres(entry, aggregateMean(tl.probabilities));
+        onEvent({ event: 'windows', start_s: m.start_s.map((v) => r(v, 3)), end_s: m.end_s.map((v) => r(v, 3)),
+                  probabilities: m.probabilities.map((row) => row.map((v) => r(v, 4))),
+                  decoded_s: r(m.decoded_s, 3), genres: partial.genres });
+      }, [y.buffer]);
+      const result = buildResult(entry, name, duration, tl);
+      this.timing = { ...done.seconds, analyse_s: (performance.now() - t0) / 1000, duration_s: duration };
+      onEvent({ event: 'result', result });
+      return result;
+    }
+  }
+
+  function aggregateMean(rows) { return root.GenrescopeFeatures.aggregateMean(rows); }
+
+  // genres (and tags for a tagger), highest first: inference/taxonomy.py split_genres_and_tags
+  function rankGenres(entry, track) {
+    const gset = new Set(entry.genre_labels);
+    const pairs = entry.labels.map((l, j) => [l, track[j]]).sort((a, b) => b[1] - a[1]);
+    const fmt = ([label, p]) => ({ label, probability: r(p, 4) });
+    const genres = pairs.filter(([l]) => gset.has(l)).map(fmt);
+    const tags = pairs.filter(([l]) => !gset.has(l)).map(fmt);
+    return { genres, tags: tags.length ? tags : null };
+  }
+
+  // The object POST /api/predict answers (inference/predict.py Prediction.to_dict(timeline=True)).
+  function buildResult(entry, name, duration, tl) {
+    const { genres, tags } = rankGenres(entry, aggregateMean(tl.probabilities));
+    const out = { path: name, model: entry.name, duration_s: r(duration, 3), genres,
+                  multi_label: entry.multi_label, error: null };
+    if (tags) out.tags = tags;
+    out.timeline = { labels: entry.labels, multi_label: entry.multi_label,
+                     start_s: tl.start_s.map((v) => r(v, 3)), end_s: tl.end_s.map((v) => r(v, 3)),
+                     probabilities: tl.probabilities.map((row) => row.map((v) => r(v, 4))) };
+    return out;
+  }
+
+  root.GenrescopeLocal = { LocalAnalyser, buildResult, rankGenres };
+})(window);

@@ -1,0 +1,108 @@
+// genrescope's in-browser analysis, off the page's thread: features (features.js) from the
+// model's FeatureConfig, then the model's ONNX graph(s) on onnxruntime-web (wasm, one
+// thread: no cross-origin isolation needed). A model is described by an entry of
+// webmodels/manifest.json (written by `genrescope export --web`, or served by
+// `genrescope serve`): members whose outputs are merged by label (an ensemble), each a
+// chain of graphs run in sequence (e.g. a backbone's `embeddings` into a head).
+//
+// Messages in:  {type: 'load', manifestUrl, model}
+//               {type: 'analyse', id, samples: Float32Array (mono, at the model's sr)}
+//               {type: 'features', id, samples, config?, kind?}   (the raw features, for tests)
+// Messages out: {type: 'loaded', model, ms} | {type: 'windows', id, start_s, end_s, probabilities,
+//               decoded_s} | {type: 'done', id, seconds} | {type: 'features', id, data, n_bins,
+//               n_frames, ms} | {type: 'error', id, message}
+/* global ort, GenrescopeFeatures */
+'use strict';
+importScripts('features.js', 'vendor/onnxruntime-web/ort.wasm.min.js');
+
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.proxy = false;
+ort.env.wasm.wasmPaths = new URL('vendor/onnxruntime-web/', self.location.href).href;
+
+const F = GenrescopeFeatures;
+let current = null;  // {entry, members: [{columns, graphs: [{session, input, output}]}], counts}
+const sessions = new Map();  // graph URL -> InferenceSession (a backbone shared by heads loads once)
+
+async function session(url) {
+  if (!sessions.has(url)) sessions.set(url, ort.InferenceSession.create(url, { executionProviders: ['wasm'] }));
+  return sessions.get(url);
+}
+
+async function load(manifestUrl, modelId) {
+  const t0 = performance.now();
+  const manifest = await (await fetch(manifestUrl)).json();
+  const entry = manifest.models.find((m) => m.id === modelId);
+  if (!entry) throw new Error(`model ${modelId} is not in ${manifestUrl}`);
+  const base = new URL(manifestUrl, self.location.href);
+  const counts = new Float64Array(entry.labels.length);
+  const members = [];
+  for (const m of entry.members) {
+    const columns = m.labels.map((l) => entry.labels.indexOf(l));
+    columns.forEach((c) => { counts[c] += 1; });
+    const graphs = [];
+    for (const g of m.graphs) graphs.push({ session: await session(new URL(g.file, base).href), input: g.input, output: g.output });
+    members.push({ columns, graphs });
+  }
+  current = { entry, members, counts };
+  return performance.now() - t0;
+}
+
+// One window through every member: (nBins * win) features -> (G) probabilities by entry label.
+async function runWindow(x) {
+  const { entry, members, counts } = current;
+  const out = new Float64Array(entry.labels.length);
+  for (const m of members) {
+    let t = new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]);
+    for (const g of m.graphs) {
+      const res = await g.session.run({ [g.input]: t }, [g.output]);
+      t = res[g.output];
+    }
+    const p = t.data;
+    m.columns.forEach((c, j) => { out[c] += p[j]; });
+  }
+  return Array.from(out, (v, j) => v / counts[j]);
+}
+
+async function analyse(id, samples) {
+  const { entry } = current, cfg = entry.feature_config;
+  const t0 = performance.now();
+  const feats = F.compute(samples, cfg, entry.input);
+  const t1 = performance.now();
+  const w = F.sliceWindows(feats, cfg, entry.window_frames, entry.window_hop_frames);
+  const batch = { start_s: [], end_s: [], probabilities: [] };
+  let lastPost = performance.now();
+  for (let i = 0; i < w.starts.length; i++) {
+    batch.start_s.push(w.startS[i]);
+    batch.end_s.push(w.endS[i]);
+    batch.probabilities.push(await runWindow(w.get(i)));
+    const last = i === w.starts.length - 1;
+    if (last || performance.now() - lastPost > 250) {  // a few updates a second, like the server's stream
+      postMessage({ type: 'windows', id, ...batch, decoded_s: w.endS[i] });
+      batch.start_s = []; batch.end_s = []; batch.probabilities = [];
+      lastPost = performance.now();
+    }
+  }
+  const t2 = performance.now();
+  postMessage({ type: 'done', id, seconds: { features: (t1 - t0) / 1000, model: (t2 - t1) / 1000,
+                                            windows: w.starts.length } });
+}
+
+self.onmessage = async (e) => {
+  const msg = e.data;
+  try {
+    if (msg.type === 'load') {
+      postMessage({ type: 'loaded', id: msg.id, model: msg.model, ms: await load(msg.manifestUrl, msg.model) });
+    } else if (msg.type === 'analyse') {
+      if (!current) throw new Error('no model loaded');
+      await analyse(msg.id, msg.samples);
+    } else if (msg.type === 'features') {
+      const cfg = msg.config || current.entry.feature_config;
+      const t0 = performance.now();
+      const f = F.compute(msg.samples, cfg, msg.kind || (current ? current.entry.input : 'log_mel'));
+      postMessage({ type: 'features', id: msg.id, data: f.data, n_bins: f.nBins, n_frames: f.nFrames,
+                    ms: performance.now() - t0 }, [f.data.buffer]);
+    }
+  } catch (err) {
+    postMessage({ type: 'error', id: msg.id, message: String((err && err.message) || err) });
+  }
+};
