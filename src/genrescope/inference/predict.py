@@ -1,9 +1,9 @@
 """From an audio file to a :class:`Timeline` of genre probabilities, and the track answer.
 
-The :class:`Predictor` decodes a file in blocks, computes the model's features with the
-model's own :class:`~genrescope.config.FeatureConfig` (the one feature path), cuts
-windows, runs them in batches on ONNX Runtime (or PyTorch with ``runtime="torch"``) and
-returns a timeline. The track-level answer is :meth:`Timeline.track`, computed in one
+The :class:`Predictor` decodes a file in blocks and runs the one analysis path
+(:class:`genrescope.inference.pipeline.Analysis`: the model's own
+:class:`~genrescope.config.FeatureConfig`, windows, the model in batches on ONNX Runtime or
+PyTorch with ``runtime="torch"``), and returns a timeline. The track-level answer is :meth:`Timeline.track`, computed in one
 place (:func:`genrescope.features.windows.aggregate`); every front end (CLI table, JSON/CSV, web
 page) shows that timeline and that aggregate.
 """
@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from genrescope.audio.decode import check_duration, iter_audio_blocks
+from genrescope.audio.decode import iter_audio_blocks
 from genrescope.errors import GenrescopeError
-from genrescope.features.spectrogram import compute, iter_log_mel
-from genrescope.features.windows import aggregate, slice_windows
+from genrescope.features.windows import aggregate
+from genrescope.inference.pipeline import MIN_DURATION_S, Analysis, Chunk, join
 
 log = logging.getLogger(__name__)
 
-#: Shortest audio any model is given, in seconds; shorter windows are padded up to the model's.
-MIN_DURATION_S = 1.0
+__all__ = ["MIN_DURATION_S", "Prediction", "Predictor", "Timeline", "predict_files"]
 
 
 @dataclass
@@ -51,19 +50,9 @@ class Timeline:
     labels: list[str]
     multi_label: bool = False
 
-    @property
-    def times_s(self) -> np.ndarray:
-        """(T,) centre of each window."""
-        return (self.start_s + self.end_s) / 2
-
     def track(self, method: str = "mean") -> np.ndarray:
         """(G,) the track-level probabilities: the aggregate of the windows."""
         return aggregate(self.probs, method)
-
-    def select(self, labels: list[str]) -> "Timeline":
-        """The same timeline restricted to ``labels`` (in that order)."""
-        idx = [self.labels.index(lab) for lab in labels]
-        return Timeline(self.start_s, self.end_s, self.probs[:, idx], list(labels), self.multi_label)
 
     def to_dict(self, digits: int = 4) -> dict:
         return {"labels": list(self.labels), "multi_label": self.multi_label,
@@ -74,7 +63,11 @@ class Timeline:
 
 @dataclass
 class Prediction:
-    """The result for one file: the genre ranking, the timeline, or the error."""
+    """The result for one file: the genre ranking, the timeline, or the error.
+
+    ``warnings`` are one-line notes about the input that did not stop the prediction
+    (truncated or damaged file, silence); each starts with the file's name.
+    """
 
     path: str
     model: str
@@ -83,7 +76,10 @@ class Prediction:
     timeline: Timeline | None = None
     tags: list[tuple[str, float]] | None = None
     error: str | None = None
+    #: a head behind taggers: the taggers' tag probabilities over the same windows
+    tag_timeline: Timeline | None = None
     seconds: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     precision: str | None = None
 
     def to_dict(self, *, timeline: bool = False, top: int | None = None) -> dict:
@@ -92,7 +88,7 @@ class Prediction:
              "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
              "genres": [{"label": g, "probability": round(float(p), 4)} for g, p in genres],
              "multi_label": bool(self.timeline.multi_label) if self.timeline is not None else None,
-             "precision": self.precision, "error": self.error}
+             "precision": self.precision, "error": self.error, "warnings": list(self.warnings)}
         if self.tags is not None:
             d["tags"] = [{"label": g, "probability": round(float(p), 4)} for g, p in self.tags]
         if timeline:
@@ -145,36 +141,30 @@ class Predictor:
 
     def predict(self, path: str | os.PathLike, *, offset: float | None = None,
                 duration: float | None = None) -> Prediction:
-        """Predict one file; raises GenrescopeError for unreadable audio."""
+        """Predict one file (or ``duration`` seconds of it from ``offset`` on).
+
+        Raises GenrescopeError for unreadable audio. The timeline's times are seconds in
+        the file, so they start at ``offset``.
+        """
+        notes: list[str] = []
+        blocks = iter_audio_blocks(path, sr=self.model.feature_config.sr, offset=offset, duration=duration,
+                                   notes=notes)
+        run = self.analyse(blocks, path=path)
+        chunks = list(run)
+        return self.result(str(path), chunks, run.duration_s, notes, offset=offset or 0.0, seconds=run.seconds)
+
+    def analyse(self, blocks, *, path="audio", flush_s: float | None = None) -> Analysis:
+        """The one analysis path over float32 blocks at the model's rate (see :class:`Analysis`)."""
+        return Analysis(self.model, blocks, path=path, batch_size=self.batch_size, flush_s=flush_s)
+
+    def result(self, name: str, chunks: list[Chunk], duration_s: float, warnings: list[str], *,
+               offset: float = 0.0, seconds: dict | None = None) -> Prediction:
+        """The ranked :class:`Prediction` of the windows in ``chunks``."""
         m = self.model
-        cfg = m.feature_config
-        times: dict[str, float] = {}
-        t0 = time.perf_counter()
-        blocks = iter_audio_blocks(path, sr=cfg.sr, offset=offset, duration=duration)
-        if m.kind == "table":
-            y = np.concatenate(list(blocks))
-            times["decode+features"] = time.perf_counter() - t0
-            n_samples = len(y)
-            check_duration(path, n_samples / cfg.sr, MIN_DURATION_S)
-            probs, start, end = self._table_windows(y)
-        else:
-            counter = _Counter(blocks)
-            if m.kind == "log_mel" and cfg.top_db is None:
-                feats = np.concatenate(list(iter_log_mel(counter, cfg)), axis=1)
-            else:  # mfcc / stft need the whole signal; still decoded block by block
-                feats = compute(np.concatenate(list(counter)), cfg, m.kind)
-            n_samples = counter.n
-            times["decode+features"] = time.perf_counter() - t0
-            check_duration(path, n_samples / cfg.sr, MIN_DURATION_S)
-            t1 = time.perf_counter()
-            if m.window_frames is None and m.predict_frames is not None:
-                probs, start, end = self._frames(feats, n_samples / cfg.sr)
-            else:
-                windows, start, end = slice_windows(feats, cfg, win_frames=m.window_frames)
-                probs = self._run(windows)
-            times["model"] = time.perf_counter() - t1
-        tl = Timeline(start + (offset or 0.0), end + (offset or 0.0), probs, self.labels, m.multi_label)
-        pred = Prediction(str(path), m.name, n_samples / cfg.sr, timeline=tl, seconds=times, precision=m.precision)
+        c = join(chunks)
+        tl = Timeline(c.start_s + offset, c.end_s + offset, c.probs, self.labels, m.multi_label)
+        pred = Prediction(name, m.name, duration_s, timeline=tl, seconds=dict(seconds or {}),
+                          warnings=list(warnings), precision=getattr(m, "precision", None))
         return self.rank(pred)
 
     def rank(self, pred: Prediction) -> Prediction:
@@ -183,68 +173,11 @@ class Predictor:
 
         track = pred.timeline.track()
         genres, tags = split_genres_and_tags(self.labels, track, self.model.genre_labels)
+        if pred.tag_timeline is not None:  # a genre head: every tag of the taggers behind it
+            tags = sorted(zip(pred.tag_timeline.labels, (float(p) for p in pred.tag_timeline.track())),
+                          key=lambda lp: -lp[1])
         pred.genres, pred.tags = genres, tags
         return pred
-
-    def _run(self, windows: np.ndarray) -> np.ndarray:
-        out = [self.model.predict_windows(windows[i:i + self.batch_size])
-               for i in range(0, len(windows), self.batch_size)]
-        return np.concatenate(out).astype(np.float32)
-
-    def _frames(self, feats: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Whole-song models: one pass per chunk of about 5 minutes; a row every frame_hop_s."""
-        m = self.model
-        cfg = m.feature_config
-        chunk = int(round(300 * cfg.frame_rate))
-        step = max(1, int(round(m.frame_hop_s * cfg.frame_rate)))  # input frames per output row
-        chunk -= chunk % step
-        min_len = max(step, 8)
-        parts = []
-        for i in range(0, feats.shape[1], chunk):
-            piece = feats[:, i:i + chunk]
-            if piece.shape[1] < min_len:  # a sliver at the end: pad it like a short song
-                piece = np.pad(piece, ((0, 0), (0, min_len - piece.shape[1])), mode="edge")
-            parts.append(m.predict_frames(piece))
-        probs = np.concatenate(parts).astype(np.float32)
-        start = np.arange(len(probs)) * m.frame_hop_s
-        end = np.minimum(start + m.frame_hop_s, duration_s)
-        keep = start < duration_s
-        probs, start, end = probs[keep], start[keep], end[keep]
-        end[-1] = duration_s  # the last row holds whatever the pooling left over
-        return probs, start, end
-
-    def _table_windows(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Table models: one table row per window of the waveform (30 s by default)."""
-        from genrescope.features.gtzan_table import extract_row, COLUMNS
-        from genrescope.features.windows import window_starts
-
-        cfg = self.model.feature_config
-        sr = cfg.sr
-        win = int(round(cfg.window_s * sr))
-        hop = max(1, int(round(cfg.window_hop_s * sr)))
-        # a clip barely longer than one window (GTZAN's 30.013 s) is one window, not two near-copies
-        starts = window_starts(len(y), win, hop) if len(y) > 1.1 * win else np.zeros(1, dtype=np.int64)
-        rows = []
-        for s in starts:
-            seg = y[s:s + win]
-            row = extract_row(seg, sr=sr, cfg=cfg)
-            rows.append([row[c] for c in COLUMNS])
-        probs = self._run(np.asarray(rows, dtype=np.float32))
-        start = starts / sr
-        end = np.minimum(starts + win, len(y)) / sr
-        return probs, start, end
-
-
-class _Counter:
-    """Passes blocks through and counts their samples."""
-
-    def __init__(self, blocks):
-        self.blocks, self.n = blocks, 0
-
-    def __iter__(self):
-        for b in self.blocks:
-            self.n += len(b)
-            yield b
 
 
 def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, progress: bool = False
