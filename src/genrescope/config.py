@@ -201,15 +201,4 @@ MUSICNN_FEATURES = FeatureConfig(
 )
 
 
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    raise TypeError(type(obj))
-
-
-def dumps(obj: Any) -> str:
-    """JSON text of a config dataclass (or a dict holding some)."""
-    return json.dumps(obj, default=_jsonable, sort_keys=True)
-
-
-__all__ = ["FeatureConfig", "DEFAULT_FEATURES", "MUSICNN_FEATURES", "dumps"]
+__all__ = ["FeatureConfig", "DEFAULT_FEATURES", "MUSICNN_FEATURES"]
