@@ -33,6 +33,8 @@ from genrescope.serve.upload import client_name, safe_suffix  # noqa: E402
 from genrescope.features.windows import window_starts  # noqa: E402
 
 SR = 22050
+#: The server accepts only its own host names (DNS rebinding); TestClient's default is "testserver".
+LOCAL = "http://127.0.0.1"
 
 
 def _tone_mix(duration: float, sr: int = SR, seed: int = 0) -> np.ndarray:
@@ -63,7 +65,7 @@ def audio_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(Settings(max_jobs=2, max_queue=32))) as c:
+    with TestClient(create_app(Settings(max_jobs=2, max_queue=32)), base_url=LOCAL) as c:
         yield c
 
 
@@ -155,14 +157,14 @@ def test_bad_audio_is_a_clear_4xx(client, audio_dir, endpoint, name, status, wor
 
 def test_limits_size_and_duration(audio_dir):
     settings = Settings(max_upload_mb=0.3, max_duration_s=5.0, max_jobs=1)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOCAL) as c:
         r = _post(c, audio_dir / "song.wav")  # 322 kB > 0.3 MiB: cut off while it streams in
         assert r.status_code == 413 and r.json()["error"] == "the file is larger than the limit of 0.3 MiB"
         r = c.post("/api/predict", files={"file": ("big.wav", b"\0" * 2_000_000)})  # refused on Content-Length
         assert r.status_code == 413 and "0.3 MiB" in r.json()["error"]
         r = _post(c, audio_dir / "song.flac")  # 260 kB and 4 s: fine
         assert r.status_code == 200, r.text
-    with TestClient(create_app(Settings(max_duration_s=5.0, max_jobs=1))) as c:
+    with TestClient(create_app(Settings(max_duration_s=5.0, max_jobs=1)), base_url=LOCAL) as c:
         for endpoint in ("/api/predict", "/api/predict/stream"):
             r = _post(c, audio_dir / "song.wav", endpoint=endpoint)
             assert r.status_code == 413, r.text
@@ -198,7 +200,7 @@ def test_client_file_name_never_touches_a_path(client, audio_dir):
 # ------------------------------------------------------------------ concurrency
 @pytest.mark.parametrize("max_jobs, max_queue", [(1, 2), (2, 30)])
 def test_concurrent_uploads_succeed_or_get_429(audio_dir, max_jobs, max_queue):
-    with TestClient(create_app(Settings(max_jobs=max_jobs, max_queue=max_queue))) as c:
+    with TestClient(create_app(Settings(max_jobs=max_jobs, max_queue=max_queue)), base_url=LOCAL) as c:
         def one(i):
             return _post(c, audio_dir / ("song.wav" if i % 2 else "song.flac"))
 
@@ -221,7 +223,7 @@ def test_inference_does_not_block_the_event_loop(tmp_path):
 
     long = tmp_path / "long.wav"
     sf.write(long, _tone_mix(120.0), SR, subtype="PCM_16")
-    with TestClient(create_app(Settings(max_jobs=1))) as c:
+    with TestClient(create_app(Settings(max_jobs=1)), base_url=LOCAL) as c:
         t = threading.Thread(target=_post, args=(c, long))
         t.start()
         time.sleep(0.3)  # the upload is being analysed now
@@ -233,7 +235,7 @@ def test_inference_does_not_block_the_event_loop(tmp_path):
 
 def test_upload_dir_is_private_and_removed(audio_dir):
     app = create_app(Settings(max_jobs=1))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         d = _upload_dir(c)
         assert d.is_dir() and (d.stat().st_mode & 0o777) == 0o700
         _post(c, audio_dir / "song.flac")
@@ -247,7 +249,7 @@ def test_models_on_offer(tmp_path, audio_dir):
     sub = tmp_path / "runs" / "mtt"
     sub.mkdir(parents=True)
     shutil.copy(pretrained_root() / "musicnn-mtt" / "model.onnx", sub / "best.onnx")
-    with TestClient(create_app(Settings(model_dir=tmp_path / "runs", max_jobs=1))) as c:
+    with TestClient(create_app(Settings(model_dir=tmp_path / "runs", max_jobs=1)), base_url=LOCAL) as c:
         listing = c.get("/api/models").json()
         ids = [m["id"] for m in listing["models"]]
         assert listing["default"] == "default" and ids[0] == "default"
@@ -278,7 +280,7 @@ def test_docs_and_page_need_no_cdn(client):
 def test_live_websocket_estimates(client):
     sr_in = 44100
     y = _tone_mix(4.0, sr_in)
-    with client.websocket_connect("/api/live?model=default") as ws:
+    with client.websocket_connect("ws://127.0.0.1/api/live?model=default") as ws:
         ws.send_json({"sample_rate": sr_in})
         ready = ws.receive_json()
         assert ready["event"] == "ready" and ready["interval_s"] == 1.0 and ready["multi_label"]
@@ -299,21 +301,21 @@ def test_live_websocket_estimates(client):
 
 @pytest.mark.parametrize("hello, words", [({"sample_rate": 5}, "sample_rate must be"), ({"rate": 1}, "sample_rate")])
 def test_live_websocket_bad_input(client, hello, words):
-    with client.websocket_connect("/api/live") as ws:
+    with client.websocket_connect("ws://127.0.0.1/api/live") as ws:
         ws.send_json(hello)
         msg = ws.receive_json()
         assert msg["event"] == "error" and words in msg["error"]
-    with client.websocket_connect("/api/live?model=nope") as ws:
+    with client.websocket_connect("ws://127.0.0.1/api/live?model=nope") as ws:
         ws.send_json({"sample_rate": 16000})
         assert "unknown model" in ws.receive_json()["error"]
 
 
 def test_live_websocket_limit():
-    with TestClient(create_app(Settings(max_live=1, max_jobs=1))) as c:
-        with c.websocket_connect("/api/live") as first:
+    with TestClient(create_app(Settings(max_live=1, max_jobs=1)), base_url=LOCAL) as c:
+        with c.websocket_connect("ws://127.0.0.1/api/live") as first:
             first.send_json({"sample_rate": 16000})
             assert first.receive_json()["event"] == "ready"
-            with c.websocket_connect("/api/live") as second:
+            with c.websocket_connect("ws://127.0.0.1/api/live") as second:
                 msg = second.receive_json()
                 assert msg["event"] == "error" and "too many live listeners" in msg["error"]
 

@@ -12,24 +12,26 @@ Routes (the page uses exactly these; ``/openapi.json`` describes the HTTP ones a
 * ``WS   /api/live``             microphone samples in, a genre estimate every second out
   (see :mod:`genrescope.serve.live`)
 
-Every error is a 4xx status with the body ``{"error": "..."}``. Inference runs in a
-bounded worker pool (``max_jobs`` threads; ``max_queue`` more may wait, then 429), so the
-event loop never waits on a model.
+Every error is a 4xx/5xx status with the body ``{"error": "..."}`` and the security
+headers (:mod:`genrescope.serve.guard`, which also checks Host and Origin). An upload takes
+a job slot only once its body is in (:mod:`genrescope.serve.upload` bounds the body);
+inference runs in a bounded worker pool (``max_jobs`` threads; ``max_queue`` more may
+wait, then 429) within a time budget (:mod:`genrescope.serve.jobs`), so the event loop
+never waits on a model, and a job whose client left stops.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 import shutil
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -37,12 +39,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genrescope import __version__
-from genrescope.errors import (AudioError, AudioTooShortError, CheckpointError, CorruptAudioError,
-                               EmptyAudioError, GenrescopeError, UnsupportedAudioError)
-from genrescope.serve.models import ModelCatalog, UnknownModelError
+from genrescope.errors import GenrescopeError
+from genrescope.serve.jobs import (Budget, JobCancelled, JobGate, StreamJob, error_status, predict_job,
+                                   public_message)
+from genrescope.serve.models import ModelCatalog
 from genrescope.serve.settings import Settings
-from genrescope.serve.stream import AudioTooLongError, TimelineStream
-from genrescope.serve.upload import Upload, UploadError, receive_upload
+from genrescope.serve.upload import BodyLimits, PendingBytes, UploadAborted, UploadError, receive_upload
 
 log = logging.getLogger(__name__)
 
@@ -64,50 +66,6 @@ _ERRORS = {413: {"description": "file too large or audio too long"},
            429: {"description": "too many files in progress; retry later"}}
 
 
-class TooBusyError(GenrescopeError):
-    """Every worker is busy and the queue is full."""
-
-
-class JobGate:
-    """Admits at most ``limit`` jobs at a time (running plus waiting for a worker)."""
-
-    def __init__(self, limit: int):
-        self.limit, self.active = limit, 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            if self.active >= self.limit:
-                raise TooBusyError(f"the server is busy ({self.active} files in progress); try again in a moment")
-            self.active += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self.active -= 1
-
-
-def error_status(err: Exception) -> int:
-    """HTTP status of an error a request can cause."""
-    if isinstance(err, UploadError):
-        return err.status
-    for cls, status in ((TooBusyError, 429), (UnknownModelError, 404), (AudioTooLongError, 413),
-                        (UnsupportedAudioError, 415), (EmptyAudioError, 422), (CorruptAudioError, 422),
-                        (AudioTooShortError, 422), (CheckpointError, 500), (GenrescopeError, 422)):
-        if isinstance(err, cls):
-            return status
-    return 500
-
-
-def public_message(err: Exception, upload: Upload | None = None) -> str:
-    """The error as the client may see it: about the client's file name, never a server path."""
-    if isinstance(err, AudioError) and upload is not None:
-        reason = err.reason.replace(str(upload.path), upload.filename).replace(str(upload.path.parent), "")
-        return f"{upload.filename}: {reason}"
-    if isinstance(err, GenrescopeError):
-        return str(err)
-    return "internal error (see the server log)"
-
-
 def _error(status: int, message: str) -> JSONResponse:
     headers = {"Retry-After": "2"} if status == 429 else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -117,9 +75,18 @@ def _parse_top(fields: dict) -> int | None:
     raw = fields.get("top", "").strip()
     if not raw:
         return DEFAULT_TOP
-    if not raw.isdigit():
-        raise UploadError(f"top must be a whole number >= 0, got {raw!r}")
+    if not re.fullmatch(r"[0-9]{1,6}", raw):  # str.isdigit() takes "²", which int() refuses
+        raise UploadError(f"top must be a whole number >= 0, got {raw[:20]!r}")
     return int(raw) or None
+
+
+class _App(FastAPI):
+    """FastAPI whose whole stack, its error middleware included, sits inside the guard."""
+
+    def build_middleware_stack(self):
+        from genrescope.serve.guard import GuardedApp
+
+        return GuardedApp(super().build_middleware_stack(), self.state.settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -142,11 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.live_pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(app.state.upload_dir, ignore_errors=True)
 
-    app = FastAPI(title="genrescope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = _App(title="genrescope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=__doc__.split("\n\n")[0] + "\n\nErrors answer `{\"error\": \"...\"}`. "
                   "The live microphone WebSocket (`/api/live`) is described in /docs.")
     app.state.settings, app.state.catalog = settings, catalog
     app.state.gate = JobGate(settings.max_jobs + settings.max_queue)
+    app.state.pending = PendingBytes(int(settings.max_pending_mb * (1 << 20)))
     _install_error_handlers(app)
     _add_page_routes(app)
     from genrescope.serve.webexport import add_web_routes
@@ -172,20 +140,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GenrescopeError)
     async def genrescope_error(request, exc):
+        if isinstance(exc, UploadAborted):  # the client is gone: one line, no traceback
+            log.info("%s %s: %s", request.method, request.url.path, exc)
         return _error(error_status(exc), public_message(exc))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        # everything the page loads comes from this server: a CDN request would be blocked
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            # 'wasm-unsafe-eval': the in-browser mode compiles onnxruntime-web's WebAssembly (no JS eval)
-            "connect-src 'self' ws: wss:; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc):  # the traceback goes to the log (the guard), never to the client
+        return _error(500, "internal error (see the server log)")
 
 
 def _add_page_routes(app: FastAPI) -> None:
@@ -230,10 +191,14 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
         """The JSON object ``genrescope predict --format json --timeline`` prints for one file,
         with ``path`` = the uploaded file's name."""
         upload, entry, top = await _admit(request, app, catalog, settings)
+        budget = Budget(settings.job_timeout_s)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(app.state.jobs, _predict_job, catalog, entry.id, upload, top,
-                                              settings.max_duration_s)
+            job = loop.run_in_executor(app.state.jobs, predict_job, catalog, entry.id, upload, top, settings, budget)
+            return JSONResponse(await _unless_client_leaves(request, job, budget))
+        except JobCancelled:
+            log.info("analysis of %s stopped: the client left", upload.filename)
+            return _error(499, "the client closed the connection")
         except GenrescopeError as e:
             return _error(error_status(e), public_message(e, upload))
         finally:
@@ -248,13 +213,13 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
     async def predict_stream(request: Request):
         upload, entry, top = await _admit(request, app, catalog, settings)
         events: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
+        budget = Budget(settings.job_timeout_s)
         loop = asyncio.get_running_loop()
 
         def emit(ev):
             loop.call_soon_threadsafe(events.put_nowait, ev)
 
-        job = _StreamJob(catalog, entry.id, upload, top, settings.max_duration_s, emit, stop)
+        job = StreamJob(catalog, entry.id, upload, top, settings, emit, budget)
 
         def run():
             try:
@@ -270,7 +235,13 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
             upload.remove()
             app.state.gate.leave()
             raise
-        head = []  # events held back until the first windows: an early error gets a real HTTP status
+        return await _stream_answer(events, budget)
+
+
+async def _stream_answer(events: asyncio.Queue, budget: Budget):
+    """The NDJSON answer of a stream job; an error before the first windows gets a real HTTP status."""
+    head = []  # events held back until the first windows
+    try:
         while True:
             ev = await events.get()
             if ev is None:
@@ -282,92 +253,58 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
             head.append(ev)
             if ev["event"] != "start":
                 break
+    except BaseException:
+        budget.stop.set()
+        raise
 
-        async def body():
-            try:
-                for ev in head:
-                    yield _line(ev)
-                while (ev := await events.get()) is not None:
-                    yield _line(ev)
-            finally:
-                stop.set()  # the client left, or the job ended: stop analysing
+    async def body():
+        try:
+            for ev in head:
+                yield _line(ev)
+            while (ev := await events.get()) is not None:
+                yield _line(ev)
+        finally:
+            budget.stop.set()  # the client left, or the job ended: stop analysing
 
-        return StreamingResponse(body(), media_type="application/x-ndjson",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(body(), media_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _unless_client_leaves(request: Request, job: asyncio.Future, budget: Budget):
+    """``job``'s result; if the client disconnects first, stop the job (it raises JobCancelled)."""
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({job, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done():
+            budget.stop.set()
+        return await job
+    finally:
+        watch.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _admit(request: Request, app: FastAPI, catalog: ModelCatalog, settings: Settings):
-    """Take a job slot (429 if none), receive the upload and check the form; the caller frees both."""
-    app.state.gate.enter()
-    upload = None
+    """Receive the upload and check the form, then take a job slot (429 if none); the caller frees both.
+
+    The slot is taken only once the body is in, so slow uploads hold no worker: the body's
+    own deadlines and byte budget bound them (:class:`~genrescope.serve.upload.BodyLimits`).
+    """
+    limits = BodyLimits(settings.max_body_bytes, settings.body_idle_s, settings.body_timeout_s, app.state.pending)
+    upload = await receive_upload(request, app.state.upload_dir, max_bytes=settings.max_upload_bytes,
+                                  limits=limits)
     try:
-        upload = await receive_upload(request, app.state.upload_dir, max_bytes=settings.max_upload_bytes)
         entry = catalog.resolve(upload.fields.get("model"))
-        return upload, entry, _parse_top(upload.fields)
+        top = _parse_top(upload.fields)
+        app.state.gate.enter()
     except BaseException:
-        if upload is not None:
-            upload.remove()
-        app.state.gate.leave()
+        upload.remove()
         raise
-
-
-def _check_header(upload: Upload, max_duration_s: float) -> float:
-    """The duration the header declares; raises for unreadable or too long audio before decoding."""
-    from genrescope.audio.decode import audio_info
-
-    info = audio_info(upload.path)
-    if info.duration_s > max_duration_s:
-        raise AudioTooLongError(upload.path, f"is {info.duration_s:.1f} s long; the limit is {max_duration_s:g} s")
-    return info.duration_s
-
-
-def _predict_job(catalog: ModelCatalog, model_id: str, upload: Upload, top: int | None,
-                 max_duration_s: float) -> JSONResponse:
-    """Worker thread: the CLI's prediction of one file, as its JSON object."""
-    predictor = catalog.get(model_id)
-    _check_header(upload, max_duration_s)
-    pred = predictor.predict(upload.path, duration=max_duration_s + 1.0)
-    if pred.duration_s > max_duration_s:
-        raise AudioTooLongError(upload.path, f"is longer than the limit of {max_duration_s:g} s")
-    pred.path = upload.filename
-    return JSONResponse(pred.to_dict(timeline=True, top=top))
-
-
-class _StreamJob:
-    """Worker thread: decode and predict one file, emitting events as windows are done."""
-
-    def __init__(self, catalog, model_id, upload: Upload, top, max_duration_s, emit, stop: threading.Event):
-        self.catalog, self.model_id, self.upload, self.top = catalog, model_id, upload, top
-        self.max_duration_s, self.emit, self.stop = max_duration_s, emit, stop
-
-    def __call__(self) -> None:
-        try:
-            if self.stop.is_set():
-                return
-            predictor = self.catalog.get(self.model_id)
-            header_s = _check_header(self.upload, self.max_duration_s)
-            info = self.catalog.describe(self.model_id)
-            self.emit({**info, "event": "start", "file": self.upload.filename, "duration_s": round(header_s, 3),
-                       "size": self.upload.size})
-            stream = TimelineStream(predictor, self.upload.path, name=self.upload.filename,
-                                    max_duration_s=self.max_duration_s)
-            for chunk in stream:
-                if self.stop.is_set():
-                    return
-                partial = stream.partial()
-                self.emit({"event": "windows", "start_s": _r(chunk.start_s, 3), "end_s": _r(chunk.end_s, 3),
-                           "probabilities": _r(chunk.probs, 4), "decoded_s": round(chunk.decoded_s, 3),
-                           "genres": [{"label": g, "probability": round(p, 4)} for g, p in partial.genres]})
-            self.emit({"event": "result", "result": stream.prediction.to_dict(timeline=True, top=self.top)})
-        except GenrescopeError as e:
-            self.emit({"event": "error", "status": error_status(e), "error": public_message(e, self.upload)})
-        except Exception:
-            log.exception("analysis of an upload failed")
-            self.emit({"event": "error", "status": 500, "error": "internal error (see the server log)"})
-
-
-def _r(a: np.ndarray, digits: int) -> list:
-    return np.round(np.asarray(a, np.float64), digits).tolist()
+    return upload, entry, top
 
 
 def _line(ev: dict) -> bytes:

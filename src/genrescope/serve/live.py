@@ -11,13 +11,17 @@ Protocol (JSON text messages, binary audio)::
                "tags": [...]}                         every ``interval_s`` seconds of audio
     server -> {"event": "error", "error": "..."}      then closes (1008 bad input, 1013 busy)
 
-The query parameter ``model`` picks a model id from ``GET /api/models``. The server
+A socket that sends no audio for ``live_idle_s`` seconds is closed (1008), so idle sockets
+cannot hold the ``max_live`` slots; a first message that is not a small JSON object is a
+1008 error, never a crash. Browsers on other websites cannot open it (the Origin check of
+:mod:`genrescope.serve.guard`). The query parameter ``model`` picks a model id from ``GET /api/models``. The server
 resamples to the model's rate and computes the features itself
 (:class:`~genrescope.serve.stream.LiveEstimator`); the browser only captures samples.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import numpy as np
@@ -34,6 +38,8 @@ MAX_FRAME_BYTES = 1 << 20
 SAMPLE_RATES = (8000, 192000)
 #: Seconds the client has to send its first message.
 HELLO_TIMEOUT_S = 10.0
+#: Longest first message (a JSON object with one number).
+MAX_HELLO_CHARS = 1024
 
 
 class _LiveError(Exception):
@@ -60,6 +66,9 @@ def add_live_route(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> N
             await _close_with_error(ws, str(e), e.code)
         except GenrescopeError as e:
             await _close_with_error(ws, str(e), 1008)
+        except Exception:  # a bug, not the client: one log entry, a clean close
+            log.exception("live session failed")
+            await _close_with_error(ws, "internal error (see the server log)", 1011)
         finally:
             app.state.live_count -= 1
 
@@ -72,15 +81,29 @@ async def _close_with_error(ws: WebSocket, message: str, code: int) -> None:
         pass
 
 
-async def _hello(ws: WebSocket) -> int:
+async def _receive(ws: WebSocket, timeout_s: float, what: str) -> dict:
+    """The next message; a close ends the session, silence past ``timeout_s`` is an error."""
     try:
-        msg = await asyncio.wait_for(ws.receive_json(), HELLO_TIMEOUT_S)
+        msg = await asyncio.wait_for(ws.receive(), timeout_s)
     except asyncio.TimeoutError:
-        raise _LiveError("no {\"sample_rate\": ...} message received") from None
-    except ValueError:
-        raise _LiveError("the first message must be JSON: {\"sample_rate\": 48000}") from None
+        raise _LiveError(f"{what}; closing") from None
+    if msg["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(msg.get("code", 1000))
+    return msg
+
+
+async def _hello(ws: WebSocket) -> int:
+    msg = await _receive(ws, HELLO_TIMEOUT_S, f'no {{"sample_rate": ...}} message within {HELLO_TIMEOUT_S:g} s')
+    text = msg.get("text")
+    bad = _LiveError('the first message must be the JSON text {"sample_rate": 48000}')
+    if text is None or len(text) > MAX_HELLO_CHARS:
+        raise bad
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):  # deeply nested arrays exhaust the parser's stack
+        raise bad from None
     sr = msg.get("sample_rate") if isinstance(msg, dict) else None
-    if not isinstance(sr, (int, float)) or not SAMPLE_RATES[0] <= sr <= SAMPLE_RATES[1]:
+    if isinstance(sr, bool) or not isinstance(sr, (int, float)) or not SAMPLE_RATES[0] <= sr <= SAMPLE_RATES[1]:
         raise _LiveError(f"sample_rate must be a number from {SAMPLE_RATES[0]} to {SAMPLE_RATES[1]}, got {sr!r}")
     return int(round(sr))
 
@@ -94,13 +117,13 @@ async def _session(ws: WebSocket, app: FastAPI, settings: Settings, catalog: Mod
     await ws.send_json({"event": "ready", **info, "seconds": settings.live_seconds,
                         "interval_s": settings.live_interval_s})
     next_at = settings.live_interval_s
+    audio_by = loop.time() + settings.live_idle_s  # text keep-alives do not count as audio
     while True:
-        msg = await ws.receive()
-        if msg["type"] == "websocket.disconnect":
-            return
+        msg = await _receive(ws, max(0.0, audio_by - loop.time()), f"no audio for {settings.live_idle_s:g} s")
         data = msg.get("bytes")
         if data is None:
             continue  # text after the hello is ignored (e.g. keep-alives)
+        audio_by = loop.time() + settings.live_idle_s
         if len(data) > MAX_FRAME_BYTES or len(data) % 4:
             raise _LiveError(f"audio frames must be float32 samples, at most {MAX_FRAME_BYTES} bytes")
         est.push(np.frombuffer(data, "<f4"))

@@ -42,9 +42,16 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _server(app, log_level: str = "warning"):
+    """uvicorn with the connection guards of :mod:`genrescope.serve.connections` and the
+    app's settings (header deadline, connection cap)."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level=log_level, ws_max_size=2 << 20, timeout_keep_alive=10)
+    from genrescope.serve.connections import guarded_protocol
+
+    s = app.state.settings
+    config = uvicorn.Config(app, log_level=log_level, ws_max_size=2 << 20, timeout_keep_alive=5,
+                            http=guarded_protocol(s.max_connections, s.header_timeout_s),
+                            h11_max_incomplete_event_size=16 << 10)
     return uvicorn.Server(config)
 
 
@@ -61,7 +68,8 @@ def serve_forever(args) -> int:
     print(f"genrescope serve: open {url}/ in a browser (API: {url}/docs); Ctrl+C stops it", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("genrescope serve: listening beyond this machine; browsers allow the microphone only on "
-              "localhost or https", file=sys.stderr, flush=True)
+              "localhost or https; requests must name this server by an IP address or a name given to "
+              "--allow-host", file=sys.stderr, flush=True)
     level = {0: "warning", 1: "info"}.get(args.verbose, "debug")
     _server(app, level).run(sockets=[sock])
     return 0

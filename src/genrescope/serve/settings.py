@@ -45,6 +45,33 @@ class Settings:
         Seconds of received microphone audio between two live estimates.
     tmp_dir : Path or None
         Parent of the private upload folder (None: the system's temporary folder).
+    allowed_hosts : tuple of str
+        Host names the ``Host`` header may carry (DNS rebinding); empty: the loopback names
+        (``localhost``, ``127.0.0.1``, ``::1``) and ``host``.
+    host : str
+        The address the server listens on (added to the allowed hosts).
+    allow_origins : tuple of str
+        Other origins (``https://example.org``) whose pages may POST and open the live socket;
+        ``"*"`` allows any. A request's own origin is always allowed.
+    max_connections : int
+        Open HTTP connections; when full, the longest-idle one waiting for its request makes
+        room, and with none idle a new connection gets 503.
+    header_timeout_s : float
+        Seconds a connection has to send a request's line and headers.
+    body_idle_s : float
+        Longest pause inside a request body, in seconds (408 after it).
+    body_timeout_s : float
+        Seconds a whole upload body may take (408 after it).
+    max_pending_mb : float
+        MiB of uploads being received or waiting at the same time (503 past it).
+    job_timeout_s : float
+        Seconds one analysis may run (503 after it); a job whose client left stops at once.
+    max_job_mb : float
+        Working memory one analysis may need, estimated from the file's header (413 above).
+    max_models : int
+        Models kept loaded at once (the least recently used one is dropped; the default stays).
+    live_idle_s : float
+        Seconds a live socket may go without audio before it is closed.
     """
 
     model: str = "default"
@@ -59,6 +86,18 @@ class Settings:
     live_seconds: float = 6.0
     live_interval_s: float = 1.0
     tmp_dir: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    allow_origins: tuple[str, ...] = ()
+    max_connections: int = 256
+    header_timeout_s: float = 10.0
+    body_idle_s: float = 10.0
+    body_timeout_s: float = 300.0
+    max_pending_mb: float = 2048.0
+    job_timeout_s: float = 300.0
+    max_job_mb: float = 1024.0
+    max_models: int = 4
+    live_idle_s: float = 15.0
 
     def __post_init__(self) -> None:
         from genrescope.errors import GenrescopeError
@@ -69,6 +108,11 @@ class Settings:
             raise GenrescopeError("serve: --max-jobs must be >= 1, --max-queue and --max-live >= 0")
         if self.live_seconds < 1.0 or self.live_interval_s <= 0:
             raise GenrescopeError("serve: --live-seconds must be >= 1 and --live-interval > 0")
+        timeouts = (self.header_timeout_s, self.body_idle_s, self.body_timeout_s, self.job_timeout_s, self.live_idle_s)
+        if min(timeouts) <= 0 or self.max_pending_mb < self.max_upload_mb or self.max_job_mb <= 0:
+            raise GenrescopeError("serve: timeouts and --max-job-mb must be > 0, --max-pending-mb >= --max-upload-mb")
+        if self.max_connections < 2 or self.max_models < 1:
+            raise GenrescopeError("serve: --max-connections must be >= 2 and --max-models >= 1")
         if self.runtime not in ("onnx", "torch"):
             raise GenrescopeError(f"serve: runtime must be onnx or torch, got {self.runtime!r}")
 
@@ -83,10 +127,23 @@ class Settings:
             return self.threads
         return max(1, (os.cpu_count() or 1) // self.max_jobs)
 
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Host names (lower case, no port) the ``Host`` header may name."""
+        names = self.allowed_hosts or ("localhost", "127.0.0.1", "::1", self.host)
+        return frozenset(h.lower().strip("[]") for h in names)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body: the file, the other form fields and the multipart framing."""
+        return self.max_upload_bytes + (64 << 10)
+
     def limits(self) -> dict:
         """The limits as the page and ``GET /api/config`` show them."""
         return {"max_upload_bytes": self.max_upload_bytes, "max_duration_s": self.max_duration_s,
-                "max_jobs": self.max_jobs, "max_queue": self.max_queue, "max_live": self.max_live}
+                "max_jobs": self.max_jobs, "max_queue": self.max_queue, "max_live": self.max_live,
+                "job_timeout_s": self.job_timeout_s, "body_timeout_s": self.body_timeout_s,
+                "live_idle_s": self.live_idle_s}
 
 
 def settings_from_args(args) -> Settings:
@@ -96,4 +153,18 @@ def settings_from_args(args) -> Settings:
         max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_jobs=args.max_jobs or _default_jobs(),
         max_queue=args.max_queue, threads=args.threads, max_live=args.max_live,
         live_seconds=args.live_seconds, live_interval_s=args.live_interval,
-        tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None)
+        tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None, **_hardening_args(args))
+
+
+def _hardening_args(args) -> dict:
+    """The host, origin and timeout flags, where the parser has them (tests build bare namespaces)."""
+    out = {"host": getattr(args, "host", "127.0.0.1")}
+    if getattr(args, "allow_host", None):
+        out["allowed_hosts"] = tuple(args.allow_host)
+    if getattr(args, "allow_origin", None):
+        out["allow_origins"] = tuple(args.allow_origin)
+    for flag, key in (("max_connections", "max_connections"), ("job_timeout", "job_timeout_s"),
+                      ("max_models", "max_models")):
+        if getattr(args, flag, None) is not None:
+            out[key] = getattr(args, flag)
+    return out
