@@ -1,4 +1,4 @@
-"""The models the server offers, each loaded once and kept.
+"""The models the server offers, loaded on first use; at most ``max_models`` stay loaded.
 
 A client names a model by an id from :meth:`ModelCatalog.entries`, never by a path: the
 shipped models by name, the files of ``--model-dir`` by their path inside that folder.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def _scan_model_dir(model_dir: Path, runtime: str) -> list[ModelEntry]:
 
 
 class ModelCatalog:
-    """Model ids on offer and a cache of loaded predictors (one load per model, ever).
+    """Model ids on offer and a bounded cache of loaded predictors.
+
+    Each model is loaded once while it stays in the cache; past ``max_models`` the least
+    recently used one other than the default is dropped (a job still running on it keeps
+    its reference), so clients naming every model in ``--model-dir`` cannot fill the memory.
 
     Parameters
     ----------
@@ -63,10 +68,12 @@ class ModelCatalog:
         Inference runtime of every model.
     threads : int
         Intra-op threads per model.
+    max_models : int
+        Loaded models kept at once (the default counts).
     """
 
     def __init__(self, default: str = "default", model_dir: Path | None = None, *, runtime: str = "onnx",
-                 threads: int | None = None):
+                 threads: int | None = None, max_models: int = 4):
         from genrescope.inference.registry import DEFAULT_MODEL, pretrained_names
 
         self.runtime, self.threads = runtime, threads
@@ -78,7 +85,9 @@ class ModelCatalog:
         if default not in self._entries:
             raise UnknownModelError(f"--model {default!r} is not on offer; choose one of: {', '.join(self._entries)}")
         self.default = default
-        self._loaded: dict[str, object] = {}
+        self.max_models = max(1, max_models)
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {e: threading.Lock() for e in self._entries}
 
     def entries(self) -> list[ModelEntry]:
@@ -100,16 +109,30 @@ class ModelCatalog:
         from genrescope.inference.predict import Predictor
 
         entry = self.resolve(model_id)
-        pred = self._loaded.get(entry.id)
+        pred = self._cached(entry.id)
         if pred is not None:
             return pred
         with self._locks[entry.id]:  # a second caller waits for the first load instead of loading again
-            pred = self._loaded.get(entry.id)
+            pred = self._cached(entry.id)
             if pred is None:
                 pred = Predictor(entry.source, runtime=self.runtime, threads=self.threads)
                 log.info("loaded model %s in %.2f s", entry.id, pred.load_seconds)
-                self._loaded[entry.id] = pred
+                self._store(entry.id, pred)
         return pred
+
+    def _cached(self, model_id: str):
+        with self._cache_lock:
+            pred = self._loaded.get(model_id)
+            if pred is not None:
+                self._loaded.move_to_end(model_id)
+            return pred
+
+    def _store(self, model_id: str, pred) -> None:
+        with self._cache_lock:
+            self._loaded[model_id] = pred
+            for old in [k for k in self._loaded if k != self.default][:max(0, len(self._loaded) - self.max_models)]:
+                del self._loaded[old]
+                log.info("dropped model %s (at most %d stay loaded)", old, self.max_models)
 
     def describe(self, model_id: str | None) -> dict:
         """What the page needs to know about a model (loads it)."""
