@@ -282,6 +282,17 @@ def _add_serve(sub) -> None:
                    help="seconds between live estimates (default: %(default)s)")
     g.add_argument("--tmp-dir", metavar="DIR", default=None,
                    help="where the private upload folder is made (default: the system's temporary folder)")
+    g.add_argument("--max-connections", type=int, default=None,
+                   help="open HTTP connections; idle ones make room for new ones (default: 256)")
+    g.add_argument("--job-timeout", type=float, default=None, help="seconds one analysis may run (default: 300)")
+    g.add_argument("--max-models", type=int, default=None, help="models kept loaded at once (default: 4)")
+    g = p.add_argument_group("browser origins")
+    g.add_argument("--allow-host", metavar="NAME", action="append", default=None,
+                   help="a host name clients may use for this server (repeatable; default: localhost, "
+                        "the --host address and any IP address)")
+    g.add_argument("--allow-origin", metavar="ORIGIN", action="append", default=None,
+                   help="another website (https://example.org, or *) whose pages may POST and open the "
+                        "live socket (repeatable; default: only the server's own pages)")
     p.set_defaults(_run=("genrescope.serve", "run_serve"))
 
 
