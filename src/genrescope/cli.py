@@ -115,16 +115,19 @@ def _add_export(sub) -> None:
 def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict", help="genres of audio files, with confidence and a timeline",
-        description="Predict the genres of each file (folders and glob patterns are expanded). With no --model, "
-                    "the pretrained musicnn tagger (Million Song Dataset) reports its genre tags; their "
-                    "probabilities are independent tag probabilities and need not sum to one. A file that cannot "
-                    "be read is reported and the others go on; the exit code is 1 if any file failed.",
+        description="Predict the genres of each file (folders and glob patterns are expanded) with the default "
+                    "shipped model unless --model says otherwise. A tagger's probabilities are independent tag "
+                    "probabilities and need not sum to one. A file that cannot be read is reported and the others "
+                    "go on; a truncated or damaged file is predicted on what decodes, with a warning; the exit "
+                    "code is 1 if any file failed.",
         epilog="examples:\n  genrescope predict song.mp3\n  genrescope predict ~/Music --format json --timeline > out.json"
                "\n  genrescope predict song.flac --model gtzan-features",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders or glob patterns")
+    from genrescope.inference.registry import DEFAULT_MODEL  # names only: no model, no heavy import
+
     p.add_argument("-m", "--model", default="default",
-                   help="shipped model name, checkpoint (.safetensors) or ONNX file (default: musicnn-msd)")
+                   help=f"shipped model name, checkpoint (.safetensors) or ONNX file (default: {DEFAULT_MODEL})")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
     p.add_argument("--top", type=int, default=5, help="genres to show per file (default: %(default)s; 0 = all)")
     p.add_argument("--timeline", nargs="?", const="-", default=None, metavar="CSV",
@@ -132,6 +135,12 @@ def _add_predict(sub) -> None:
                         "path is given (with several files, PATH may contain {stem})")
     p.add_argument("--tags", action="store_true", help="also show the tagger's non-genre tags (moods, eras, ...)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="engine of the ONNX export: onnxruntime (default, exact float32) or openvino "
+                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
+                        "the JSON states what ran")
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")

@@ -7,9 +7,13 @@ JSON schema (``--format json``): one array, one object per input file::
      "multi_label": bool | null,   # true: independent tag probabilities (need not sum to 1)
      "precision": "fp32" | "bf16" | null,   # the arithmetic that ran (--backend openvino: bf16)
      "error": str | null,          # why this file failed; genres is then []
+     "warnings": [str, ...],       # what did not stop it: truncated or damaged file, silence
      "tags": [{"label": ..., "probability": ...}],            # with --tags, taggers only
      "timeline": {"labels": [...], "multi_label": bool,       # with --timeline
                   "start_s": [...], "end_s": [...], "probabilities": [[...], ...]}}
+
+No output holds NaN or Infinity: JSON is written with ``allow_nan=False``, and the
+analysis refuses non-finite samples and non-finite model outputs as errors about the file.
 """
 from __future__ import annotations
 
@@ -73,22 +77,36 @@ def timeline_csv(pred) -> str:
 def predictions_csv(preds, top: int) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "model", "duration_s", "rank", "label", "probability", "error"])
+    w.writerow(["path", "model", "duration_s", "rank", "label", "probability", "error", "warnings"])
     for p in preds:
         if p.error:
-            w.writerow([p.path, p.model, "", "", "", "", p.error])
+            w.writerow([p.path, p.model, "", "", "", "", p.error, ""])
             continue
+        notes = "; ".join(p.warnings)
         for r, (g, prob) in enumerate(p.genres[:top] if top else p.genres, 1):
-            w.writerow([p.path, p.model, f"{p.duration_s:.3f}", r, g, f"{prob:.4f}", ""])
+            w.writerow([p.path, p.model, f"{p.duration_s:.3f}", r, g, f"{prob:.4f}", "", notes])
     return buf.getvalue()
 
 
-def _timeline_path(template: str, pred, n_files: int) -> Path:
-    if "{stem}" in template:
-        return Path(template.format(stem=Path(pred.path).stem))
-    if n_files > 1:
-        raise GenrescopeError("--timeline PATH with several files needs {stem} in PATH, e.g. tl_{stem}.csv")
-    return Path(template)
+def _timeline_paths(template: str, preds) -> list[Path]:
+    """Where each prediction's timeline CSV goes; two files with one stem get ``-2``, ``-3``... (no overwrite)."""
+    if "{stem}" not in template:
+        if len(preds) > 1:
+            raise GenrescopeError("--timeline PATH with several files needs {stem} in PATH, e.g. tl_{stem}.csv")
+        return [Path(template) for _ in preds]
+    out: list[Path] = []
+    for p in preds:
+        stem = Path(p.path).stem
+        path, k = Path(template.format(stem=stem)), 1
+        while path in out:
+            k += 1
+            path = Path(template.format(stem=f"{stem}-{k}"))
+        out.append(path)
+    return out
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=1, allow_nan=False)
 
 
 def run_predict(args) -> int:
@@ -107,8 +125,8 @@ def run_predict(args) -> int:
     preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
     with_timeline = args.timeline is not None
     if args.format == "json":
-        print(json.dumps([p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None)
-                          for p in preds], indent=1))
+        print(_json([p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None)
+                     for p in preds]))
     elif args.format == "csv":
         print(predictions_csv(preds, args.top), end="")
     else:
@@ -117,11 +135,13 @@ def run_predict(args) -> int:
             if with_timeline and args.timeline == "-":
                 print(format_timeline_table(p))
     if with_timeline and args.timeline != "-":
-        for p in preds:
-            if p.error is None:
-                path = _timeline_path(args.timeline, p, len(files))
-                path.write_text(timeline_csv(p))
-                print(f"timeline of {p.path} -> {path}", file=sys.stderr)
+        ok = [p for p in preds if p.error is None]
+        for p, path in zip(ok, _timeline_paths(args.timeline, ok)):
+            path.write_text(timeline_csv(p))
+            print(f"timeline of {p.path} -> {path}", file=sys.stderr)
+    for p in preds:
+        for note in p.warnings:
+            print(f"genrescope: warning: {note}", file=sys.stderr)
     failed = [p for p in preds if p.error]
     if failed and args.format != "table":
         for p in failed:
