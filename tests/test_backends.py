@@ -167,3 +167,40 @@ def test_shipped_ensemble_on_two_threads_matches_one_thread(write_audio):
     path = write_audio("song.wav", duration=7.0)
     one, two = Predictor("musicnn", threads=1), Predictor("musicnn", threads=2)
     np.testing.assert_allclose(one.predict(path).timeline.probs, two.predict(path).timeline.probs, atol=1e-5)
+
+
+def test_gated_model_runs_one_call_at_a_time():
+    import time
+
+    from genrescope.config import FeatureConfig
+    from genrescope.inference.model import one_call_at_a_time
+
+    inside, most = [0], [0]
+
+    def run(x):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.005)
+        inside[0] -= 1
+        return np.zeros((len(x), 1), np.float32)
+
+    gated = one_call_at_a_time(InferenceModel("m", ["a"], FeatureConfig(), "log_mel", 10, False, run, "m", "onnx"))
+    threads = [threading.Thread(target=gated.predict_windows, args=(np.zeros((1, 2, 10)),)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+
+
+def test_several_files_one_at_a_time_overlap_but_give_the_same_answers(write_audio):
+    from genrescope.inference.predict import predict_files
+
+    paths = [write_audio(f"s{i}.wav", duration=3.5 + i, seed=i) for i in range(3)] + [write_audio("bad.wav")]
+    paths[-1].write_bytes(b"not audio")
+    pred = Predictor("musicnn-msd", threads=1)
+    got = predict_files(pred, paths, jobs=1)
+    assert [g.path for g in got] == [str(p) for p in paths] and got[-1].error and "bad.wav" in got[-1].error
+    for g, p in zip(got[:-1], paths):
+        np.testing.assert_array_equal(g.timeline.probs, pred.predict(p).timeline.probs)
+    assert pred.model.predict_windows.__name__ != "call"  # the caller's predictor is left as it was

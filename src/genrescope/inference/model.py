@@ -1,6 +1,8 @@
 """The interface every front end runs: :class:`InferenceModel`, whatever executes it."""
 from __future__ import annotations
 
+import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,3 +44,25 @@ class InferenceModel:
         from genrescope.inference.taxonomy import genre_labels_of
 
         return genre_labels_of(self.labels, self.multi_label)
+
+
+def one_call_at_a_time(model: InferenceModel) -> InferenceModel:
+    """The same model behind a lock: callers in several threads take turns, one call at a time.
+
+    ``predict_files`` uses it to decode the next file while this one is in the model,
+    without running two model calls on cores that one call already fills.
+    """
+    lock = threading.Lock()
+
+    def gate(f):
+        if f is None:
+            return None
+
+        def call(x: np.ndarray) -> np.ndarray:
+            with lock:
+                return f(x)
+
+        return call
+
+    return dataclasses.replace(model, predict_windows=gate(model.predict_windows),
+                               predict_frames=gate(model.predict_frames))

@@ -189,6 +189,15 @@ def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, pro
         except GenrescopeError as e:
             return Prediction(str(p), predictor.name, error=str(e))
 
+    if jobs <= 1 and len(paths) > 1:
+        # two files in flight: the next one decodes while this one is in the model, which still
+        # runs one call at a time (each call already has every core it was given)
+        import copy
+
+        from genrescope.inference.model import one_call_at_a_time
+
+        predictor = copy.copy(predictor)
+        predictor.model, jobs = one_call_at_a_time(predictor.model), 2
     if jobs <= 1 or len(paths) <= 1:
         results = []
         for p in _progress(paths, progress):
