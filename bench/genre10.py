@@ -1,0 +1,358 @@
+"""The ten-genre model on the musicnn backbone: extract, select, calibrate, ship.
+
+    python bench/genre10.py extract   # window outputs of both taggers, clean + domain-augmented
+    python bench/genre10.py select    # candidate heads, 2-fold artist-disjoint protocol
+    python bench/genre10.py ship      # refit the chosen head on train+valid -> pretrained/genre10
+
+Data: the 338 readable tracks of GTZAN's fault-filtered train and valid splits in
+``../shared/data/gtzan/audio`` (FF test is held back and never touched). Folds as in
+``bench/gtzan_archs.py``: A fits on FF train and scores FF valid; B fits on FF valid and
+scores FF train (artist-disjoint by construction of the FF split). Inside a fold, 15 % of the
+fitting tracks (stratified) pick the epoch; the scored side is never seen.
+
+``extract`` decodes every track at the taggers' 16 kHz, computes their log-mel windows
+(the package's one feature path) and stores, per window, both taggers' 200-d embeddings and 50
+tag probabilities, for the clean audio and for each recipe of
+:mod:`genrescope.training.domain` ("loud": gain into a limiter, EQ tilt, mp3; "dull": band
+limit, quiet, EQ, mp3), drawn per track from a seeded generator. Augmented copies are only
+ever added to the fitting side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gtzan_archs import SHARED_AUDIO, fold_manifest, load_gtzan, scores, stop_set  # noqa: E402
+
+VARIANTS = ("clean", "loud", "dull")
+TAGGERS = ("musicnn-msd", "musicnn-mtt")
+#: feature sets: name -> the blocks of a window row (see ``window_rows``)
+FEATURE_SETS = {
+    "msd-emb": ("emb-musicnn-msd",),
+    "mtt-emb": ("emb-musicnn-mtt",),
+    "both-emb": ("emb-musicnn-msd", "emb-musicnn-mtt"),
+    "both-tags": ("tags-musicnn-msd", "tags-musicnn-mtt"),
+    "both-emb+tags": ("emb-musicnn-msd", "emb-musicnn-mtt", "tags-musicnn-msd", "tags-musicnn-mtt"),
+}
+
+
+# ---------------------------------------------------------------- extract
+def extract_track(path: str, variant: str, seed: int, models: dict) -> dict[str, np.ndarray]:
+    """Per-window embeddings and tag probabilities of both taggers for one track and variant."""
+    from genrescope.audio.decode import load_audio
+    from genrescope.features.spectrogram import compute
+    from genrescope.features.windows import slice_windows
+    from genrescope.training import domain
+
+    first = next(iter(models.values()))
+    cfg = first.feature_config
+    y = load_audio(path, sr=cfg.sr)
+    if variant != "clean":
+        rng = np.random.default_rng([seed, zlib.crc32(Path(path).name.encode()), VARIANTS.index(variant)])
+        y = domain.apply(y, cfg.sr, domain.draw(variant, rng))
+    windows, start, _ = slice_windows(compute(y, cfg, "log_mel"), cfg, win_frames=first.window_frames)
+    out = {"start_s": start.astype(np.float32)}
+    for name, m in models.items():
+        res = [m.run(windows[i:i + 1]) for i in range(len(windows))]
+        out[f"emb-{name}"] = np.concatenate([r["embeddings"] for r in res]).astype(np.float32)
+        out[f"tags-{name}"] = np.concatenate([r["probabilities"] for r in res]).astype(np.float32)
+    return out
+
+
+def run_extract(args) -> None:
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.inference.registry import resolve_model_path
+
+    models = {n: OnnxModel(resolve_model_path(n)[1], threads=1) for n in TAGGERS}
+    manifest = load_gtzan()
+    t0 = time.perf_counter()
+    for variant in args.variants:
+        dest = args.cache / variant
+        dest.mkdir(parents=True, exist_ok=True)
+        for i, t in enumerate(manifest.entries):
+            f = dest / f"{t.track_id}.npz"
+            if f.is_file():
+                continue
+            np.savez(f, **extract_track(t.path, variant, args.seed, models))
+            if i % 50 == 0:
+                print(f"{variant} {i}/{len(manifest.entries)} {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                      flush=True)
+    print(f"extract: {len(manifest.entries)} tracks x {len(args.variants)} variants, "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def load_windows(cache: Path, variant: str, track_id: str, blocks: tuple[str, ...]) -> np.ndarray:
+    """(n_windows, D) rows of one track: the named blocks side by side."""
+    z = np.load(cache / variant / f"{track_id}.npz")
+    return np.concatenate([z[b] for b in blocks], axis=1)
+
+
+# ---------------------------------------------------------------- select
+HEADS = {"linear": {"hidden": (), "dropout": 0.0}, "mlp": {"hidden": (256,), "dropout": 0.3}}
+
+
+def fold_data(manifest, cache: Path, blocks: tuple[str, ...], augmented: bool):
+    """TrainData of window rows; augmented variants are added to the fitting tracks only."""
+    from genrescope.config import MUSICNN_FEATURES
+    from genrescope.training.data import SPLITS, TrainData
+
+    classes = list(manifest.labels)
+    items, labels, ids = {s: [] for s in SPLITS}, {s: [] for s in SPLITS}, {s: [] for s in SPLITS}
+    for t in manifest.entries:
+        rows = [load_windows(cache, "clean", t.track_id, blocks)]
+        if augmented and t.split == "train":
+            rows += [load_windows(cache, v, t.track_id, blocks) for v in VARIANTS[1:]]
+        items[t.split].append(np.concatenate(rows))
+        labels[t.split].append(classes.index(t.label))
+        ids[t.split].append(t.track_id)
+    return TrainData(classes, "table", MUSICNN_FEATURES, items,
+                     {s: np.array(v, dtype=np.int64) for s, v in labels.items()}, ids)
+
+
+def train_config(epochs: int = 40, select_best: bool = True, seed: int = 0):
+    from genrescope.training.augment import AugmentConfig
+    from genrescope.training.train import TrainConfig
+
+    return TrainConfig(epochs=epochs, patience=10, batch_size=64, lr=3e-3, weight_decay=1e-2, seed=seed,
+                       windows_per_track=8, augment=AugmentConfig.off(), device="cpu", select_best=select_best)
+
+
+def head_config(data, head: str):
+    import dataclasses
+
+    from genrescope.models import default_config
+
+    base = default_config("features-mlp", feature_config=data.feature_config, n_classes=data.n_classes)
+    return dataclasses.replace(base, n_bins=data.n_bins, **HEADS[head])
+
+
+def test_window_probs(ckpt: Path, data) -> list[np.ndarray]:
+    """Window probabilities of every test track from a saved head."""
+    import torch
+
+    from genrescope.models.checkpoint import load_checkpoint
+    from genrescope.training.train import predict_tracks
+
+    model, _ = load_checkpoint(ckpt)
+    probs, _ = predict_tracks(model, data, "test", torch.device("cpu"))
+    return probs
+
+
+def tempered(window_probs: list[np.ndarray], T: float) -> np.ndarray:
+    """(n_tracks, G) track probabilities when the window logits are divided by T."""
+    out = []
+    for p in window_probs:
+        z = np.log(np.maximum(p, 1e-12)) / T
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        out.append((z / z.sum(axis=1, keepdims=True)).mean(axis=0))
+    return np.array(out)
+
+
+def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error of the top class, and the reliability curve's bins."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    total, curve = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            acc, c = float(np.mean(pred[m] == y[m])), float(conf[m].mean())
+            total += m.mean() * abs(acc - c)
+            curve.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(m.sum()), "confidence": c, "accuracy": acc})
+    return float(total), curve
+
+
+def fit_temperature(window_probs, y) -> float:
+    """The T that minimises the track log-loss (grid, 0.5-5)."""
+    grid = np.exp(np.linspace(np.log(0.5), np.log(5.0), 60))
+    nll = [-np.mean(np.log(np.maximum(tempered(window_probs, T)[np.arange(len(y)), y], 1e-12))) for T in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def run_candidate(manifest, args, fs: str, head: str, aug: bool) -> dict:
+    """Both folds of one candidate: scores, out-of-fold probabilities, calibration."""
+    from genrescope.training.train import fit
+
+    res = {"features": fs, "head": head, "augmented": aug, "folds": {}}
+    oof = {}
+    for fold in ("A", "B"):
+        data = fold_data(fold_manifest(manifest, fold, args.seed), args.cache, FEATURE_SETS[fs], aug)
+        out = args.out / f"{fs}-{head}-{'aug' if aug else 'clean'}-{fold}"
+        r = fit("features-mlp", data, out, cfg=train_config(seed=args.seed), feature_config=data.feature_config,
+                model_config=head_config(data, head), progress=False)
+        wp = test_window_probs(r.checkpoint, data)
+        y = data.labels_of("test")
+        oof[fold] = (wp, y)
+        conf = np.zeros((data.n_classes, data.n_classes), int)
+        np.add.at(conf, (y, tempered(wp, 1.0).argmax(axis=1)), 1)
+        res["folds"][fold] = {**scores(conf), "best_epoch": r.best_epoch}
+    # temperature fitted on one fold's predictions, judged on the other's
+    ece_raw, ece_cal, temps = [], [], {}
+    for fold, other in (("A", "B"), ("B", "A")):
+        T = fit_temperature(*oof[other])
+        temps[fold] = T
+        wp, y = oof[fold]
+        ece_raw.append(ece(tempered(wp, 1.0), y)[0])
+        ece_cal.append(ece(tempered(wp, T), y)[0])
+    conf = sum(np.asarray(f["confusion"]) for f in res["folds"].values())
+    res["pooled"] = scores(conf)
+    res["ece"] = {"raw": float(np.mean(ece_raw)), "tempered": float(np.mean(ece_cal)), "T_from_other_fold": temps}
+    allp = np.concatenate([tempered(oof[f][0], 1.0) for f in "AB"])
+    ally = np.concatenate([oof[f][1] for f in "AB"])
+    res["reliability"] = ece(allp, ally)[1]
+    res["top3"] = float(np.mean([yy in np.argsort(-pp)[:3] for pp, yy in zip(allp, ally)]))
+    res["criterion"] = float(np.mean([res["folds"][f]["macro_f1"] for f in "AB"]))
+    return res
+
+
+def run_select(args) -> None:
+    manifest = load_gtzan()
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows = []
+    for fs in args.features:
+        for head in HEADS:
+            for aug in (False, True):
+                r = run_candidate(manifest, args, fs, head, aug)
+                rows.append(r)
+                a, b = r["folds"]["A"], r["folds"]["B"]
+                print(f"{fs:14s} {head:6s} {'aug' if aug else 'clean':5s}  A acc {a['accuracy']:.3f} F1 "
+                      f"{a['macro_f1']:.3f} | B acc {b['accuracy']:.3f} F1 {b['macro_f1']:.3f} | pooled "
+                      f"{r['pooled']['accuracy']:.3f} top3 {r['top3']:.3f} | ECE {r['ece']['raw']:.3f} -> "
+                      f"{r['ece']['tempered']:.3f}  ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                (args.out / "select.json").write_text(json.dumps({"labels": list(manifest.labels), "rows": rows},
+                                                                 indent=1))
+    best = max(rows, key=lambda r: r["criterion"])
+    print(select_markdown(rows, best, list(manifest.labels)))
+    print(f"\nselect: {len(rows)} candidates x 2 folds, {time.perf_counter() - t0:.0f} s")
+
+
+def select_markdown(rows: list[dict], best: dict, labels: list[str]) -> str:
+    def pm(d, k):
+        return f"{d[k]:.3f} ± {d[k + '_se']:.3f}"
+
+    lines = ["| features | head | domain aug | fold A acc | fold A macro-F1 | fold B acc | fold B macro-F1 | "
+             "pooled acc | pooled top-3 | ECE raw / tempered |", "|" + "---|" * 10]
+    for r in rows:
+        a, b = r["folds"]["A"], r["folds"]["B"]
+        mark = " **(chosen)**" if r is best else ""
+        lines.append(f"| {r['features']}{mark} | {r['head']} | {'yes' if r['augmented'] else 'no'} | "
+                     f"{pm(a, 'accuracy')} | {pm(a, 'macro_f1')} | {pm(b, 'accuracy')} | {pm(b, 'macro_f1')} | "
+                     f"{pm(r['pooled'], 'accuracy')} | {r['top3']:.3f} | {r['ece']['raw']:.3f} / "
+                     f"{r['ece']['tempered']:.3f} |")
+    rec = best["pooled"]["recall"]
+    lines += ["", "Chosen head, pooled per-genre recall (every track scored by the fold that never saw it):", "",
+              "| " + " | ".join(labels) + " |", "|" + "---|" * len(labels),
+              "| " + " | ".join("-" if x is None else f"{x:.2f}" for x in rec) + " |", "",
+              "Pooled confusion matrix (rows: true genre, columns: predicted, order as above):", ""]
+    lines += ["    " + " ".join(f"{v:3d}" for v in row) for row in best["pooled"]["confusion"]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- ship
+PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "genrescope" / "pretrained"
+
+
+def all_tracks_manifest(manifest, seed: int):
+    """Every FF train + valid track for fitting; 15 % of them (clean copies) only for logging."""
+    import dataclasses
+
+    from genrescope.datasets import Manifest
+
+    held = stop_set(manifest.entries, 0.15, seed)
+    entries = [dataclasses.replace(t, split="train") for t in manifest.entries]
+    entries += [dataclasses.replace(t, split="valid") for t in manifest.entries if t.track_id in held]
+    return Manifest(list(manifest.labels), entries, [])
+
+
+def scale_logits(model, T: float) -> None:
+    """Divide the output logits by T (temperature scaling) inside the final linear layer."""
+    import torch
+
+    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight /= T
+        last.bias /= T
+
+
+def run_ship(args) -> None:
+    import shutil
+
+    from genrescope.models.checkpoint import load_checkpoint, save_checkpoint
+    from genrescope.training.export import export_onnx
+    from genrescope.training.train import fit
+
+    sel = json.loads((args.out / "select.json").read_text())
+    best = max(sel["rows"], key=lambda r: r["criterion"])
+    blocks = FEATURE_SETS[best["features"]]
+    epochs = max(1, int(round(np.median([f["best_epoch"] for f in best["folds"].values()]))))
+    T = float(np.exp(np.mean(np.log(list(best["ece"]["T_from_other_fold"].values())))))
+    manifest = load_gtzan()
+    data = fold_data(all_tracks_manifest(manifest, args.seed), args.cache, blocks, best["augmented"])
+    outputs = sorted({b.split("-", 1)[0] for b in blocks})
+    prov = {"backbone": "musicnn",
+            "backbone_blocks": ["embeddings" if o == "emb" else "probabilities" for o in outputs],
+            "dataset": {"name": "GTZAN, fault-filtered train + valid (338 tracks; FF test never seen)",
+                        "root": "../shared/data/gtzan/audio", "augmentation": list(VARIANTS) if best["augmented"]
+                        else ["clean"]},
+            "command": "python bench/genre10.py select && python bench/genre10.py ship",
+            "selection": {"protocol": "2-fold artist-disjoint swap (fit FF train / score FF valid, and back)",
+                          "chosen": {k: best[k] for k in ("features", "head", "augmented")},
+                          "fold_A": {k: best["folds"]["A"][k] for k in ("accuracy", "accuracy_se", "macro_f1", "macro_f1_se", "n")},
+                          "fold_B": {k: best["folds"]["B"][k] for k in ("accuracy", "accuracy_se", "macro_f1", "macro_f1_se", "n")},
+                          "pooled": {k: best["pooled"][k] for k in ("accuracy", "accuracy_se", "macro_f1", "macro_f1_se", "n")},
+                          "top3": best["top3"], "ece": best["ece"], "epochs": epochs, "temperature": T},
+            "note": "refit on all 338 tracks for the folds' median best epoch; logits divided by the temperature "
+                    "fitted on out-of-fold predictions"}
+    if prov["backbone_blocks"] != ["embeddings", "probabilities"] and len(outputs) == 2:
+        raise SystemExit("unexpected block order")
+    run = args.out / "ship"
+    r = fit("features-mlp", data, run, cfg=train_config(epochs=epochs, select_best=False, seed=args.seed),
+            feature_config=data.feature_config, model_config=head_config(data, best["head"]), provenance=prov,
+            progress=False)
+    model, info = load_checkpoint(r.checkpoint)
+    scale_logits(model, T)
+    dest = PRETRAINED / "genre10"
+    dest.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dest / "checkpoint.safetensors", model, model_name="features-mlp",
+                    feature_config=data.feature_config, labels=list(data.classes), extra=prov,
+                    dataset=prov["dataset"], metrics=prov["selection"], command=prov["command"])
+    export_onnx(dest / "checkpoint.safetensors", dest / "model.onnx", provenance=prov)
+    config = {"name": "genre10", "architecture": "features-mlp head on musicnn-msd + musicnn-mtt",
+              "description": "the ten GTZAN genres as one distribution, from a head on both musicnn taggers",
+              "labels": list(data.classes), "backbone": "musicnn", "backbone_blocks": prov["backbone_blocks"],
+              "selection": prov["selection"], "dataset": prov["dataset"], "command": prov["command"],
+              "licence": "MIT (the head); backbone weights ISC, see LICENSE-musicnn.txt",
+              "source": {"description": "trained by genrescope on GTZAN (Tzanetakis & Cook 2002), FF split of "
+                                        "Kereliuk, Sturm & Larsen 2015"}}
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.copyfile(args.out / "select.json", args.out / "select-shipped.json")
+    print(f"shipped genre10 -> {dest}: {best['features']} / {best['head']} / aug {best['augmented']}, "
+          f"{epochs} epochs, T {T:.2f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=("extract", "select", "ship"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/genre10-cache"))
+    ap.add_argument("--variants", default=",".join(VARIANTS), type=lambda v: v.split(","))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("runs/genre10"))
+    ap.add_argument("--features", default=",".join(FEATURE_SETS), type=lambda v: v.split(","))
+    args = ap.parse_args(argv)
+    if not SHARED_AUDIO.is_dir():
+        print(f"{SHARED_AUDIO} is not present; nothing to do")
+        return 0
+    {"extract": run_extract, "select": run_select, "ship": run_ship}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
