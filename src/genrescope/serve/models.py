@@ -67,16 +67,23 @@ class ModelCatalog:
     runtime : str
         Inference runtime of every model.
     threads : int
-        Intra-op threads per model.
+        Threads of one model call: the cores shared out among the worker pool's jobs, so
+        that parallel jobs do not oversubscribe the cores.
     max_models : int
         Loaded models kept at once (the default counts).
+    backend, precision : str
+        How the ONNX exports run (:mod:`genrescope.inference.backends`).
     """
 
     def __init__(self, default: str = "default", model_dir: Path | None = None, *, runtime: str = "onnx",
-                 threads: int | None = None, max_models: int = 4):
+                 threads: int | None = None, max_models: int = 4, backend: str = "onnxruntime",
+                 precision: str = "auto"):
+        from genrescope.inference.backends import check_backend
         from genrescope.inference.registry import DEFAULT_MODEL, pretrained_names
 
+        check_backend(backend, precision)
         self.runtime, self.threads = runtime, threads
+        self.backend, self.precision = backend, precision
         entries = [ModelEntry("default", f"{DEFAULT_MODEL} (default)", "default", "default")]
         entries += [ModelEntry(n, n, "shipped", n) for n in pretrained_names()]
         if model_dir is not None:
@@ -115,7 +122,8 @@ class ModelCatalog:
         with self._locks[entry.id]:  # a second caller waits for the first load instead of loading again
             pred = self._cached(entry.id)
             if pred is None:
-                pred = Predictor(entry.source, runtime=self.runtime, threads=self.threads)
+                pred = Predictor(entry.source, runtime=self.runtime, threads=self.threads, backend=self.backend,
+                                 precision=self.precision)
                 log.info("loaded model %s in %.2f s", entry.id, pred.load_seconds)
                 self._store(entry.id, pred)
         return pred
@@ -148,4 +156,4 @@ class ModelCatalog:
             win, hop = m.window_frames / cfg.frame_rate, cfg.window_hop_frames / cfg.frame_rate
         return {**entry.to_dict(), "model": m.name, "labels": list(m.labels), "genre_labels": m.genre_labels,
                 "multi_label": m.multi_label, "input": m.kind, "sr": cfg.sr, "window_s": round(win, 4),
-                "window_hop_s": round(hop, 4), "runtime": m.runtime}
+                "window_hop_s": round(hop, 4), "runtime": m.runtime, "backend": m.backend, "precision": m.precision}
