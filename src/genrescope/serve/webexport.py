@@ -117,7 +117,7 @@ def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
         labels += [lab for lab in member["labels"] if lab not in labels]
     multi = all(member.pop("multi_label") for member, _ in parts)
     cfg = front.feature_config
-    return {"id": model_id, "name": resolved, "labels": labels, "genre_labels": genre_labels_of(labels, multi),
+    return {"id": model_id, "name": _model_id(resolved), "labels": labels, "genre_labels": genre_labels_of(labels, multi),
             "multi_label": multi, "input": front.input_kind, "n_bins": front.n_bins,
             "feature_config": cfg.to_dict(), "window_frames": front.window_frames,
             "window_hop_frames": cfg.window_hop_frames,
@@ -145,6 +145,13 @@ def build_web_models(models: list[tuple[str, str]], *, strict: bool = True) -> W
     return WebModels(manifest, files)
 
 
+def _model_id(model: str) -> str:
+    """The page's id of a model: a shipped name as it is, a file by its display name (never its path)."""
+    from genrescope.inference.registry import resolve_model_path
+
+    return resolve_model_path(model)[0] if Path(model).is_file() else model
+
+
 def export_web(out_dir: str | Path, models: list[str]) -> Path:
     """Write the serverless page into ``out_dir``: index.html, static/, webmodels/ and the app files.
 
@@ -154,7 +161,7 @@ def export_web(out_dir: str | Path, models: list[str]) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise GenrescopeError(f"{out}: exists and is not a folder")
-    web = build_web_models([(m, m) for m in models])
+    web = build_web_models([(_model_id(m), m) for m in models])
     out.mkdir(parents=True, exist_ok=True)
     static = _static_dir()
     if (out / "static").exists():

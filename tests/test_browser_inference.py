@@ -1,0 +1,394 @@
+"""The in-browser mode in a real browser (Debian Chromium through Playwright): the page that
+``genrescope export --web`` writes, served by ``python -m http.server`` on 127.0.0.1 with no
+genrescope process, held to the Python path.
+
+* Features: the same decoded samples go to the JavaScript feature code (static/features.js, in
+  the page's Web Worker) and to genrescope.features.spectrogram. The JS side computes the FFT and
+  mel sums in float64 from the same float32 window and filterbank weights; Python computes them
+  in float32 (pocketfft, OpenBLAS). The difference is float32 rounding, measured at 5e-6
+  (log10(1 + 10000 S), musicnn) and 2e-5 dB (dB log-mel); the tolerances below are about 20x
+  that, while any real change of the recipe (a hop, the mel scale, the padding, the log) moves
+  the features by 0.01-10.
+* Timelines: the browser decodes and resamples with Web Audio (Chromium's sinc resampler),
+  the server with soxr "HQ". The two resamplers differ near the new Nyquist frequency (about
+  2-3% of the signal's RMS, test_browser_resampling_is_close), which moves single-window
+  probabilities by up to 0.10 and track probabilities by up to 0.054 on the real files here
+  (GTZAN metal.00000, whose cymbals put much energy near 8 kHz; 0.03-0.05 and 0.01-0.02 on the
+  others, under 0.02 and 0.011 on generated audio). Given the server's own samples, the browser's timeline matches to 1e-3
+  (test_same_samples_same_timeline): what remains is the resampler, not the features or the model.
+
+Skipped when /usr/bin/chromium or Playwright is missing; the real-file cases skip without
+../shared/data.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from conftest import SHARED_DATA  # noqa: E402
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+MODEL = "musicnn-msd"
+#: |JS - Python| on the same samples (see the module docstring for why)
+LOG10_1P_TOL = 1e-4
+DB_TOL = 1e-3  # dB
+MFCC_TOL = 2e-3
+#: browser vs server timelines: per-window and per-track probability, window boundaries (s)
+WINDOW_TOL = 0.15  # measured up to 0.103 (GTZAN metal.00000: loud cymbals near 8 kHz)
+TRACK_TOL = 0.08  # measured up to 0.054 (the same file)
+TIME_TOL = 0.002
+
+JS_B64 = """(a) => { const u8 = new Uint8Array(a.buffer, a.byteOffset, a.byteLength); let s = '';
+  for (let i = 0; i < u8.length; i += 32768) s += String.fromCharCode.apply(null, u8.subarray(i, i + 32768));
+  return btoa(s); }"""
+JS_F32 = "(s) => { const b = atob(s); const u8 = new Uint8Array(b.length); " \
+         "for (let i = 0; i < b.length; i++) u8[i] = b.charCodeAt(i); return new Float32Array(u8.buffer); }"
+
+
+def song(sr: int, seconds: float = 20.0, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Chords, a kick, hats and a bass line: (n,) or (n, channels) float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    beat = 60 / 124
+    ph = t % beat
+    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-ph * 30)) * ph) * np.exp(-ph * 10)
+    hats = rng.standard_normal(len(t)) * np.exp(-((t + beat / 2) % beat) * 60) * 0.2
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * (0.5 + 0.5 * np.exp(-(t % (4 * beat))))
+    bass = 0.3 * np.sign(np.sin(2 * np.pi * 55 * t)) * np.exp(-(t % (beat / 2)) * 6)
+    y = (0.3 * kick + hats + 0.08 * chord + 0.3 * bass).astype(np.float32) * 0.6
+    if channels == 1:
+        return y
+    return np.stack([y * 0.9, np.roll(y, 37) * 0.7], axis=1).astype(np.float32)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory) -> Path:
+    from genrescope.serve.webexport import export_web
+    from test_browser_export import make_head
+
+    d = tmp_path_factory.mktemp("web")
+    return export_web(d / "site", [MODEL, str(make_head(d / "head.onnx"))])
+
+
+@pytest.fixture(scope="module")
+def site(web_dir):
+    """``python -m http.server`` on 127.0.0.1 serving the export: no genrescope process."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield {"url": url, "proc": proc}
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, site):
+    ctx = browser.new_context(service_workers="block")  # the offline test has its own context
+    pg = ctx.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("request", lambda r: problems.append(f"request off the site: {r.url}")
+          if not r.url.startswith((site["url"], "blob:", "data:")) else None)
+    pg.goto(site["url"] + "/")
+    pg.wait_for_selector("#model option", state="attached")
+    pg.problems = problems
+    yield pg
+    assert not problems, problems
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from genrescope.inference.predict import Predictor
+
+    return Predictor(MODEL)
+
+
+def js_features(page, y: np.ndarray, config: dict, kind: str = "log_mel") -> np.ndarray:
+    """The worker's features of mono float32 samples ``y``, as (n_bins, n_frames)."""
+    b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
+    out = page.evaluate(f"""async ([s, cfg, kind]) => {{
+        const toF32 = {JS_F32}, toB64 = {JS_B64};
+        const r = await window.genrescope.local.features(toF32(s), cfg, kind);
+        return [toB64(r.data), r.n_bins, r.n_frames]; }}""", [b64, config, kind])
+    return np.frombuffer(base64.b64decode(out[0]), np.float32).reshape(out[1], out[2])
+
+
+def analyse_in_page(page, path: Path, timeout_ms: int = 180000) -> dict:
+    page.evaluate("() => { window.genrescope.result = null; }")
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => window.genrescope.result || !document.getElementById('error').hidden",
+                           timeout=timeout_ms)
+    result = page.evaluate("() => window.genrescope.result")
+    assert result is not None, page.inner_text("#error-text")
+    return result
+
+
+def manifest_config(web_dir: Path) -> dict:
+    import json
+
+    return json.loads((web_dir / "webmodels" / "manifest.json").read_text())["models"][0]["feature_config"]
+
+
+# ---------------------------------------------------------------- features
+@pytest.mark.parametrize("sr,channels", [(44100, 2), (48000, 1)])
+def test_log_mel_matches_python(page, web_dir, tmp_path, sr, channels):
+    """musicnn's log-mel, its config read from the export's manifest (= the ONNX metadata)."""
+    import soundfile as sf
+
+    from genrescope.audio.decode import load_audio
+    from genrescope.config import FeatureConfig
+    from genrescope.features.spectrogram import log_mel
+
+    cfg = FeatureConfig.from_dict(manifest_config(web_dir))
+    path = tmp_path / f"song_{sr}_{channels}.wav"
+    sf.write(str(path), song(sr, 8.0, channels), sr, subtype="FLOAT")
+    y = load_audio(path, sr=cfg.sr)
+    want = log_mel(y, cfg)
+    got = js_features(page, y, cfg.to_dict())
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= LOG10_1P_TOL
+
+
+@pytest.mark.parametrize("kind,tol", [("log_mel", DB_TOL), ("mfcc", MFCC_TOL)])
+def test_db_features_match_python(page, kind, tol):
+    """genrescope's own default front end (22050 Hz, dB, Slaney mels, zero padding) and MFCCs."""
+    from genrescope.config import DEFAULT_FEATURES
+    from genrescope.features.spectrogram import compute
+
+    y = song(22050, 6.0, seed=3)
+    want = compute(y, DEFAULT_FEATURES, kind)
+    got = js_features(page, y, DEFAULT_FEATURES.to_dict(), kind)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= tol
+
+
+def test_a_wrong_constant_is_caught(page, web_dir):
+    """The tolerance is tight enough to see one changed constant (HTK instead of Slaney mels)."""
+    from genrescope.config import FeatureConfig
+    from genrescope.features.spectrogram import log_mel
+
+    cfg = FeatureConfig.from_dict(manifest_config(web_dir))
+    y = song(cfg.sr, 4.0)
+    got = js_features(page, y, {**cfg.to_dict(), "mel_htk": True})
+    assert np.abs(got - log_mel(y, cfg)).max() > 100 * LOG10_1P_TOL
+
+
+@pytest.mark.parametrize("sr,channels", [(44100, 2), (48000, 2)])
+def test_browser_resampling_is_close(page, tmp_path, sr, channels):
+    """Web Audio's decoding and resampling against soxr's: same length, no delay, small error."""
+    import soundfile as sf
+
+    from genrescope.audio.decode import load_audio
+
+    path = tmp_path / "r.wav"
+    sf.write(str(path), song(sr, 6.0, channels), sr, subtype="FLOAT")
+    b64 = base64.b64encode(path.read_bytes()).decode()
+    out = page.evaluate(f"""async (s) => {{
+        const toB64 = {JS_B64};
+        const bin = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+        const y = await GenrescopeLocal.LocalAnalyser.decode(new File([bin], 'r.wav'), 16000);
+        return toB64(y); }}""", b64)
+    web = np.frombuffer(base64.b64decode(out), np.float32)
+    ref = load_audio(path, sr=16000)
+    assert abs(len(web) - len(ref)) <= 1
+    n = min(len(web), len(ref))
+    lags = range(-8, 9)
+    corr = [float(np.dot(web[8 + k:n - 8 + k], ref[8:n - 8])) for k in lags]
+    assert lags[int(np.argmax(corr))] == 0
+    assert np.sqrt(np.mean((web[:n] - ref[:n]) ** 2)) <= 0.05 * np.sqrt(np.mean(ref[:n] ** 2))
+
+
+# ---------------------------------------------------------------- timelines
+def _compare(result: dict, server: dict) -> dict:
+    tb, ts = result["timeline"], server["timeline"]
+    assert result["model"] == server["model"] and tb["labels"] == ts["labels"]
+    assert set(result) >= {"path", "model", "duration_s", "genres", "multi_label", "error", "timeline"}
+    assert abs(result["duration_s"] - server["duration_s"]) <= TIME_TOL
+    assert len(tb["start_s"]) == len(ts["start_s"])
+    assert np.abs(np.subtract(tb["start_s"], ts["start_s"])).max() <= TIME_TOL
+    assert np.abs(np.subtract(tb["end_s"], ts["end_s"])).max() <= TIME_TOL
+    window = float(np.abs(np.subtract(tb["probabilities"], ts["probabilities"])).max())
+    sp = {g["label"]: g["probability"] for g in server["genres"]}
+    track = max(abs(g["probability"] - sp[g["label"]]) for g in result["genres"])
+    return {"window": window, "track": track, "top": (result["genres"][0]["label"], server["genres"][0]["label"])}
+
+
+@pytest.mark.parametrize("sr,channels,fmt", [(44100, 2, "wav"), (48000, 1, "flac"), (48000, 2, "ogg"),
+                                             (44100, 1, "wav")])
+def test_generated_timeline_matches_server(page, predictor, tmp_path, sr, channels, fmt):
+    import soundfile as sf
+
+    path = tmp_path / f"song_{sr}_{channels}.{fmt}"
+    kw = {"wav": {"subtype": "PCM_16"}, "flac": {}, "ogg": {"format": "OGG", "subtype": "VORBIS"}}[fmt]
+    sf.write(str(path), song(sr, 20.0, channels, seed=sr + channels), sr, **kw)
+    d = _compare(analyse_in_page(page, path), predictor.predict(path).to_dict(timeline=True))
+    assert d["window"] <= WINDOW_TOL and d["track"] <= TRACK_TOL, d
+    assert d["top"][0] == d["top"][1], d
+
+
+REAL = ["gtzan/clips/disco/disco.00000.wav", "gtzan/clips/metal/metal.00000.wav",
+        "gtzan/audio/rock/rock.00000.opus", "gtzan/audio/classical/classical.00002.opus",
+        "free-music/librosa-examples/drum_and_bass_stem/admiralbob77_-_Choice_-_Drum-bass.hq.ogg"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("rel", REAL, ids=[Path(r).name[:24] for r in REAL])
+def test_real_timeline_matches_server(page, predictor, rel):
+    path = SHARED_DATA / rel
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    d = _compare(analyse_in_page(page, path), predictor.predict(path).to_dict(timeline=True))
+    assert d["window"] <= WINDOW_TOL and d["track"] <= TRACK_TOL, d
+    assert d["top"][0] == d["top"][1], d
+
+
+def test_same_samples_same_timeline(page, predictor, tmp_path):
+    """Given the server's decoded samples, the browser's timeline is the server's (to rounding)."""
+    import soundfile as sf
+
+    from genrescope.audio.decode import load_audio
+
+    path = tmp_path / "s.wav"
+    sf.write(str(path), song(44100, 12.0, 2, seed=5), 44100, subtype="FLOAT")
+    server = predictor.predict(path).to_dict(timeline=True)
+    y = load_audio(path, sr=16000)
+    b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
+    result = page.evaluate(f"""async (s) => {{
+        const toF32 = {JS_F32};
+        return await window.genrescope.local.analyseSamples(toF32(s), 's.wav', 0, '{MODEL}', () => {{}}); }}""", b64)
+    d = _compare(result, server)
+    assert d["window"] <= 1e-3 and d["track"] <= 1e-3, d
+    assert d["top"][0] == d["top"][1]
+
+
+def test_a_head_behind_a_backbone_runs_as_two_graphs(page, web_dir, tmp_path):
+    """The manifest's chain (backbone embeddings -> head) gives the Python composition's timeline."""
+    from genrescope.audio.decode import load_audio
+    from genrescope.inference.predict import Predictor
+
+    path = tmp_path / "h.wav"
+    import soundfile as sf
+
+    sf.write(str(path), song(16000, 9.0, 1, seed=2), 16000, subtype="FLOAT")
+    server = Predictor(web_dir.parent / "head.onnx").predict(path).to_dict(timeline=True)
+    y = load_audio(path, sr=16000)
+    b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
+    result = page.evaluate(f"""async (s) => {{
+        const toF32 = {JS_F32};
+        return await window.genrescope.local.analyseSamples(toF32(s), 'h.wav', 0, 'head', () => {{}}); }}""", b64)
+    assert result["timeline"]["labels"] == ["calm", "busy", "loud"]
+    assert 0.05 < np.max(server["timeline"]["probabilities"]) < 0.99  # not saturated: the comparison means something
+    d = _compare(result, server)
+    assert d["window"] <= 1e-3 and d["top"][0] == d["top"][1], d
+
+
+def test_bad_file_gives_a_clear_message(page, tmp_path):
+    path = tmp_path / "broken.mp3"
+    path.write_bytes(os.urandom(5000))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#error:not([hidden])", timeout=30000)
+    message = page.inner_text("#error-text")
+    assert "broken.mp3" in message and "could not decode" in message, message
+    page.click("#error-close")
+
+
+# ---------------------------------------------------------------- the served page's switch, offline use
+def test_served_page_analyses_in_the_browser(browser, predictor, tmp_path):
+    """`genrescope serve`'s page with the in-browser switch on: nothing is uploaded, the CSP lets
+    the wasm run, and the result matches the server's."""
+    pytest.importorskip("fastapi")
+    import soundfile as sf
+
+    from genrescope.serve.server import BackgroundServer
+
+    path = tmp_path / "served.wav"
+    sf.write(str(path), song(44100, 12.0, 2, seed=9), 44100, subtype="PCM_16")
+    with BackgroundServer() as url:
+        ctx = browser.new_context(service_workers="block")
+        pg = ctx.new_page()
+        posts, problems = [], []
+        pg.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        pg.on("pageerror", lambda e: problems.append(str(e)))
+        pg.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+        pg.goto(url + "/")
+        pg.wait_for_selector("#model option", state="attached")
+        pg.select_option("#model", MODEL)
+        pg.check("#in-browser")
+        result = analyse_in_page(pg, path)
+        assert not posts and not problems, (posts, problems)
+        assert pg.evaluate("() => window.genrescope.mode") == "browser"
+        ctx.close()
+    d = _compare(result, predictor.predict(path).to_dict(timeline=True))
+    assert d["window"] <= WINDOW_TOL and d["track"] <= TRACK_TOL and d["top"][0] == d["top"][1], d
+
+
+def test_works_offline_after_the_first_visit(browser, web_dir, tmp_path):
+    """Installable app: load once (the service worker caches the page, the runtime and the model),
+    then stop the server, go offline, reload and analyse a file."""
+    import soundfile as sf
+
+    path = tmp_path / "offline.wav"
+    sf.write(str(path), song(48000, 8.0, 1, seed=11), 48000, subtype="PCM_16")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        for _ in range(100):
+            try:
+                pg.goto(f"http://127.0.0.1:{port}/")
+                break
+            except sync_api.Error:
+                time.sleep(0.1)
+        pg.wait_for_selector("#model option", state="attached")
+        pg.evaluate("() => navigator.serviceWorker.ready")
+        pg.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30000)
+        manifest = pg.evaluate("() => fetch('manifest.webmanifest').then((r) => r.json())")
+        assert manifest["display"] == "standalone" and any(i["sizes"] == "512x512" for i in manifest["icons"])
+    finally:
+        proc.kill()
+        proc.wait()
+    ctx.set_offline(True)
+    pg.reload()
+    pg.wait_for_selector("#model option", state="attached")
+    result = analyse_in_page(pg, path)
+    assert result["model"] == MODEL and result["timeline"]["start_s"]
+    ctx.close()
