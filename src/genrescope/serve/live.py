@@ -11,8 +11,9 @@ Protocol (JSON text messages, binary audio)::
                "tags": [...]}                         every ``interval_s`` seconds of audio
     server -> {"event": "error", "error": "..."}      then closes (1008 bad input, 1013 busy)
 
-A socket that sends no audio for ``live_idle_s`` seconds is closed (1008), so idle sockets
-cannot hold the ``max_live`` slots; a first message that is not a small JSON object is a
+A socket that sends no audio for ``live_idle_s`` seconds is closed (1008), and when every
+slot is taken a newcomer takes the slot of one silent for :data:`EVICT_SILENT_S` seconds, so
+idle sockets cannot hold the ``max_live`` slots; a first message that is not a small JSON object is a
 1008 error, never a crash. Browsers on other websites cannot open it (the Origin check of
 :mod:`genrescope.serve.guard`). The query parameter ``model`` picks a model id from ``GET /api/models``. The server
 resamples to the model's rate and computes the features itself
@@ -40,6 +41,34 @@ SAMPLE_RATES = (8000, 192000)
 HELLO_TIMEOUT_S = 10.0
 #: Longest first message (a JSON object with one number).
 MAX_HELLO_CHARS = 1024
+#: Seconds without audio after which a listener's slot may go to a newcomer when all are taken.
+EVICT_SILENT_S = 3.0
+
+
+class _Slot:
+    """One live listener: its socket and when it last sent audio (or said hello)."""
+
+    def __init__(self, ws: WebSocket, now: float):
+        self.ws, self.heard = ws, now
+
+    def silent_for(self, now: float) -> float:
+        return now - self.heard
+
+
+def _take_slot(slots: set, limit: int, ws: WebSocket) -> _Slot | None:
+    """A slot for ``ws``: a free one, else the longest-silent listener's (closed), else None."""
+    now = asyncio.get_running_loop().time()
+    if len(slots) >= limit:
+        silent = [s for s in slots if s.silent_for(now) >= EVICT_SILENT_S]
+        if not silent:
+            return None
+        victim = max(silent, key=lambda s: s.silent_for(now))
+        slots.discard(victim)
+        asyncio.get_running_loop().create_task(_close_with_error(
+            victim.ws, f"closed to make room: no audio for {victim.silent_for(now):.0f} s", 1008))
+    slot = _Slot(ws, now)
+    slots.add(slot)
+    return slot
 
 
 class _LiveError(Exception):
@@ -49,17 +78,17 @@ class _LiveError(Exception):
 
 
 def add_live_route(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> None:
-    app.state.live_count = 0
+    app.state.live_slots = set()  # the event loop is single-threaded: no lock needed
 
     @app.websocket("/api/live")
     async def live(ws: WebSocket, model: str | None = None):
         await ws.accept()
-        if app.state.live_count >= settings.max_live:
+        slot = _take_slot(app.state.live_slots, settings.max_live, ws)
+        if slot is None:
             await _close_with_error(ws, f"too many live listeners ({settings.max_live}); try again later", 1013)
             return
-        app.state.live_count += 1  # the event loop is single-threaded: no lock needed
         try:
-            await _session(ws, app, settings, catalog, model)
+            await _session(ws, app, settings, catalog, model, slot)
         except WebSocketDisconnect:
             pass
         except _LiveError as e:
@@ -67,10 +96,12 @@ def add_live_route(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> N
         except GenrescopeError as e:
             await _close_with_error(ws, str(e), 1008)
         except Exception:  # a bug, not the client: one log entry, a clean close
+            if slot not in app.state.live_slots:  # closed to make room for another listener
+                return
             log.exception("live session failed")
             await _close_with_error(ws, "internal error (see the server log)", 1011)
         finally:
-            app.state.live_count -= 1
+            app.state.live_slots.discard(slot)
 
 
 async def _close_with_error(ws: WebSocket, message: str, code: int) -> None:
@@ -108,7 +139,8 @@ async def _hello(ws: WebSocket) -> int:
     return int(round(sr))
 
 
-async def _session(ws: WebSocket, app: FastAPI, settings: Settings, catalog: ModelCatalog, model: str | None):
+async def _session(ws: WebSocket, app: FastAPI, settings: Settings, catalog: ModelCatalog, model: str | None,
+                   slot: _Slot):
     loop = asyncio.get_running_loop()
     entry = catalog.resolve(model)
     sr = await _hello(ws)
@@ -123,7 +155,8 @@ async def _session(ws: WebSocket, app: FastAPI, settings: Settings, catalog: Mod
         data = msg.get("bytes")
         if data is None:
             continue  # text after the hello is ignored (e.g. keep-alives)
-        audio_by = loop.time() + settings.live_idle_s
+        audio_by = slot.heard = loop.time()
+        audio_by += settings.live_idle_s
         if len(data) > MAX_FRAME_BYTES or len(data) % 4:
             raise _LiveError(f"audio frames must be float32 samples, at most {MAX_FRAME_BYTES} bytes")
         est.push(np.frombuffer(data, "<f4"))
