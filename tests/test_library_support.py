@@ -35,15 +35,18 @@ class FakePredictor:
 
     def predict(self, path, offset=None, duration=None):
         from genrescope.audio.decode import load_audio
-        from genrescope.inference.predict import Prediction
 
         y = load_audio(path, sr=None, warn_silent=False)  # a broken file fails as with a real model
+        return self.ranking(path, float(len(y)))
+
+    def ranking(self, path, duration_s: float):
+        from genrescope.inference.predict import Prediction
+
         h = hashlib.sha1(Path(path).name.encode()).digest()
         w = np.array([h[i] + 1.0 for i in range(len(self.labels))])
         w = w ** 2 / (w ** 2).sum()
         order = np.argsort(-w, kind="stable")
-        return Prediction(str(path), self.name, float(len(y)),
-                          genres=[(self.labels[i], float(w[i])) for i in order])
+        return Prediction(str(path), self.name, duration_s, genres=[(self.labels[i], float(w[i])) for i in order])
 
 
 def write_m4a(path: Path, y: np.ndarray, sr: int) -> Path:
