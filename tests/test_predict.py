@@ -124,3 +124,129 @@ def test_torch_runtime_agrees_with_onnx(write_audio, model):
     b = Predictor(model, runtime="torch").predict(path)
     assert a.timeline.labels == b.timeline.labels
     np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)
+
+
+# ------------------------------------------------------------------ bad samples, damaged files, no NaN out
+def _no_non_finite_numbers(text: str) -> bool:
+    import re
+
+    text = text.replace("NaN or infinity", "")  # the error message itself
+    return re.search(r"(?i)\b(nan|-?inf|-?infinity)\b", text) is None
+
+
+def _nan_wav(write_audio, name="bad.wav", value=np.nan):
+    y = synth_music(4.0)
+    y[40000] = value
+    return write_audio(name, y=y, subtype="FLOAT")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_non_finite_samples_are_a_per_file_error(write_audio, capsys, value, fmt):
+    bad = _nan_wav(write_audio, value=value)
+    good = write_audio("good.wav", duration=4.0)
+    assert main(["predict", str(bad), str(good), "--format", fmt, "--model", "musicnn-msd", "-j", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "NaN or infinity (first at 1.81 s)" in out + err and str(bad) in out + err
+    assert _no_non_finite_numbers(out), out
+    if fmt == "json":
+        objs = json.loads(out)
+        assert objs[0]["error"] and objs[0]["genres"] == [] and objs[1]["error"] is None
+
+
+def _nan_model(monkeypatch):
+    """Every model loaded from now on answers NaN (finite audio can overflow a model's features)."""
+    import dataclasses
+
+    from genrescope.inference import runtimes
+
+    real = runtimes.load_inference_model
+
+    def load(*a, **kw):
+        m = real(*a, **kw)
+        return dataclasses.replace(m, predict_windows=lambda x: np.full((len(x), len(m.labels)), np.nan, np.float32))
+
+    monkeypatch.setattr(runtimes, "load_inference_model", load)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_non_finite_model_output_never_reaches_any_output(write_audio, tmp_path, capsys, monkeypatch, fmt):
+    _nan_model(monkeypatch)
+    path = write_audio("x.wav", duration=4.0)
+    tl = tmp_path / "tl_{stem}.csv"
+    assert main(["predict", str(path), "--format", fmt, "--model", "musicnn-msd", "--timeline", str(tl)]) == 1
+    out, err = capsys.readouterr()
+    assert "non-finite probabilities" in out + err and str(path) in out + err
+    assert _no_non_finite_numbers(out), out
+    assert not list(tmp_path.glob("tl_*.csv"))  # no timeline CSV with NaN in it
+    if fmt == "json":
+        json.loads(out)  # strict JSON
+
+
+def test_json_output_refuses_nan(monkeypatch):
+    from genrescope.inference.output import _json
+
+    with pytest.raises(ValueError):
+        _json([{"probability": float("nan")}])
+
+
+def test_silent_input_predicts_with_a_warning(write_audio, capsys):
+    path = write_audio("quiet.wav", y=np.zeros(4 * 22050, np.float32))
+    assert main(["predict", str(path), "--format", "json", "--model", "musicnn-msd"]) == 0
+    out, err = capsys.readouterr()
+    (obj,) = json.loads(out)
+    assert obj["error"] is None and obj["genres"]
+    assert len(obj["warnings"]) == 1 and "silent" in obj["warnings"][0] and str(path) in obj["warnings"][0]
+    assert f"genrescope: warning: {path}: audio is silent" in err
+
+
+@pytest.mark.parametrize("ext", ["wav", "mp3"])
+def test_truncated_file_is_predicted_on_what_decodes(write_audio, tmp_path, capsys, ext):
+    data = write_audio(f"whole.{ext}", duration=8.0).read_bytes()
+    half = tmp_path / f"half.{ext}"
+    half.write_bytes(data[: len(data) // 2])
+    assert main(["predict", str(half), "--format", "json", "--model", "musicnn-msd"]) == 0
+    out, err = capsys.readouterr()
+    (obj,) = json.loads(out)
+    assert obj["error"] is None and obj["genres"] and 3.0 < obj["duration_s"] < 5.0
+    assert obj["warnings"] and all(w.startswith(f"{half}: ") for w in obj["warnings"])
+    assert any("truncated" in w or "damaged" in w for w in obj["warnings"])
+    assert "genrescope: warning:" in err and "Note:" not in err and "Xing" not in err  # no raw libmpg123 text
+
+
+def test_too_little_decodes_is_an_error(write_audio, tmp_path, capsys):
+    data = write_audio("whole.wav", duration=8.0).read_bytes()
+    sliver = tmp_path / "sliver.wav"
+    sliver.write_bytes(data[: 44 + 2 * 5000])  # 0.23 s of the promised 8 s
+    assert main(["predict", str(sliver), "--format", "json", "--model", "musicnn-msd"]) == 1
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert "truncated" in obj["error"] and str(sliver) in obj["error"]
+
+
+def test_offset_and_duration_give_file_times(write_audio):
+    """predict(offset=) analyses from there on, and the timeline is in the file's seconds."""
+    p = Predictor("musicnn-msd")
+    path = write_audio("long.wav", duration=26.0, seed=4)
+    whole = p.predict(path)
+    # 14.96 s = 5 musicnn windows of 187 frames of 256 samples at 16 kHz, and a whole number of
+    # samples at 22050 Hz: the part's frames fall on the file's frame grid
+    part = p.predict(path, offset=14.96, duration=6.0)
+    assert part.duration_s == pytest.approx(6.0, abs=1e-3)
+    assert part.timeline.start_s[0] == pytest.approx(14.96, abs=1e-3)
+    assert part.timeline.end_s[-1] == pytest.approx(20.96, abs=0.02)
+    # the part's second window is the file's seventh: the same audio away from the cut (where
+    # padding and the resampler's start differ), so the same answer
+    assert whole.timeline.start_s[6] == pytest.approx(part.timeline.start_s[1], abs=1e-3)
+    np.testing.assert_allclose(part.timeline.probs[1], whole.timeline.probs[6], atol=1e-3)
+    assert np.abs(part.timeline.probs[1] - whole.timeline.probs[1]).max() > 1e-2
+
+
+def test_two_timelines_with_one_stem_do_not_overwrite(write_audio, tmp_path, capsys):
+    a = write_audio("a/song.wav", duration=4.0, seed=1)
+    b = write_audio("b/song.flac", duration=7.0, seed=2)
+    tl = tmp_path / "tl_{stem}.csv"
+    assert main(["predict", str(a), str(b), "--model", "musicnn-msd", "--timeline", str(tl), "-j", "1"]) == 0
+    err = capsys.readouterr().err
+    first, second = tmp_path / "tl_song.csv", tmp_path / "tl_song-2.csv"
+    assert f"timeline of {a} -> {first}" in err and f"timeline of {b} -> {second}" in err
+    assert len(first.read_text().splitlines()) - 1 == 2 and len(second.read_text().splitlines()) - 1 == 3
