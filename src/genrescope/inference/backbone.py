@@ -44,7 +44,8 @@ class Backbone:
         for m, model in zip(self.members, self.models):
             missing = [b for b in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) if b not in model.outputs]
             if missing:
-                raise CheckpointError(f"{m}: its ONNX export has no {missing} output, so it cannot serve as a backbone")
+                raise CheckpointError(f"{m}: its ONNX export has no '{missing[0]}' output, so it cannot serve as a "
+                                      f"backbone")
             if (model.feature_config, model.window_frames) != (self.models[0].feature_config,
                                                                 self.models[0].window_frames):
                 raise CheckpointError(f"backbone {name}: {m} reads different windows from {self.members[0]}")

@@ -36,20 +36,24 @@ class Chunk:
         (k, G) probabilities.
     decoded_s : float
         Seconds of audio decoded so far.
+    tags : np.ndarray or None
+        (k, K) tag probabilities of the taggers behind a head (``model.tag_labels``).
     """
 
     start_s: np.ndarray
     end_s: np.ndarray
     probs: np.ndarray
     decoded_s: float
+    tags: np.ndarray | None = None
 
 
 def join(chunks: list[Chunk]) -> Chunk:
     """One chunk holding the windows of ``chunks`` in order."""
     if len(chunks) == 1:
         return chunks[0]
+    tags = None if chunks[0].tags is None else np.concatenate([c.tags for c in chunks])
     return Chunk(np.concatenate([c.start_s for c in chunks]), np.concatenate([c.end_s for c in chunks]),
-                 np.concatenate([c.probs for c in chunks]), chunks[-1].decoded_s)
+                 np.concatenate([c.probs for c in chunks]), chunks[-1].decoded_s, tags)
 
 
 def incremental_features(model) -> bool:
@@ -107,8 +111,15 @@ class Analysis:
         t0 = time.perf_counter()
         source = self._windowed() if can_stream(self.model) else self._whole()
         for chunk in source:
-            yield chunk
+            yield self._split_tags(chunk)
         self.seconds["decode+features"] = time.perf_counter() - t0 - self.seconds["model"]
+
+    def _split_tags(self, c: Chunk) -> Chunk:
+        """A head behind taggers gives its labels' columns, then the tags': two arrays."""
+        if not getattr(self.model, "tag_labels", None):
+            return c
+        g = len(self.model.labels)
+        return Chunk(c.start_s, c.end_s, c.probs[:, :g], c.decoded_s, c.probs[:, g:])
 
     def _count(self) -> Iterator[np.ndarray]:
         for b in self.blocks:

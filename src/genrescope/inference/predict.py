@@ -165,6 +165,8 @@ class Predictor:
         tl = Timeline(c.start_s + offset, c.end_s + offset, c.probs, self.labels, m.multi_label)
         pred = Prediction(name, m.name, duration_s, timeline=tl, seconds=dict(seconds or {}),
                           warnings=list(warnings), precision=getattr(m, "precision", None))
+        if c.tags is not None:
+            pred.tag_timeline = Timeline(tl.start_s, tl.end_s, c.tags, list(m.tag_labels), True)
         return self.rank(pred)
 
     def rank(self, pred: Prediction) -> Prediction:
