@@ -264,15 +264,29 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
             if dist.main:
                 log.info("early stop: no improvement for %d epochs", cfg.patience)
             break
-    if dist.world > 1:  # leave together: a rank exiting while another still talks to it aborts gloo
-        import torch.distributed as td
-
-        td.barrier()
-        if owns_group:
-            td.destroy_process_group()
+    if dist.world > 1:
+        _leave_group(run, owns_group)
     if not dist.main:
         return None
     return _finish(out, data, device, cfg, meta)
+
+
+def _leave_group(run: _Run, owns_group: bool) -> None:
+    """Leave the process group together and tear it down while Python is fully alive.
+
+    DDP's reducer holds the gloo group: unless the wrapper is gone before the group is
+    destroyed, gloo's threads die in interpreter finalisation ("terminate called without an
+    active exception", SIGABRT), on whichever rank exits first.
+    """
+    import gc
+
+    import torch.distributed as td
+
+    run.net = run.model
+    gc.collect()
+    td.barrier()
+    if owns_group:
+        td.destroy_process_group()
 
 
 def _initial_state(out: Path, run: _Run, resume: bool) -> dict:
