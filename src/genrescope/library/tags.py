@@ -184,6 +184,13 @@ def parse_scores(text: str) -> tuple[list[tuple[str, float]], str | None]:
     return scores, model
 
 
+def owns(genres: list[str] | None, scores_text: str | None) -> bool:
+    """True when ``genres`` are what a genrescope run wrote (all among its stored scores)."""
+    if not genres or not scores_text:
+        return False
+    return set(genres) <= {label for label, _ in parse_scores(scores_text)[0]}
+
+
 def planned_snapshot(kind: str, current: dict, genres: list[str], scores_text: str, *,
                      overwrite: bool) -> tuple[dict, bool]:
     """The snapshot to write, and whether an existing genre was kept.
@@ -196,10 +203,7 @@ def planned_snapshot(kind: str, current: dict, genres: list[str], scores_text: s
     plan = dict(current)
     plan[skey] = [scores_text]
     existing = current.get(gkey)
-    ours = False
-    if existing and current.get(skey):
-        prev_scores, _ = parse_scores(current[skey][0])
-        ours = set(existing) <= {label for label, _ in prev_scores}
+    ours = owns(existing, current[skey][0] if current.get(skey) else None)
     kept = bool(existing) and not ours and not overwrite
     if genres and not kept:
         plan[gkey] = list(genres)
