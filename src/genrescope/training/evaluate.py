@@ -127,6 +127,9 @@ def evaluate_dataset(predictor, manifest, split: str, *, jobs: int = 1, progress
     preds = predict_files(predictor, [Path(t.path) for t in tracks], jobs=jobs, progress=progress)
     ok = [(t, p) for t, p in zip(tracks, preds) if p.error is None]
     failed = [(t.path, p.error) for t, p in zip(tracks, preds) if p.error is not None]
+    if not ok:
+        raise GenrescopeError(f"none of the {len(tracks)} tracks of split {split!r} could be analysed; "
+                              f"the first: {failed[0][1]}")
     y = np.array([labels.index(t.label) for t, _ in ok])
     track_pred = np.array([p.timeline.track().argmax() for _, p in ok])
     win_true = np.concatenate([np.full(len(p.timeline.probs), labels.index(t.label)) for t, p in ok])
@@ -143,7 +146,7 @@ def run_evaluate(args) -> int:
         rep = evaluate_table(model, args.features_csv, args.split)
         where = f"{args.features_csv}" + (f" (split {args.split})" if args.split else "")
         if args.format == "json":
-            print(json.dumps({"model": model.name, "data": where, **rep.to_dict()}, indent=2))
+            print(json.dumps({"model": model.name, "data": where, **rep.to_dict()}, indent=2, allow_nan=False))
         else:
             print(f"model {model.name} on {where}: {rep.n} rows\n")
             print(rep.format())
@@ -163,7 +166,7 @@ def run_evaluate(args) -> int:
         print(json.dumps({"model": predictor.name, "split": split, "tracks": res["tracks"],
                           "accuracy": res["track"].accuracy, "macro_f1": res["track"].macro_f1, "n": res["tracks"],
                           "window": res["window"].to_dict(), "track": res["track"].to_dict(),
-                          "failed": res["failed"]}, indent=2))
+                          "failed": res["failed"]}, indent=2, allow_nan=False))
     else:
         print(f"model {predictor.name} on split '{split}' of {args.dataset}: {res['tracks']} tracks"
               + (f", {len(res['failed'])} unreadable" if res["failed"] else "") + "\n")
@@ -224,9 +227,14 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _rank_key(row: dict) -> tuple:
+    """Best first: test macro-F1 where there is one (0.0 is a score, not a gap), else valid; none last."""
+    f1 = row["test_track_f1"] if row["test_track_f1"] is not None else row["valid_track_f1"]
+    return (f1 is None, -(f1 or 0.0))
+
+
 def run_compare(args) -> int:
-    rows = compare_rows(args.checkpoints)
-    rows.sort(key=lambda r: -(r["test_track_f1"] or r["valid_track_f1"] or 0))
+    rows = sorted(compare_rows(args.checkpoints), key=_rank_key)
     if args.format == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(COMPARE_COLUMNS))
