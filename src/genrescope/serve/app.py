@@ -59,11 +59,15 @@ _UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": 
         "file": {"type": "string", "format": "binary", "description": "the audio file (wav, flac, ogg, mp3, ...)"},
         "model": {"type": "string", "description": "a model id from GET /api/models (default: the server's)"},
         "top": {"type": "integer", "description": f"genres to list, 0 = all (default {DEFAULT_TOP})"}}}}}}
-_ERRORS = {413: {"description": "file too large or audio too long"},
+_ERRORS = {400: {"description": "a host name this server does not answer to"},
+           403: {"description": "a cross-site request (Origin of another website)"},
+           408: {"description": "the body paused or took too long"},
+           413: {"description": "file or request too large, audio too long, or over the job's budget"},
            415: {"description": "not a supported audio file"},
-           422: {"description": "empty, corrupt, truncated or too short audio; bad form"},
+           422: {"description": "empty, corrupt, truncated or too short audio; an absurd header; bad form"},
            404: {"description": "unknown model"},
-           429: {"description": "too many files in progress; retry later"}}
+           429: {"description": "too many files in progress; retry later"},
+           503: {"description": "the analysis took too long, or too many uploads in flight"}}
 
 
 def _error(status: int, message: str) -> JSONResponse:
