@@ -1,7 +1,7 @@
 """Walking a music collection: nested folders, symlinks, loops and unreadable places.
 
 Folders are walked in sorted order, following symlinked folders but never entering one
-twice (a loop is reported, not followed). Inside folders only files with an audio
+twice (a loop is reported, not followed); hidden names (``.*``) are skipped. Inside folders only files with an audio
 extension are taken; a file named on the command line is taken whatever its name so that
 a bad one is reported. The same file reached through two paths (a symlink, a hard link)
 is processed once, under the first path.
@@ -76,6 +76,8 @@ def _walk_one(path: str, seen_dirs: set, seen_files: set, *, explicit: bool) -> 
             yield Skipped(path, _why(path, e))
             return
         for name in names:
+            if name.startswith("."):  # hidden: .Trash, macOS ._ resource forks, our own temporary copies
+                continue
             child = os.path.join(path, name)
             if os.path.isdir(child) or is_audio_path(name):
                 yield from _walk_one(child, seen_dirs, seen_files, explicit=False)
