@@ -144,6 +144,12 @@ def _add_predict(sub) -> None:
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
+    p.add_argument("--segments", action="store_true",
+                   help="also give a few labelled stretches (\"0:00-1:12 rock, 1:12-2:40 electronic\"): the timeline "
+                        "decoded by Viterbi with a cost per change of genre, for mixes, radio and medleys")
+    p.add_argument("--saliency", action="store_true",
+                   help="also give which seconds drove the top genres (occlusion: each half second silenced in "
+                        "turn; costs about 6 extra model runs per window)")
     p.set_defaults(_run=("genrescope.inference.output", "run_predict"))
 
 
@@ -260,6 +266,20 @@ def _add_embed(sub) -> None:
     p.set_defaults(_run=("genrescope.training.embed", "run_embed"))
 
 
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="one PNG: waveform, spectrogram, mel, MFCC and a model's genre timeline",
+                       description="Draw a file's waveform, power spectrogram, mel spectrogram and MFCCs and, with "
+                                   "--model, its genre timeline underneath, aligned in time, as one PNG. The features "
+                                   "use the model's own feature config. Needs matplotlib (the train extra).",
+                       epilog="example: genrescope plot song.mp3 --model musicnn-msd --segments -o song.png")
+    p.add_argument("file", metavar="FILE", help="an audio file")
+    p.add_argument("-m", "--model", default=None, help="shipped model name or model file: add its genre timeline")
+    p.add_argument("-o", "--output", metavar="PNG", required=True, help="the PNG to write")
+    p.add_argument("--segments", action="store_true", help="mark the labelled segments on the timeline")
+    p.add_argument("--saliency", action="store_true", help="shade the top genre's occlusion saliency")
+    p.set_defaults(_run=("genrescope.insight.plot", "run_plot"))
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser(
         "serve", help="the web app: upload a song or use the microphone, see its genres move over time",
@@ -361,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_export(sub)
     _add_serve(sub)
+    _add_plot(sub)
     _add_tag(sub)
     return parser
 

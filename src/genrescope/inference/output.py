@@ -10,7 +10,10 @@ JSON schema (``--format json``): one array, one object per input file::
      "warnings": [str, ...],       # what did not stop it: truncated or damaged file, silence
      "tags": [{"label": ..., "probability": ...}],            # with --tags, taggers only
      "timeline": {"labels": [...], "multi_label": bool,       # with --timeline
-                  "start_s": [...], "end_s": [...], "probabilities": [[...], ...]}}
+                  "start_s": [...], "end_s": [...], "probabilities": [[...], ...]},
+     "segments": [{"start_s", "end_s", "label", "probability"}, ...],   # with --segments
+     "saliency": {"method": "occlusion", "occlude_s", "labels": [...],  # with --saliency
+                  "start_s": [...], "end_s": [...], "drop": [[...], ...]}}
 
 No output holds NaN or Infinity: JSON is written with ``allow_nan=False``, and the
 analysis refuses non-finite samples and non-finite model outputs as errors about the file.
@@ -123,15 +126,20 @@ def run_predict(args) -> int:
                           precision=args.precision)
     show_progress = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
     preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
+    extras: dict = {}
+    if getattr(args, "segments", False) or getattr(args, "saliency", False):
+        from genrescope.insight.annotate import annotate_predictions, format_annotations
+
+        extras = annotate_predictions(predictor, preds, segments=args.segments, saliency=args.saliency)
     with_timeline = args.timeline is not None
     if args.format == "json":
-        print(_json([p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None)
-                     for p in preds]))
+        print(_json([{**p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None),
+                      **extras.get(id(p), {})} for p in preds]))
     elif args.format == "csv":
         print(predictions_csv(preds, args.top), end="")
     else:
         for p in preds:
-            print(format_table(p, args.top, args.tags))
+            print(format_table(p, args.top, args.tags) + (format_annotations(extras[id(p)]) if id(p) in extras else ""))
             if with_timeline and args.timeline == "-":
                 print(format_timeline_table(p))
     if with_timeline and args.timeline != "-":
