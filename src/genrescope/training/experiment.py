@@ -7,6 +7,7 @@ import json
 import logging
 import shlex
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,76 @@ def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int =
     return TrainData(classes, "table", feature_config, items, ys, ids)
 
 
-def _refit(args, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
+@dataclass(frozen=True)
+class Plan:
+    """What ``genrescope train`` was asked for, resolved once (``args`` is never rewritten).
+
+    ``model`` is the architecture really trained (``musicnn-finetune`` for ``--finetune``,
+    ``features-mlp`` for a head on ``--backbone`` embeddings), ``model_opt`` the model-config
+    overrides, ``backbone`` the shipped model to embed with (None: train on features).
+    """
+
+    model: str
+    model_opt: tuple[str, ...]
+    backbone: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+def plan_from_args(args) -> Plan:
+    """Resolve ``--model``, ``--backbone``, ``--finetune`` and ``--head`` into one :class:`Plan`."""
+    from genrescope.models import model_names
+
+    backbone, finetune = getattr(args, "backbone", None), getattr(args, "finetune", None)
+    head_hidden = "hidden=" + ("" if getattr(args, "head", "linear") == "linear" else "256,")
+    opts = tuple(args.model_opt)
+    if finetune is not None:
+        if not backbone:
+            raise GenrescopeError("--finetune N needs --backbone NAME (a musicnn tagger)")
+        # end to end on log-mel windows: the backbone is a part of the model, not a feature extractor
+        return Plan("musicnn-finetune", (f"backbone={backbone}", f"train_blocks={finetune}", head_hidden, *opts),
+                    None, {"finetuned_from": backbone})
+    model = "features-mlp" if backbone and args.model == "resnet-chunk" else args.model  # the CLI default: a head
+    if model not in model_names():
+        raise GenrescopeError(f"unknown model {model!r}; `genrescope models` lists them")
+    if not backbone:
+        return Plan(model, opts)
+    if model != "features-mlp":
+        raise GenrescopeError("--backbone trains a head: use --model features-mlp (the default with --backbone)")
+    if not any(o.startswith("hidden=") for o in opts):
+        opts = (*opts, head_hidden, "dropout=0.3")
+    return Plan(model, opts, backbone, {"backbone": backbone})
+
+
+def _load_data(args, plan: Plan, fc: FeatureConfig):
+    """The training data, the feature config it was computed with, and a description of the dataset."""
+    from genrescope.models import default_config
+
+    if args.features_csv and not plan.backbone:
+        return load_table_data(args.features_csv, fc, seed=args.seed), fc, {"features_csv": str(args.features_csv)}
+    if not args.dataset:
+        raise GenrescopeError("--backbone needs a DATASET folder or manifest" if plan.backbone else
+                              "give a DATASET folder/manifest, or --features-csv TABLE.csv")
+    from genrescope.datasets import load_dataset
+
+    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
+                            fma_subset=args.fma_subset)
+    desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
+    if plan.backbone:
+        from genrescope.inference.backbone import Backbone
+        from genrescope.training.embed import train_data
+
+        bb = Backbone(plan.backbone)
+        data = train_data(manifest, bb, cache_root=args.cache, jobs=args.jobs, progress=not args.no_progress)
+        return data, bb.feature_config, desc
+    from genrescope.training.data import from_manifest
+
+    probe = default_config(plan.model, feature_config=fc, n_classes=max(1, len(manifest.labels)))
+    data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
+                         progress=not args.no_progress)
+    return data, fc, desc
+
+
+def _refit(args, plan: Plan, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
     """Retrain on train + valid for the selected number of epochs; the result replaces best.*"""
     import dataclasses
 
@@ -104,85 +174,44 @@ def _refit(args, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
     prov = {**base_prov, "command": "genrescope " + shlex.join(sys.argv[1:]),
             "selection": {"split": "valid", "best_epoch": selection.best_epoch, **sel},
             "note": "refit on train+valid after selection; the stored 'valid' metrics are on training data"}
-    result = fit(args.model, data.merged_for_refit(), out / "refit", cfg=rcfg, feature_config=fc, model_config=mcfg,
+    result = fit(plan.model, data.merged_for_refit(), out / "refit", cfg=rcfg, feature_config=fc, model_config=mcfg,
                  provenance=prov, progress=not args.no_progress)
     result.valid = selection.valid  # report the honest, pre-refit validation score
     return result
 
 
 def run_train(args) -> int:
-    from genrescope.models import default_config, model_names
+    from genrescope.models import default_config
     from genrescope.training.train import fit
 
-    backbone = getattr(args, "backbone", None)
-    finetune = getattr(args, "finetune", None)
-    head_hidden = "hidden=" + ("" if getattr(args, "head", "linear") == "linear" else "256,")
-    extra_prov = {}
-    if finetune is not None:
-        if not backbone:
-            raise GenrescopeError("--finetune N needs --backbone NAME (a musicnn tagger)")
-        # end to end on log-mel windows: the backbone is a part of the model, not a feature extractor
-        args.model, extra_prov = "musicnn-finetune", {"finetuned_from": backbone}
-        args.model_opt = [f"backbone={backbone}", f"train_blocks={finetune}", head_hidden, *args.model_opt]
-        backbone = None
-    elif backbone and args.model == "resnet-chunk":  # the CLI default: a head instead
-        args.model = "features-mlp"
-    if args.model not in model_names():
-        raise GenrescopeError(f"unknown model {args.model!r}; `genrescope models` lists them")
-    fc = feature_config_for(args.model, args)
+    plan = plan_from_args(args)
     cfg = train_config_from_args(args)
-    if backbone:
-        from genrescope.datasets import load_dataset
-        from genrescope.inference.backbone import Backbone
-        from genrescope.training.embed import train_data
-
-        if args.model not in ("features-mlp",):
-            raise GenrescopeError("--backbone trains a head: use --model features-mlp (the default with --backbone)")
-        if not args.dataset:
-            raise GenrescopeError("--backbone needs a DATASET folder or manifest")
-        bb = Backbone(backbone)
-        fc = bb.feature_config
-        manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
-                                fma_subset=args.fma_subset)
-        data = train_data(manifest, bb, cache_root=args.cache, jobs=args.jobs, progress=not args.no_progress)
-        dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
-        extra_prov = {"backbone": backbone}
-        if not any(o.startswith("hidden=") for o in args.model_opt):
-            args.model_opt = [*args.model_opt, head_hidden, "dropout=0.3"]
-    elif args.features_csv:
-        data = load_table_data(args.features_csv, fc, seed=args.seed)
-        dataset_desc = {"features_csv": str(args.features_csv)}
-    else:
-        if not args.dataset:
-            raise GenrescopeError("give a DATASET folder/manifest, or --features-csv TABLE.csv")
-        from genrescope.training.data import from_manifest
-        from genrescope.datasets import load_dataset
-
-        manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
-                                fma_subset=args.fma_subset)
-        probe = default_config(args.model, feature_config=fc, n_classes=max(1, len(manifest.labels)))
-        data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
-                             progress=not args.no_progress)
-        dataset_desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
-    opts = parse_model_opts(args.model_opt)
+    data, fc, dataset_desc = _load_data(args, plan, feature_config_for(plan.model, args))
+    opts = parse_model_opts(list(plan.model_opt))
     if data.kind == "table":  # the width of a row: 57 table columns, or the backbone's embedding size
         opts.setdefault("n_bins", data.n_bins)
-    mcfg = default_config(args.model, feature_config=fc, n_classes=data.n_classes, **opts)
+    mcfg = default_config(plan.model, feature_config=fc, n_classes=data.n_classes, **opts)
     if mcfg.kind != data.kind:
-        raise GenrescopeError(f"model {args.model} reads {mcfg.kind} input, the data is {data.kind}")
-    out = Path(args.out or f"runs/{args.model}")
-    print(f"training {args.model} on {data.split_summary()} -> {out}", file=sys.stderr)
-    result = fit(args.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
-                 provenance={"dataset": dataset_desc, "command": "genrescope " + shlex.join(sys.argv[1:]),
-                             **extra_prov},
+        raise GenrescopeError(f"model {plan.model} reads {mcfg.kind} input, the data is {data.kind}")
+    out = Path(args.out or f"runs/{plan.model}")
+    print(f"training {plan.model} on {data.split_summary()} -> {out}", file=sys.stderr)
+    base_prov = {"dataset": dataset_desc, **plan.provenance}
+    result = fit(plan.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
+                 provenance={**base_prov, "command": "genrescope " + shlex.join(sys.argv[1:])},
                  progress=not args.no_progress)
     if result is None:  # a non-zero rank under torchrun
         return 0
     if args.refit:
-        result = _refit(args, data, out, cfg, fc, mcfg, result, {"dataset": dataset_desc, **extra_prov})
+        result = _refit(args, plan, data, out, cfg, fc, mcfg, result, base_prov)
+    _report(out, result, data.classes)
+    return 0
+
+
+def _report(out: Path, result, classes: list[str]) -> None:
+    """Plots, the score lines and ``summary.json`` of a finished run."""
     from genrescope.training.evaluate import write_plots
 
-    write_plots(out, result.history, result.test or result.valid, data.classes)
+    write_plots(out, result.history, result.test or result.valid, classes)
     v = result.valid
     print(f"best epoch {result.best_epoch}: valid track accuracy {v['track_accuracy']:.3f}, "
           f"macro-F1 {v['track_macro_f1']:.3f} ({v['tracks']} tracks)")
@@ -193,4 +222,3 @@ def run_train(args) -> int:
     print(f"checkpoint {result.checkpoint}\nonnx       {result.checkpoint.with_suffix('.onnx')}")
     (out / "summary.json").write_text(json.dumps({"best_epoch": result.best_epoch,
                                                   "checkpoint": str(result.checkpoint)}, indent=2))
-    return 0
