@@ -312,4 +312,5 @@ async def _admit(request: Request, app: FastAPI, catalog: ModelCatalog, settings
 
 
 def _line(ev: dict) -> bytes:
-    return (json.dumps(ev, separators=(",", ":")) + "\n").encode()
+    # allow_nan=False: an event is strict JSON or it is not sent (the analysis refuses NaN before this)
+    return (json.dumps(ev, separators=(",", ":"), allow_nan=False) + "\n").encode()
