@@ -166,6 +166,12 @@ def _add_page_routes(app: FastAPI) -> None:
 
 
 def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> None:
+    _add_info_routes(app, settings, catalog)
+    _add_predict_routes(app, settings, catalog)
+
+
+def _add_info_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> None:
+    """Health, configuration and the models on offer."""
     @app.get("/api/health", summary="Liveness check")
     async def health():
         return {"status": "ok", "version": __version__}
@@ -189,6 +195,9 @@ def _add_api_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> 
         catalog.resolve(model_id)
         return await asyncio.get_running_loop().run_in_executor(None, catalog.describe, model_id)
 
+
+def _add_predict_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog) -> None:
+    """The two upload endpoints: one JSON answer, or NDJSON events while the file is analysed."""
     @app.post("/api/predict", summary="Genres and timeline of one uploaded file",
               openapi_extra={"requestBody": _UPLOAD_BODY}, responses=_ERRORS)
     async def predict(request: Request):
