@@ -152,6 +152,12 @@
     }
     state.file = file;
     state.result = null;
+    state.segments = null;
+    state.saliency = null;
+    $('saliency-btn').hidden = true;
+    $('saliency-note').textContent = '';
+    $('segments').replaceChildren();
+    $('segments-text').textContent = '';
     const job = state.job = newJob(file);
     resetResult(file);
     if (state.mode === 'browser') { await analyseHere(job, file); return; }
@@ -278,6 +284,8 @@
       $('tags').textContent = tags.length ? `Also heard: ${tags.join(' · ')}` : '';
       renderSummary(job);
       renderChart(job);
+      renderSegments(job, r);
+      $('saliency-btn').hidden = false;
       updatePlayback('data');
     } else if (ev.event === 'error') {
       failJob(job, ev.error);
@@ -445,6 +453,62 @@
     state.playhead.style.left = `${isFinite(x) ? x : 0}px`;
   }
 
+  // ------------------------------------------------------------------ segments, saliency
+  function renderSegments(job, r) {
+    const segs = state.segments = window.GenrescopeInsight.segments(r.timeline, r.genres);
+    const box = $('segments'), dur = Math.max(r.duration_s, 1e-6);
+    box.replaceChildren(...segs.map((g) => {
+      const d = el('div', 'seg', g.label);
+      d.style.width = `${((g.end_s - g.start_s) / dur) * 100}%`;
+      d.style.background = colorOf(g.label);
+      d.title = `${fmtTime(g.start_s)}–${fmtTime(g.end_s)} ${g.label} (${pct(g.probability)})`;
+      return d;
+    }));
+    $('segments-text').textContent = segs.length > 1
+      ? `Segments: ${segs.map((g) => `${fmtTime(g.start_s)}–${fmtTime(g.end_s)} ${g.label}`).join(', ')}` : '';
+  }
+
+  async function showSaliency() {
+    const job = state.job;
+    if (!job || !job.done) return;
+    if (state.mode !== 'browser') {
+      showError('Saliency runs in this browser: switch "In this browser" on, then ask again.');
+      return;
+    }
+    const top = job.ranking[0].label;
+    $('saliency-btn').disabled = true;
+    try {
+      const s = await state.local.saliency([top], (m) => {
+        $('saliency-note').textContent = `silencing each half second in turn… ${Math.round((100 * m.done) / m.total)}%`;
+      });
+      if (state.job !== job) return;
+      state.saliency = s;
+      drawSaliency(job, s);
+      $('saliency-note').textContent = `Shaded: how much ${top} drops when each half second is silenced.`;
+    } catch (e) {
+      showError(`Saliency failed: ${e.message}`);
+    } finally {
+      $('saliency-btn').disabled = false;
+    }
+  }
+
+  function drawSaliency(job, s) {
+    if (!state.chart) return;
+    const over = state.chart.over;
+    over.querySelectorAll('.saliency').forEach((n) => n.remove());
+    const mx = Math.max(1e-6, ...s.drop.map((row) => row[0]));
+    const dur = Math.max(job.duration, 1);
+    s.start_s.forEach((t0, k) => {
+      const v = s.drop[k][0];
+      if (v <= 0) return;
+      const d = el('div', 'saliency');
+      d.style.left = `${(t0 / dur) * 100}%`;
+      d.style.width = `${((s.end_s[k] - t0) / dur) * 100}%`;
+      d.style.height = `${(v / mx) * 100}%`;
+      over.append(d);
+    });
+  }
+
   // ------------------------------------------------------------------ playback
   let raf = 0;
   function updatePlayback(source) {
@@ -608,6 +672,7 @@
     $('error-close').addEventListener('click', clearError);
     $('model').addEventListener('change', onModelChange);
     $('record').addEventListener('click', () => (state.live ? stopLive() : startLive()));
+    $('saliency-btn').addEventListener('click', showSaliency);
     $('in-browser').addEventListener('change', () => {
       setMode($('in-browser').checked ? 'browser' : 'server');
       if (state.file) analyse(state.file);

@@ -46,7 +46,7 @@
           const p = this.pending.get(e.data.id);
           if (!p) return;
           if (e.data.type === 'error') { this.pending.delete(e.data.id); p.reject(new Error(e.data.message)); }
-          else if (e.data.type === 'windows') p.onMessage && p.onMessage(e.data);
+          else if (e.data.type === 'windows' || e.data.type === 'progress') p.onMessage && p.onMessage(e.data);
           else { this.pending.delete(e.data.id); p.resolve(e.data); }
         };
         this.worker.onerror = (e) => {
@@ -93,6 +93,14 @@
     async features(samples, config, kind) {
       const res = await this.call({ type: 'features', samples, config, kind });
       return res;
+    }
+
+    // Occlusion saliency of the last analysis for `labels` (insight/saliency.py's method and shape).
+    async saliency(labels, onProgress, occludeS = 0.5) {
+      const res = await this.call({ type: 'saliency', labels, occlude_s: occludeS }, onProgress);
+      const s = res.result;
+      return { ...s, occlude_s: r(s.occlude_s, 4), start_s: s.start_s.map((v) => r(v, 3)),
+               end_s: s.end_s.map((v) => r(v, 3)), drop: s.drop.map((row) => row.map((v) => r(v, 4))) };
     }
 
     // Analyse one file; onEvent receives start / windows / result events like the server's stream.

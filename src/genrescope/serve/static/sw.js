@@ -7,7 +7,7 @@
 'use strict';
 const CACHE = 'genrescope-v1';
 const SHELL = ['./', 'manifest.webmanifest', 'static/app.js', 'static/local.js', 'static/features.js',
-  'static/worker.js', 'static/style.css', 'static/vendor/uplot/uPlot.iife.min.js', 'static/vendor/uplot/uPlot.min.css',
+  'static/worker.js', 'static/insight.js', 'static/style.css', 'static/vendor/uplot/uPlot.iife.min.js', 'static/vendor/uplot/uPlot.min.css',
   'static/vendor/onnxruntime-web/ort.wasm.min.js', 'static/vendor/onnxruntime-web/ort-wasm-simd-threaded.mjs',
   'static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm', 'static/icons/icon-192.png',
   'static/icons/icon-512.png', 'webmodels/manifest.json'];

@@ -8,9 +8,11 @@
 // Messages in:  {type: 'load', manifestUrl, model}
 //               {type: 'analyse', id, samples: Float32Array (mono, at the model's sr)}
 //               {type: 'features', id, samples, config?, kind?}   (the raw features, for tests)
+//               {type: 'saliency', id, labels, occlude_s}   (occlusion saliency of the last analysis)
 // Messages out: {type: 'loaded', model, ms} | {type: 'windows', id, start_s, end_s, probabilities,
 //               decoded_s} | {type: 'done', id, seconds} | {type: 'features', id, data, n_bins,
-//               n_frames, ms} | {type: 'error', id, message}
+//               n_frames, ms} | {type: 'saliency', id, ...} | {type: 'progress', id, done, total}
+//               | {type: 'error', id, message}
 /* global ort, GenrescopeFeatures */
 'use strict';
 importScripts('features.js', 'vendor/onnxruntime-web/ort.wasm.min.js');
@@ -21,6 +23,7 @@ ort.env.wasm.wasmPaths = new URL('vendor/onnxruntime-web/', self.location.href).
 
 const F = GenrescopeFeatures;
 let current = null;  // {entry, members: [{columns, graphs: [{session, input, output}]}], counts}
+let last = null;     // the last analysis: {feats, w, probs, n} for saliency
 const sessions = new Map();  // graph URL -> InferenceSession (a backbone shared by heads loads once)
 
 async function session(url) {
@@ -83,8 +86,42 @@ async function analyse(id, samples) {
     }
   }
   const t2 = performance.now();
+  last = { feats, w, n: samples.length };
   postMessage({ type: 'done', id, seconds: { features: (t1 - t0) / 1000, model: (t2 - t1) / 1000,
                                             windows: w.starts.length } });
+}
+
+// Occlusion saliency, as insight/saliency.py: each occlude_s stretch of each window set to the
+// feature value of silence, the drop of each label's probability, averaged on one grid of stretches.
+async function saliency(id, labels, occludeS) {
+  if (!last) throw new Error('analyse a file first');
+  const { entry } = current, cfg = entry.feature_config, rate = cfg.sr / cfg.hop_length;
+  const fill = F.compress(new Float32Array([0]), cfg)[0];
+  const chunk = Math.max(1, Math.round(occludeS * rate)), win = entry.window_frames, nb = entry.n_bins;
+  const cols = labels.map((l) => entry.labels.indexOf(l));
+  const nChunks = Math.ceil(win / chunk), nBins = Math.ceil(Math.max(last.feats.nFrames, win) / chunk);
+  const total = Array.from({ length: nBins }, () => new Float64Array(cols.length)), count = new Float64Array(nBins);
+  const W = last.w.starts.length;
+  for (let i = 0; i < W; i++) {
+    const x = last.w.get(i), full = await runWindow(x);
+    for (let c = 0; c < nChunks; c++) {
+      const occ = x.slice();
+      for (let b = 0; b < nb; b++) occ.fill(fill, b * win + c * chunk, Math.min(b * win + (c + 1) * chunk, (b + 1) * win));
+      const p = await runWindow(occ);
+      const bin = Math.min(nBins - 1, Math.floor((last.w.starts[i] + c * chunk) / chunk));
+      cols.forEach((j, k) => { total[bin][k] += full[j] - p[j]; });
+      count[bin] += 1;
+    }
+    postMessage({ type: 'progress', id, done: i + 1, total: W });
+  }
+  const out = { start_s: [], end_s: [], drop: [] }, dur = last.n / cfg.sr, step = chunk / rate;
+  for (let b = 0; b < nBins; b++) {
+    if (!count[b]) continue;
+    out.start_s.push(b * chunk / rate);
+    out.end_s.push(Math.min(b * chunk / rate + step, dur));
+    out.drop.push(Array.from(total[b], (v) => v / count[b]));
+  }
+  return { method: 'occlusion', occlude_s: step, labels, ...out };
 }
 
 self.onmessage = async (e) => {
@@ -95,6 +132,8 @@ self.onmessage = async (e) => {
     } else if (msg.type === 'analyse') {
       if (!current) throw new Error('no model loaded');
       await analyse(msg.id, msg.samples);
+    } else if (msg.type === 'saliency') {
+      postMessage({ type: 'saliency', id: msg.id, result: await saliency(msg.id, msg.labels, msg.occlude_s || 0.5) });
     } else if (msg.type === 'features') {
       const cfg = msg.config || current.entry.feature_config;
       const t0 = performance.now();

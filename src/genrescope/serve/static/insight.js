@@ -1,0 +1,65 @@
+// Segments of a genre timeline for the page: the same Viterbi decoding as
+// src/genrescope/insight/segments.py (emission log p renormalised over the track's top genres, a
+// cost in nats per change of genre), held to it by tests/test_browser_insight.py.
+(function (root) {
+  'use strict';
+
+  const SWITCH_COST = 4.0;  // insight/segments.py SWITCH_COST
+  const MAX_GENRES = 8;     // insight/segments.py MAX_GENRES
+
+  // the state path maximising sum_t logEmit[t][s_t] - cost * #changes (ties keep the state)
+  function viterbi(logEmit, cost) {
+    const T = logEmit.length, S = logEmit[0].length;
+    let score = Float64Array.from(logEmit[0]);
+    const back = [];
+    for (let t = 1; t < T; t++) {
+      let best = 0;
+      for (let s = 1; s < S; s++) if (score[s] > score[best]) best = s;
+      const sw = score[best] - cost, next = new Float64Array(S), bk = new Int32Array(S);
+      for (let s = 0; s < S; s++) {
+        const stay = score[s] >= sw;
+        bk[s] = stay ? s : best;
+        next[s] = (stay ? score[s] : sw) + logEmit[t][s];
+      }
+      back.push(bk);
+      score = next;
+    }
+    const path = new Int32Array(T);
+    let last = 0;
+    for (let s = 1; s < S; s++) if (score[s] > score[last]) last = s;
+    path[T - 1] = last;
+    for (let t = T - 1; t > 0; t--) path[t - 1] = back[t - 1][path[t]];
+    return path;
+  }
+
+  // timeline: {labels, start_s, end_s, probabilities}; genres: [{label, probability}] highest first
+  function segments(timeline, genres, cost = SWITCH_COST, maxGenres = MAX_GENRES) {
+    const cand = genres.slice(0, maxGenres).map((g) => g.label);
+    if (!cand.length || !timeline.start_s.length) return [];
+    const idx = cand.map((g) => timeline.labels.indexOf(g));
+    const probs = timeline.probabilities;
+    const logEmit = probs.map((row) => {
+      const p = idx.map((j) => Math.max(row[j], 1e-9));
+      const sum = p.reduce((a, b) => a + b, 0);
+      return p.map((v) => Math.log(v / sum));
+    });
+    const path = viterbi(logEmit, cost);
+    const centre = timeline.start_s.map((s, k) => (s + timeline.end_s[k]) / 2);
+    const cuts = [0];
+    for (let t = 1; t < path.length; t++) if (path[t] !== path[t - 1]) cuts.push(t);
+    cuts.push(path.length);
+    const r3 = (v) => Math.round(v * 1000) / 1000;
+    const out = [];
+    for (let k = 0; k + 1 < cuts.length; k++) {
+      const a = cuts[k], b = cuts[k + 1], j = idx[path[a]];
+      let mean = 0;
+      for (let t = a; t < b; t++) mean += probs[t][j];
+      out.push({ start_s: r3(a === 0 ? timeline.start_s[0] : (centre[a - 1] + centre[a]) / 2),
+                 end_s: r3(b === path.length ? timeline.end_s[path.length - 1] : (centre[b - 1] + centre[b]) / 2),
+                 label: cand[path[a]], probability: Math.round((mean / (b - a)) * 1e4) / 1e4 });
+    }
+    return out;
+  }
+
+  root.GenrescopeInsight = { viterbi, segments, SWITCH_COST, MAX_GENRES };
+})(typeof self !== 'undefined' ? self : globalThis);
