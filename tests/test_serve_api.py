@@ -59,7 +59,11 @@ def audio_dir(tmp_path_factory) -> Path:
     (d / "notes.mp3").write_text("this is a text file with an audio extension\n" * 50)
     whole = (d / "song.wav").read_bytes()
     (d / "truncated.wav").write_bytes(whole[: len(whole) // 2])  # header promises 7.3 s, holds 3.6 s
+    (d / "sliver.wav").write_bytes(whole[: 44 + 2 * 5000])  # 0.23 s: too little to use
     (d / "cut_header.wav").write_bytes(whole[:30])
+    y = _tone_mix(7.3)
+    y[SR] = np.nan
+    sf.write(d / "nan.wav", y, SR, subtype="FLOAT")
     return d
 
 
@@ -131,21 +135,104 @@ def test_stream_events_add_up_to_the_result(client, audio_dir):
     assert list(_upload_dir(client).iterdir()) == []
 
 
+def _whole_song(predictor: Predictor, hop_s: float = 0.5) -> None:
+    """Make ``predictor`` a whole-song model: no fixed window, a row every ``hop_s`` from all the frames."""
+    import dataclasses
+
+    m = predictor.model
+    step = int(round(hop_s * m.feature_config.frame_rate))
+
+    def frames(feats):  # (n_mels, T) -> (ceil(T / step), G): a sigmoid of band means, per hop
+        rows = [feats[:, i:i + step].mean(axis=1) for i in range(0, feats.shape[1], step)]
+        band = np.resize(np.asarray(rows), (len(rows), len(m.labels)))
+        return (1 / (1 + np.exp(-(band - band.mean())))).astype(np.float32)
+
+    predictor.model = dataclasses.replace(m, window_frames=None, predict_frames=frames, frame_hop_s=hop_s)
+
+
+def test_stream_of_a_whole_song_model_is_one_chunk_and_the_predict_answer(audio_dir):
+    """A model that needs the whole song cannot stream: one windows event, then the /api/predict result."""
+    with TestClient(create_app(Settings(max_jobs=1, model="musicnn-msd")), base_url=LOCAL) as c:
+        _whole_song(c.app.state.catalog.get(None))
+        r = _post(c, audio_dir / "song.wav", endpoint="/api/predict/stream", top="0")
+        assert r.status_code == 200, r.text
+        events = [json.loads(line) for line in r.text.splitlines()]
+        assert [e["event"] for e in events] == ["start", "windows", "result"]
+        assert events[0]["window_s"] == events[0]["window_hop_s"] == 0.5
+        result, windows = events[-1]["result"], events[1]
+        tl = result["timeline"]
+        assert len(tl["start_s"]) == 15 and tl["start_s"][1] == 0.5 and tl["end_s"][-1] == pytest.approx(7.3, abs=1e-3)
+        assert windows["start_s"] == tl["start_s"] and windows["decoded_s"] == pytest.approx(7.3, abs=1e-3)
+        whole = _post(c, audio_dir / "song.wav", top="0").json()
+        assert whole["timeline"] == tl and whole["genres"] == result["genres"]
+
+
+def _stream_head(port: int, data: bytes) -> bytes:
+    boundary = "genrescopeTestBoundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"long.wav\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/predict/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def test_stream_stops_when_the_client_leaves(tmp_path):
+    """The client reads the first windows and hangs up: the job stops long before the song's end,
+    frees its slot and its upload, and the server answers the next request."""
+    import io
+
+    import soundfile as sf
+
+    from genrescope.serve.server import BackgroundServer
+
+    buf = io.BytesIO()
+    sf.write(buf, _tone_mix(120.0), SR, format="WAV", subtype="PCM_16")  # 40 musicnn windows
+    srv = BackgroundServer(Settings(max_jobs=1, model="musicnn-msd"))
+    with srv as url:
+        predictor = srv.app.state.catalog.get(None)
+        real, calls = predictor.model.predict_windows, []
+
+        def slow(x):  # 40 windows at 0.2 s: the whole song would take 8 s
+            calls.append(len(x))
+            time.sleep(0.2)
+            return real(x)
+
+        import dataclasses
+
+        predictor.model = dataclasses.replace(predictor.model, predict_windows=slow)
+        port = srv.sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(_stream_head(port, buf.getvalue()))
+            got = b""
+            while b'"event":"windows"' not in got:
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+        deadline = time.monotonic() + 60
+        while srv.app.state.gate.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.app.state.gate.active == 0 and list(srv.app.state.upload_dir.iterdir()) == []
+        assert sum(calls) < 30, f"{sum(calls)} of 40 windows analysed after the client left"
+        with urllib.request.urlopen(f"{url}/api/health", timeout=30) as r:
+            assert json.loads(r.read())["status"] == "ok"
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict/stream"])
 @pytest.mark.parametrize("name, status, words", [
     ("empty.wav", 422, "empty"),
     ("notes.mp3", 415, "not a supported audio file"),
-    ("truncated.wav", 422, "truncated"),
+    ("sliver.wav", 422, "truncated"),
     ("cut_header.wav", 422, "truncated or damaged"),
     ("short.wav", 422, "at least 1.00 s"),
+    ("nan.wav", 422, "NaN or infinity (first at 1.00 s)"),
 ])
 def test_bad_audio_is_a_clear_4xx(client, audio_dir, endpoint, name, status, words):
     r = _post(client, audio_dir / name, endpoint=endpoint)
     if r.status_code == 200 and endpoint.endswith("/stream"):
-        # found only after the first windows went out (truncation shows at the end): the last event says so
+        # found only after the first windows went out (NaN two windows in): the last event says so
         last = json.loads(r.text.splitlines()[-1])
-        assert name == "truncated.wav" and last["event"] == "error" and last["status"] == status
+        assert name == "nan.wav" and last["event"] == "error" and last["status"] == status
         msg = last["error"]
     else:
         assert r.status_code == status, r.text
@@ -153,6 +240,34 @@ def test_bad_audio_is_a_clear_4xx(client, audio_dir, endpoint, name, status, wor
     assert msg.startswith(f"{name}: ") and words in msg
     assert str(_upload_dir(client)) not in msg and "genrescope-uploads" not in msg
     assert list(_upload_dir(client).iterdir()) == []
+
+
+@pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict/stream"])
+def test_truncated_upload_is_predicted_with_a_warning(client, audio_dir, endpoint):
+    r = _post(client, audio_dir / "truncated.wav", endpoint=endpoint)
+    assert r.status_code == 200, r.text
+    result = r.json() if endpoint == "/api/predict" else json.loads(r.text.splitlines()[-1])["result"]
+    assert result["error"] is None and result["genres"] and result["duration_s"] == pytest.approx(3.65, abs=0.01)
+    (w,) = result["warnings"]
+    assert w.startswith("truncated.wav: truncated: the header promises 7.30 s") and "genrescope-uploads" not in w
+
+
+def _no_non_finite(text: str) -> bool:
+    return re.search(r"\b(NaN|-?Infinity)\b", text.replace("NaN or infinity", "")) is None
+
+
+@pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict/stream"])
+def test_non_finite_model_output_is_an_error_not_nan(audio_dir, endpoint, monkeypatch):
+    import dataclasses
+
+    with TestClient(create_app(Settings(max_jobs=1)), base_url=LOCAL) as c:
+        p = c.app.state.catalog.get(None)
+        m = p.model
+        p.model = dataclasses.replace(m, predict_windows=lambda x: np.full((len(x), len(m.labels)), np.nan, np.float32))
+        r = _post(c, audio_dir / "song.wav", endpoint=endpoint)
+        assert _no_non_finite(r.text), r.text
+        assert r.status_code == 422 and "song.wav: the model gave non-finite probabilities" in r.json()["error"]
+        p.model = m
 
 
 def test_limits_size_and_duration(audio_dir):
@@ -198,19 +313,38 @@ def test_client_file_name_never_touches_a_path(client, audio_dir):
 
 
 # ------------------------------------------------------------------ concurrency
-@pytest.mark.parametrize("max_jobs, max_queue", [(1, 2), (2, 30)])
-def test_concurrent_uploads_succeed_or_get_429(audio_dir, max_jobs, max_queue):
-    with TestClient(create_app(Settings(max_jobs=max_jobs, max_queue=max_queue)), base_url=LOCAL) as c:
-        def one(i):
-            return _post(c, audio_dir / ("song.wav" if i % 2 else "song.flac"))
+def _held_jobs(monkeypatch):
+    """Hold every /api/predict job at its start until ``release`` is set; ``started`` counts them."""
+    import genrescope.serve.app as app_module
 
+    real = app_module.predict_job
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def held(*args, **kwargs):
+        started.release()
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "predict_job", held)
+    return release, started
+
+
+@pytest.mark.parametrize("max_jobs, max_queue", [(1, 2), (2, 30)])
+def test_concurrent_uploads_succeed_or_get_429(audio_dir, max_jobs, max_queue, monkeypatch):
+    """20 uploads at once: exactly max_jobs + max_queue are admitted, every other one gets a 429
+    at once (the admitted jobs are held until the rest have been answered)."""
+    release, _ = _held_jobs(monkeypatch)
+    admitted = min(20, max_jobs + max_queue)
+    with TestClient(create_app(Settings(max_jobs=max_jobs, max_queue=max_queue)), base_url=LOCAL) as c:
         with ThreadPoolExecutor(20) as pool:
-            responses = list(pool.map(one, range(20)))
+            futures = [pool.submit(_post, c, audio_dir / ("song.wav" if i % 2 else "song.flac")) for i in range(20)]
+            deadline = time.monotonic() + 60
+            while sum(f.done() for f in futures) < 20 - admitted and time.monotonic() < deadline:
+                time.sleep(0.01)
+            release.set()
+            responses = [f.result() for f in futures]
         codes = [r.status_code for r in responses]
-        assert set(codes) <= {200, 429}, codes
-        assert codes.count(200) >= max_jobs
-        if max_jobs + max_queue >= 20:
-            assert codes == [200] * 20
+        assert codes.count(200) == admitted and codes.count(429) == 20 - admitted, codes
         for r in responses:
             if r.status_code == 429:
                 assert "busy" in r.json()["error"] and r.headers["retry-after"]
@@ -218,19 +352,21 @@ def test_concurrent_uploads_succeed_or_get_429(audio_dir, max_jobs, max_queue):
         assert list(_upload_dir(c).iterdir()) == []
 
 
-def test_inference_does_not_block_the_event_loop(tmp_path):
+def test_inference_does_not_block_the_event_loop(tmp_path, monkeypatch):
+    """While a job is running (held at its start, so it surely is), the server still answers."""
     import soundfile as sf
 
+    release, started = _held_jobs(monkeypatch)
     long = tmp_path / "long.wav"
-    sf.write(long, _tone_mix(120.0), SR, subtype="PCM_16")
+    sf.write(long, _tone_mix(20.0), SR, subtype="PCM_16")
     with TestClient(create_app(Settings(max_jobs=1)), base_url=LOCAL) as c:
-        t = threading.Thread(target=_post, args=(c, long))
-        t.start()
-        time.sleep(0.3)  # the upload is being analysed now
-        t0 = time.perf_counter()
-        assert c.get("/api/health").json()["status"] == "ok"
-        assert time.perf_counter() - t0 < 0.5
-        t.join()
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(_post, c, long)
+            assert started.acquire(timeout=60)  # the job is in the worker now, and stays there
+            health = c.get("/api/health")  # a blocked event loop would hang here until the job ends
+            assert not job.done()  # answered while the job was still running
+            release.set()
+            assert health.json()["status"] == "ok" and job.result().status_code == 200
 
 
 def test_upload_dir_is_private_and_removed(audio_dir):
