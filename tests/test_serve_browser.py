@@ -113,7 +113,7 @@ def test_upload_play_seek_and_errors(server, files):
 
         # playback moves the current-genre chart (timeupdate path)
         page.evaluate("() => document.getElementById('player').play()")
-        page.wait_for_timeout(1500)
+        page.wait_for_function("() => document.getElementById('player').currentTime >= 1.2", timeout=20000)
         t_now, shown_t, source = page.evaluate(
             "() => [document.getElementById('player').currentTime, +document.getElementById('now-bars').dataset.time,"
             " document.getElementById('now-bars').dataset.source]")
@@ -122,7 +122,11 @@ def test_upload_play_seek_and_errors(server, files):
         assert t_now > 0.3, "headless playback did not advance"
         assert updates["timeupdate"] > 0 and source == "timeupdate"
         assert abs(shown_t - t_now) < 0.6  # the bars show the playback position, not a stale one
-        assert page.inner_text("#now-time").strip() != "0:00" or t_now < 1
+        # the clock shows the playback position (past 0:01 now), not the start
+        page.wait_for_function("() => { const t = Math.floor(document.getElementById('player').currentTime);"
+                               " return document.getElementById('now-time').textContent.trim() === "
+                               "`${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`; }", timeout=5000)
+        assert page.inner_text("#now-time").strip() not in ("", "0:00")
 
         # seeking moves everything: the strings half and the drums half read differently
         _seek(page, 4.0)
