@@ -1,7 +1,11 @@
 """Shared fixtures: generated audio (the suite never needs downloaded data) and the
-optional real music in ../shared/data (tests using it skip when it is absent)."""
+optional real music in ../shared/data (tests using it skip when it is absent, and fail
+when ``CI=true``: CI has the data, so a skip there would hide that the tests never ran).
+The summary says how many shared-data tests ran."""
 from __future__ import annotations
 
+import inspect
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +29,72 @@ def synth_music(duration: float = 3.0, sr: int = 22050, *, seed: int = 0, channe
     return y
 
 
+def in_ci() -> bool:
+    """True when the CI environment variable says so (``CI=true``, as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_shared_data() -> None:
+    """Skip the calling test, or fail it under CI, because ../shared/data is absent."""
+    msg = f"../shared/data is not present ({SHARED_DATA})"
+    if in_ci():
+        pytest.fail(f"{msg}, and CI=true: the real-music tests must run in CI", pytrace=False)
+    pytest.skip(msg)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present")
+        missing_shared_data()
     return SHARED_DATA
+
+
+# ---------------------------------------------------------------- shared-data tests: fail in CI, counted
+_SHARED: set[str] = set()  # node ids of the tests that need ../shared/data
+_RAN: set[str] = set()
+
+
+def _uses_shared_data(item) -> bool:
+    if item.get_closest_marker("shared_data") or "shared_data" in getattr(item, "fixturenames", ()):
+        return True
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+        funcs += [d.func for d in defs]
+    for f in funcs:  # a test (or its fixture) that reads SHARED_DATA itself
+        try:
+            if f is not None and "SHARED_DATA" in inspect.getsource(f):
+                return True
+        except (OSError, TypeError):
+            pass
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    _SHARED.update(item.nodeid for item in items if _uses_shared_data(item))
+
+
+def pytest_runtest_setup(item):
+    if item.nodeid in _SHARED and item.get_closest_marker("shared_data") and not SHARED_DATA.is_dir():
+        missing_shared_data()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = (yield).get_result()
+    if rep.skipped and "shared/data" in str(rep.longrepr):  # a test's own skip for the missing data
+        _SHARED.add(item.nodeid)
+        if in_ci():
+            rep.outcome = "failed"
+    if rep.when == "call" and item.nodeid in _SHARED:
+        _RAN.add(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _SHARED:
+        return
+    where = "present" if SHARED_DATA.is_dir() else "MISSING"
+    terminalreporter.write_line(f"shared-data tests: {len(_RAN)} of {len(_SHARED)} ran ({SHARED_DATA}: {where})")
 
 
 @pytest.fixture
