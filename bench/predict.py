@@ -1,22 +1,28 @@
-"""Real-time factor of `genrescope predict` on a 4-minute song, one CPU core.
+"""Real-time factor of `genrescope predict` on a 4-minute song, per backend, on one core and on all.
 
-Measures, in one run and on the same file:
-  * the whole `genrescope predict` process (interpreter start-up, imports, model load,
-    decode, features, model), pinned to one core with one thread;
-  * the same work in-process, split by stage (model load, decode + features, model);
-  * a baseline pipeline built the way the original musicnn extractor works: librosa.load
-    at 16 kHz, librosa's mel spectrogram, and one 3 s patch per model call (same ONNX
-    model, so only the pipeline differs).
-  * the arithmetic: multiply-adds of one window through the model's ONNX graph(s), and this
-    core's single-thread SGEMM rate measured in the same run, which bound how fast any
-    exact float32 implementation of the model can be here.
-Prints x real time (seconds of audio per second of wall time) and the ratios.
+Measures, in one run and on the same file (everything is best of --repeat):
+  * this core's matrix-multiply rates, one thread: numpy SGEMM (2048 x 2048) in a subprocess
+    with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, one with both unset, and
+    one forced to Haswell (the BLAS kernel each used, from threadpoolctl), and torch's
+    bfloat16 GEMM (needs the `train` extra);
+  * the whole `genrescope predict` process (start-up, imports, model load, decode,
+    features, model; peak RSS) for each installed backend, pinned to one core with one
+    thread, and on every core with the defaults; ratios against today's ONNX Runtime
+    float32 path measured beside them;
+  * start-up + import + model load alone (a process that loads the model and exits);
+  * in-process on one core: decode + features and the model stage, with the model's
+    GFLOP/s and its fraction of the SGEMM and bfloat16 rates;
+  * one song on two cores, model stage only: an ensemble's members side by side in two
+    threads (one thread each) against one after the other with two intra-op threads each;
+  * --files N files of 30 s (real GTZAN tracks when ../shared/data is there) with
+    `predict DIR -j 2` against `-j 1`: files per second.
 
-    python bench/predict.py [--audio FILE] [--minutes 4] [--model musicnn] [--repeat 3]
+    python bench/predict.py [--audio FILE] [--minutes 4] [--model default] [--repeat 3] [--files 100]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -24,107 +30,190 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
-os.environ.update(ONE_THREAD)
-try:
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-except (AttributeError, OSError):
-    pass
-
-import numpy as np  # noqa: E402
-
+BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CORES = sorted(os.sched_getaffinity(0))
+TIMEOUT_S = 900  # one process; a run past this is killed and its threads' stacks printed
+ORT = ("onnxruntime", "auto")
+TODAY = "onnxruntime, --threads = cores"  # the float32 path as it ran before backends (see main)
 
 
 def make_song(minutes: float, out: Path) -> Path:
     """A 44.1 kHz stereo MP3 of real music when ../shared/data is present, else generated."""
     import soundfile as sf
 
-    sr = 44100
-    need = int(minutes * 60 * sr)
-    parts, have = [], 0
+    from genrescope.audio.decode import load_audio
+
+    sr, need, parts, have = 44100, int(minutes * 60 * 44100), [], 0
     for f in sorted((SHARED / "free-music" / "warzone2100").glob("*.opus")) + \
             sorted((SHARED / "free-music" / "wesnoth").glob("*.ogg")):
-        if f.name == "silence.ogg":
-            continue
-        from genrescope.audio.decode import load_audio
-
-        y = load_audio(f, sr=sr, mono=False)
-        parts.append(y)
-        have += len(y)
-        if have >= need:
-            break
+        if f.name != "silence.ogg" and have < need:
+            parts.append(load_audio(f, sr=sr, mono=False))
+            have += len(parts[-1])
     if have >= need:
-        y = np.concatenate(parts)[:need]
-        what = "real music (Warzone 2100 soundtrack)"
+        y, what = np.concatenate(parts)[:need], "real music (Warzone 2100 soundtrack)"
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from conftest import synth_music
 
-        y = synth_music(minutes * 60, sr, channels=2)
-        what = "generated music"
+        y, what = synth_music(minutes * 60, sr, channels=2), "generated music"
     sf.write(str(out), y, sr, format="MP3")
     print(f"input: {minutes:g} min, 44.1 kHz stereo MP3 of {what}, {out.stat().st_size / 1e6:.1f} MB")
     return out
 
 
-def whole_process(path: Path, model: str, repeat: int) -> float:
-    cmd = [sys.executable, "-m", "genrescope", "predict", str(path), "--model", model, "-j", "1", "--threads", "1",
-           "--format", "json"]
-    best = float("inf")
-    for _ in range(repeat):
+def make_folder(n: int, out: Path) -> tuple[Path, str]:
+    """``n`` files of 30 s: real GTZAN tracks (links) when present, else generated WAVs."""
+    out.mkdir()
+    real = sorted((SHARED / "gtzan" / "audio").glob("*/*.opus"))[:n]
+    if len(real) == n:
+        for i, f in enumerate(real):
+            (out / f"{i:03d}{f.suffix}").symlink_to(f)
+        return out, f"{n} real GTZAN tracks of 30 s (Opus, 24 kHz mono)"
+    import soundfile as sf
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import synth_music
+
+    for i in range(n):
+        sf.write(str(out / f"{i:03d}.wav"), synth_music(30.0, 22050, seed=i), 22050)
+    return out, f"{n} generated WAVs of 30 s"
+
+
+def _pin_one_core():
+    os.sched_setaffinity(0, {CORES[0]})
+
+
+def timed_process(cmd: list[str], *, one_core: bool, env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one process."""
+    import signal
+    import threading
+
+    env = {**os.environ, **(ONE_THREAD if one_core else {}), "PYTHONFAULTHANDLER": "1", **(env or {})}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
-        best = min(best, time.perf_counter() - t0)
-        if r.returncode != 0:
-            raise SystemExit(f"predict failed: {r.stderr[-2000:]}")
-    return best
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, preexec_fn=_pin_one_core if one_core else None)
+        watchdog = threading.Timer(TIMEOUT_S, os.kill, (p.pid, signal.SIGABRT))  # a stuck run prints its stacks
+        watchdog.start()
+        _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage (its peak RSS)
+        watchdog.cancel()
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:6])}... failed: {err.read().decode()[-2000:]}")
+        return wall, usage.ru_maxrss / 1024, out.read().decode()
 
 
-def in_process(path: Path, model: str, repeat: int) -> dict:
+def predict_cmd(paths: list[str], model: str, backend: tuple[str, str], *, one_core: bool, jobs: int = 1,
+                threads: int | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "genrescope", "predict", *paths, "--model", model, "--backend", backend[0],
+           "--precision", backend[1], "-j", str(jobs), "--format", "json", "--no-progress"]
+    threads = 1 if one_core else threads
+    return cmd + (["--threads", str(threads)] if threads else [])
+
+
+def best_process(cmd: list[str], repeat: int, *, one_core: bool) -> tuple[float, float, str]:
+    runs = [timed_process(cmd, one_core=one_core) for _ in range(repeat)]
+    return min(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
+
+
+def load_only(model: str, backend: tuple[str, str], repeat: int) -> float:
+    code = (f"from genrescope.inference.predict import Predictor\n"
+            f"Predictor({model!r}, threads=1, backend={backend[0]!r}, precision={backend[1]!r})")
+    return min(timed_process([sys.executable, "-c", code], one_core=True)[0] for _ in range(repeat))
+
+
+GEMM_CODE = r"""
+import json, os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+import numpy as np, threadpoolctl
+def best(f, k=5):
+    f(); t = float("inf")
+    for _ in range(k):
+        t0 = time.perf_counter(); f(); t = min(t, time.perf_counter() - t0)
+    return t
+n = 2048
+a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+out = {"sgemm": 2 * n ** 3 / best(lambda: a @ a) / 1e9, "kernel": info[0].get("architecture") if info else None}
+if sys.argv[2] == "1":
+    try:
+        import torch
+        torch.set_num_threads(1)
+        b = torch.randn(n, n, dtype=torch.bfloat16)
+        out["bf16"] = 2 * n ** 3 / best(lambda: b @ b) / 1e9
+    except ImportError:
+        out["bf16"] = None
+print(json.dumps(out))
+"""
+
+
+def core_rates() -> dict:
+    """Single-thread GEMM rates on one core, each in its own process (BLAS reads its variables at load)."""
+    env_now = {k: os.environ.get(k) for k in BLAS_VARS}
+    unset = {k: v for k, v in {**os.environ, **ONE_THREAD}.items() if k not in BLAS_VARS}
+    rates = {}
+    for label, env, torch_too in (("environment", {**os.environ, **ONE_THREAD}, False), ("unset", unset, True),
+                                  ("Haswell", {**unset, "OPENBLAS_CORETYPE": "Haswell"}, False)):
+        r = subprocess.run([sys.executable, "-c", GEMM_CODE, str(CORES[0]), "1" if torch_too else "0"],
+                           capture_output=True, text=True, env=env, check=True)
+        rates[label] = json.loads(r.stdout)
+    rates["env_vars"] = env_now
+    return rates
+
+
+def in_process(path: Path, model: str, backend: tuple[str, str], repeat: int) -> dict:
+    """Stage seconds of one song in this process, pinned to one core, one thread."""
     from genrescope.inference.predict import Predictor
 
-    t0 = time.perf_counter()
-    pred = Predictor(model, threads=1)
-    load = time.perf_counter() - t0
-    best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        p = pred.predict(path)
-        total = time.perf_counter() - t0
-        if best is None or total < best["total"]:
-            best = {"total": total, **p.seconds, "windows": len(p.timeline.probs), "duration": p.duration_s}
-    best["load"] = load
+    mask = os.sched_getaffinity(0)
+    _pin_one_core()
+    try:
+        pred = Predictor(model, threads=1, backend=backend[0], precision=backend[1])
+        best = None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            p = pred.predict(path)
+            row = {"total": time.perf_counter() - t0, **p.seconds, "windows": len(p.timeline.probs),
+                   "duration": p.duration_s, "precision": p.precision}
+            best = row if best is None or row["total"] < best["total"] else best
+    finally:
+        os.sched_setaffinity(0, mask)
     return best
 
 
-def baseline(path: Path, model: str, repeat: int) -> dict | None:
-    try:
-        import librosa
-    except ImportError:
-        print("librosa not installed: baseline skipped")
-        return None
+def two_cores_one_song(path: Path, model: str, backend: tuple[str, str], repeat: int) -> dict | None:
+    """Model stage of one song on every core: members side by side (one thread each) vs one after another."""
+    from genrescope.features.windows import slice_windows
+    from genrescope.features.spectrogram import compute
+    from genrescope.audio.decode import load_audio
+    from genrescope.inference.ensemble import ensemble
+    from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES
     from genrescope.inference.runtimes import load_inference_model
 
-    m = load_inference_model(model, threads=1)
-    cfg = m.feature_config
-    best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        y, _ = librosa.load(str(path), sr=cfg.sr)
-        t1 = time.perf_counter()
-        mel = librosa.feature.melspectrogram(y=y, sr=cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                             n_mels=cfg.n_mels, pad_mode="reflect")
-        x = np.log10(10000 * mel + 1).astype(np.float32)
-        t2 = time.perf_counter()
-        w = m.window_frames
-        for s in range(0, x.shape[1] - w + 1, w):  # one patch per call, trailing partial patch dropped
-            m.predict_windows(x[None, :, s:s + w])
-        t3 = time.perf_counter()
-        row = {"total": t3 - t0, "decode": t1 - t0, "features": t2 - t1, "model": t3 - t2}
-        if best is None or row["total"] < best["total"]:
-            best = row
-    return best
+    name = DEFAULT_MODEL if model == "default" else model
+    if name not in ENSEMBLES or len(CORES) < 2:
+        return None
+    engine = {"backend": backend[0], "precision": backend[1]}
+    side = ensemble(name, [load_inference_model(m, threads=1, **engine) for m in ENSEMBLES[name]], parallel=True)
+    seq = ensemble(name, [load_inference_model(m, threads=len(CORES), **engine) for m in ENSEMBLES[name]])
+    cfg = side.feature_config
+    windows, _, _ = slice_windows(compute(load_audio(path, sr=cfg.sr), cfg, side.kind), cfg,
+                                  win_frames=side.window_frames)
+    out = {}
+    for label, m in (("side by side", side), ("one after another", seq)):
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for i in range(len(windows)):
+                m.predict_windows(windows[i:i + 1])
+            best = min(best, time.perf_counter() - t0)
+        out[label] = best
+    return out
 
 
 def model_macs_per_window(model: str) -> tuple[float, list[str]]:
@@ -132,16 +221,22 @@ def model_macs_per_window(model: str) -> tuple[float, list[str]]:
 
     The shapes come from running the graph once on a window with every such node's input
     and output exposed (musicnn's padding is computed in the graph, so static shape
-    inference cannot see them).
+    inference cannot see them). A head behind a backbone counts the backbone's graphs.
     """
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
     from genrescope.inference.onnx_model import INPUT_NAME, OnnxModel
-    from genrescope.inference.registry import ENSEMBLES, resolve_model_path
+    from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
 
-    total, names = 0.0, list(ENSEMBLES.get(model, (model,)))
+    def graphs(name: str) -> list[str]:
+        if name in ENSEMBLES:
+            return [g for m in ENSEMBLES[name] for g in graphs(m)]
+        backbone = OnnxModel(resolve_model_path(name)[1]).provenance.get("backbone")
+        return (graphs(backbone) if backbone else []) + [name]
+
+    total, names = 0.0, graphs(DEFAULT_MODEL if model == "default" else model)
     for name in names:
         path = resolve_model_path(name)[1]
         om = OnnxModel(path)
@@ -169,60 +264,107 @@ def model_macs_per_window(model: str) -> tuple[float, list[str]]:
     return total, names
 
 
-def sgemm_gflops(n: int = 2048, repeat: int = 5) -> float:
-    """This core's single-thread float32 matrix-multiply rate (numpy's BLAS), best of ``repeat``."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+def report(args, dur: float, rows: dict, loads: dict, stages: dict, rates: dict, two: dict, folder: dict) -> None:
+    from genrescope.inference.registry import DEFAULT_MODEL
+
+    shown = f"{args.model} (= {DEFAULT_MODEL})" if args.model == "default" else args.model
+    print(f"\nmodel {shown}; best of {args.repeat}; {len(CORES)} cores; load average "
+          f"{os.getloadavg()[0]:.1f} at the end (other work on the machine slows every row alike)")
+    env = ", ".join(f"{k}={v}" for k, v in rates["env_vars"].items() if v) or "neither variable set"
+    print(f"\ncore rates, one thread ({env}):")
+    for label in ("environment", "unset", "Haswell"):
+        r = rates[label]
+        print(f"  numpy SGEMM, OpenBLAS variables {label:12} {r['sgemm']:6.0f} GFLOP/s  (kernel {r['kernel']})")
+    bf16 = rates["unset"].get("bf16")
+    print(f"  torch bfloat16 GEMM                         {bf16:6.0f} GFLOP/s" if bf16 else "  torch: not installed")
+    print(f"\n{'whole `genrescope predict` process':44}{'seconds':>8}{'x real time':>13}{'vs today':>13}"
+          f"{'peak RSS':>10}")
+    for (backend, cores), (wall, rss, prec) in rows.items():
+        if backend == TODAY and cores == "one core":
+            continue  # the same run as onnxruntime on one core
+        base = rows[(TODAY, cores)][0]
+        print(f"  {backend + ' ' + prec + ', ' + cores:42}{wall:8.2f}{dur / wall:13.0f}{base / wall:12.2f}x"
+              f"{rss:8.0f} MB")
+    for backend, t in loads.items():
+        print(f"  start-up + import + model load, {backend:11}{t:8.2f} s")
+    macs, graphs = model_macs_per_window(args.model)
+    print(f"\nin-process, one core, one thread ({2 * macs / 1e9:.2f} GFLOP a window through {' + '.join(graphs)}):")
+    for backend, s in stages.items():
+        flop = 2 * macs * s["windows"]
+        rate = flop / s["model"] / 1e9
+        print(f"  {backend} {s['precision']}: decode + features {s['decode+features']:.2f} s "
+              f"({dur / s['decode+features']:.0f}x), model {s['model']:.2f} s for {s['windows']} windows "
+              f"= {rate:.0f} GFLOP/s, {rate / rates['unset']['sgemm']:.2f} of SGEMM"
+              + (f", {rate / bf16:.2f} of the bfloat16 GEMM" if bf16 else ""))
+    for backend, t in (two or {}).items():
+        if t:
+            print(f"one song, model stage on {len(CORES)} cores, {backend}: members side by side "
+                  f"{t['side by side']:.2f} s, one after another with {len(CORES)} threads each "
+                  f"{t['one after another']:.2f} s ({t['one after another'] / t['side by side']:.2f}x)")
+    if folder:
+        print(f"\n{folder['what']}, {folder['backend']}, whole process:")
+        for jobs in (1, 2):
+            print(f"  predict DIR -j {jobs}: {folder[jobs]:.1f} s, {args.files / folder[jobs]:.2f} files/s")
+        print(f"  -j 2 / -j 1: {folder[1] / folder[2]:.2f}x")
+    targets(dur, rows, loads)
+
+
+def targets(dur: float, rows: dict, loads: dict) -> None:
+    fast = min((k for k in rows if k[1] == "all cores" and k[0] != TODAY), key=lambda k: rows[k][0])[0]
+
+    def line(what: str, value: float, goal: float, unit: str, higher: bool = True) -> None:
+        ok = value >= goal if higher else value < goal
+        print(f"  {what:52} {value:8.2f}{unit} (target {'>=' if higher else '<'} {goal:g}{unit}): "
+              f"{'met' if ok else 'NOT met'}")
+
+    print(f"\ntargets (fastest backend: {fast}):")
+    line("whole process, all cores, x real time", dur / rows[(fast, "all cores")][0], 200, "x")
+    line("whole process, one core, x real time", dur / rows[(fast, "one core")][0], 120, "x")
+    for cores in ("all cores", "one core"):
+        line(f"vs today's ORT float32 path, {cores}", rows[(TODAY, cores)][0] / rows[(fast, cores)][0], 1.6, "x")
+    line("start-up + import + load, s", loads[fast], 0.5, " s", higher=False)
+    line("peak RSS, MB", max(r[1] for k, r in rows.items() if k[0] == fast), 500, " MB", higher=False)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--audio", default=None, help="an audio file (default: a 4-minute MP3 made here)")
     ap.add_argument("--minutes", type=float, default=4.0)
-    ap.add_argument("--model", default="musicnn")
+    ap.add_argument("--model", default="default")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--files", type=int, default=100, help="files of 30 s for the folder run (0: skip it)")
     args = ap.parse_args()
+    from genrescope.inference.backends import available_backends
+
+    backends = [ORT] + [("openvino", "auto")] * ("openvino" in available_backends())
+    rates = core_rates()
     with tempfile.TemporaryDirectory() as d:
         path = Path(args.audio) if args.audio else make_song(args.minutes, Path(d) / "song.mp3")
-        ip = in_process(path, args.model, args.repeat)
-        dur = ip["duration"]
-        wp = whole_process(path, args.model, args.repeat)
-        bl = baseline(path, args.model, args.repeat)
-    print(f"model {args.model}; one core, one thread; best of {args.repeat}\n")
-    print(f"{'':34}{'seconds':>9}{'x real time':>13}")
-    print(f"{'whole `genrescope predict` process':34}{wp:9.3f}{dur / wp:13.0f}")
-    print(f"{'in-process predict (model loaded)':34}{ip['total']:9.3f}{dur / ip['total']:13.0f}")
-    print(f"{'  decode + features (streamed)':34}{ip['decode+features']:9.3f}{dur / ip['decode+features']:13.0f}")
-    print(f"{'  model ({} windows x members)'.format(ip['windows']):34}{ip['model']:9.3f}{dur / ip['model']:13.0f}")
-    print(f"{'model load':34}{ip['load']:9.3f}")
-    if bl:
-        print("\nbaseline (librosa.load + librosa mel + one patch per call, same ONNX model):")
-        for k in ("decode", "features", "model", "total"):
-            print(f"  {k:32}{bl[k]:9.3f}{dur / bl[k]:13.0f}")
-        print(f"\nratio in-process genrescope / baseline: {bl['total'] / ip['total']:.2f}x faster")
-        print(f"ratio whole genrescope process / baseline pipeline alone: {bl['total'] / wp:.2f}x")
-    macs, graphs = model_macs_per_window(args.model)
-    gemm = sgemm_gflops()
-    flop = 2 * macs * ip["windows"]
-    floor = flop / (gemm * 1e9)
-    # everything but the model: start-up, imports, load, decode, features (separate runs: clamp the noise)
-    rest = max(wp - ip["model"], ip["decode+features"])
-    print(f"\narithmetic: {2 * macs / 1e9:.2f} GFLOP per window ({' + '.join(graphs)}), "
-          f"{flop / 1e9:.0f} GFLOP for {ip['windows']} windows")
-    print(f"this core's single-thread SGEMM (numpy, 2048 x 2048): {gemm:.0f} GFLOP/s; the model stage ran at "
-          f"{flop / ip['model'] / 1e9:.0f} GFLOP/s = {flop / ip['model'] / 1e9 / gemm:.2f} of it")
-    print(f"floor: at the SGEMM rate the model alone needs {floor:.2f} s, so the whole process cannot beat "
-          f"{dur / (rest + floor):.0f}x real time on this core without fewer or cheaper operations "
-          f"(the rest of the process took {rest:.2f} s)")
-    target = 100
-    print(f"\ntarget: whole process >= {target}x real time: {'met' if dur / wp >= target else 'NOT met'} "
-          f"({dur / wp:.0f}x)")
+        rows, stages, two = {}, {}, {}
+        for b in backends:
+            stages[b[0]] = in_process(path, args.model, b, args.repeat)
+            two[b[0]] = two_cores_one_song(path, args.model, b, args.repeat)
+            for cores in ("one core", "all cores"):
+                one = cores == "one core"
+                wall, rss, out = best_process(predict_cmd([str(path)], args.model, b, one_core=one), args.repeat,
+                                              one_core=one)
+                rows[(b[0], cores)] = (wall, rss, json.loads(out)[0]["precision"])
+        # today's path before this bench's backends: ONNX Runtime, ensemble members one after another
+        # with every core as intra-op threads (what --threads N still does)
+        cmd = predict_cmd([str(path)], args.model, ORT, one_core=False, threads=len(CORES))
+        wall, rss, out = best_process(cmd, args.repeat, one_core=False)
+        rows[(TODAY, "all cores")] = (wall, rss, json.loads(out)[0]["precision"])
+        rows[(TODAY, "one core")] = rows[(ORT[0], "one core")]
+        loads = {b[0]: load_only(args.model, b, args.repeat) for b in backends}
+        folder = {}
+        if args.files:
+            folder_dir, what = make_folder(args.files, Path(d) / "folder")
+            fast = min(backends, key=lambda b: rows[(b[0], "all cores")][0])
+            folder = {"what": what, "backend": fast[0]}
+            for jobs in (1, 2):
+                cmd = predict_cmd([str(folder_dir)], args.model, fast, one_core=False, jobs=jobs)
+                folder[jobs] = timed_process(cmd, one_core=False)[0]
+        report(args, stages[ORT[0]]["duration"], rows, loads, stages, rates, two, folder)
     return 0
 
 

@@ -5,8 +5,9 @@
 ``runtime="torch"`` loads the PyTorch checkpoint instead (needs the ``train`` extra). A head
 trained on backbone embeddings is composed behind its backbone, on the same backend.
 
-``threads`` is the thread budget of one call (None: every core). An ensemble whose members
-can each get a thread of that budget runs them side by side, one share each.
+``threads`` is the thread count of one call (None: every core). With None, an ensemble runs
+its members side by side, each on its share of the cores; with a number, one after the
+other, each on that many threads.
 """
 from __future__ import annotations
 
@@ -51,9 +52,11 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     if str(model) in ENSEMBLES or (str(model) == "default" and DEFAULT_MODEL in ENSEMBLES):
         name = DEFAULT_MODEL if str(model) == "default" else str(model)
         members = ENSEMBLES[name]
-        budget = threads or os.cpu_count() or 1
-        parallel = runtime == "onnx" and budget >= len(members) > 1
-        each = budget // len(members) if parallel else threads
+        cores = os.cpu_count() or 1
+        # no thread count given: the members share the cores side by side (faster on two cores
+        # than one after the other with every core each; bench/predict.py measures both)
+        parallel = runtime == "onnx" and threads is None and cores >= len(members) > 1
+        each = cores // len(members) if parallel else threads
         return ensemble(name, [load_inference_model(m, runtime=runtime, threads=each, **engine) for m in members],
                         parallel=parallel)
     name, path = resolve_model_path(model, runtime)
