@@ -49,6 +49,7 @@ import numpy as np
 from genrescope import __version__
 from genrescope.config import FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
+from genrescope.models.weights_check import check_finite, check_state_dict, header_shapes, meta_shapes
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -185,61 +186,6 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
-def check_state_dict(state: dict[str, "torch.Tensor"], expected: dict[str, "torch.Tensor"], *, where: str) -> None:
-    """Raise CheckpointError unless ``state`` has exactly the names and shapes of ``expected``."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: {tuple(state[k].shape)} in file, {tuple(v.shape)} in model"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = ([f"missing tensors {missing}"] if missing else []) + \
-        ([f"unexpected tensors {unexpected}"] if unexpected else []) + \
-        ([f"shape mismatch: {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        raise CheckpointError(f"{where}: weights do not fit the model described in the checkpoint: "
-                              f"{'; '.join(problems)}")
-
-
-class _Shape:
-    """A tensor's shape alone, for :func:`check_state_dict`."""
-
-    def __init__(self, shape) -> None:
-        self.shape = tuple(int(x) for x in shape)
-
-
-def _header_shapes(header: dict[str, Any], path) -> dict[str, _Shape]:
-    try:
-        return {k: _Shape(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    except (TypeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt checkpoint header (bad tensor shape)") from e
-
-
-def _meta_shapes(name: str, config: Any, path) -> dict[str, _Shape]:
-    """The state-dict shapes of the model ``config`` describes, built on the meta device (no memory)."""
-    import warnings
-
-    import torch
-
-    from genrescope.models import build_model
-
-    try:
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore")  # copying real weights into meta tensors warns, harmlessly
-            model = build_model(name, config)
-    except GenrescopeError as e:
-        raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e
-    return {k: _Shape(v.shape) for k, v in model.state_dict().items()}
-
-
-def check_finite(state: dict[str, "torch.Tensor"], *, where: str) -> None:
-    """Raise CheckpointError if a floating-point tensor holds NaN or infinity."""
-    import torch
-
-    bad = sorted(k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
-    if bad:
-        raise CheckpointError(f"{where}: non-finite weights (NaN or infinity) in {', '.join(bad[:5])}"
-                              f"{' ...' if len(bad) > 5 else ''}")
-
-
 # ---------------------------------------------------------------- save / load
 def save_checkpoint(path: str | os.PathLike, model: "nn.Module", *, model_name: str,
                     feature_config: FeatureConfig | dict, labels: list[str], model_config: Any = None,
@@ -349,7 +295,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu",
         raise CheckpointError(f"{path}: {len(info['labels'])} labels for a model with {n_out} outputs")
     # the file is untrusted: its shapes are checked against a model built without memory
     # (on the meta device) before the real model, and its weights, exist
-    check_state_dict(_header_shapes(read_header(path), path), _meta_shapes(name, config, path), where=str(path))
+    check_state_dict(header_shapes(read_header(path), path), meta_shapes(name, config, path), where=str(path))
     try:
         state = load_file(os.fspath(path), device=map_location)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
