@@ -92,12 +92,12 @@ def test_impossible_choices_are_one_line_errors(backend, precision, message):
 
 def test_missing_openvino_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
-    backends._ov_core.cache_clear()
+    backends._ov_cached_core.cache_clear()
     try:
         with pytest.raises(GenrescopeError, match=r"genrescope\[fast\]"):
             Predictor("musicnn-msd", backend="openvino")
     finally:
-        backends._ov_core.cache_clear()
+        backends._ov_cached_core.cache_clear()
 
 
 def test_openvino_session_serves_several_threads():

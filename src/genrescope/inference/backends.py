@@ -91,13 +91,22 @@ class OrtSession:
         return self.session.run(names, {self.input_name: x})
 
 
+_CORE_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _ov_core():
+def _ov_cached_core():
     try:
         import openvino as ov
     except ImportError as e:
         raise GenrescopeError("--backend openvino needs OpenVINO: pip install 'genrescope[fast]'") from e
     return ov.Core()
+
+
+def _ov_core():
+    """The one OpenVINO Core of this process (members loading in parallel threads share it)."""
+    with _CORE_LOCK:
+        return _ov_cached_core()
 
 
 def cpu_has_bf16() -> bool:
