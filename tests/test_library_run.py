@@ -64,6 +64,7 @@ def test_walk_odd_collections(tmp_path, monkeypatch):
     a = write_track(lib / "x" / "deep" / "a.flac", "flac")
     write_track(lib / "b.mp3", "mp3")
     (lib / "cover.jpg").write_bytes(b"\xff\xd8")  # not audio by name: ignored inside folders
+    (lib / "._b.mp3").write_bytes(b"\0\5\x16\7")  # a macOS resource fork: hidden, ignored
     (lib / "x" / "loop").symlink_to(lib)  # a loop
     (lib / "alias").symlink_to(lib / "x")  # a second way into a folder: walked once, no error
     (lib / "dup.flac").symlink_to(a)  # the same file twice: processed once

@@ -49,6 +49,8 @@ def run_local(paths: list[str], opts: TagOptions, jobs: int = 1) -> Iterator[tup
 
     ``jobs`` 1 is the one-process loop (no pool); more runs that many worker processes.
     """
+    if not paths:  # everything came from the journal: no model to load
+        return
     if jobs <= 1 or len(paths) <= 1:
         predictor = make_predictor(opts.model, runtime=opts.runtime)
         for p in paths:
@@ -74,17 +76,19 @@ def _pool_pass(todo: list[str], opts: TagOptions, jobs: int):
         while todo or running:
             while todo and len(running) < 2 * jobs:  # a small queue: results stream, memory stays flat
                 p = todo.pop()
-                running[pool.submit(_work, p, opts.windows)] = p
+                try:
+                    running[pool.submit(_work, p, opts.windows)] = p
+                except BrokenProcessPool:
+                    todo.append(p)  # never started: not the culprit
+                    raise
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
-                p = running.pop(fut)
-                try:
-                    yield fut.result()
-                except BrokenProcessPool:
-                    lost = [p] + list(running.values())
-                    running.clear()
-                    return lost
+                result = fut.result()  # BrokenProcessPool when a worker died
+                del running[fut]
+                yield result
         return []
+    except BrokenProcessPool:
+        return list(running.values())
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
