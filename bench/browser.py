@@ -69,10 +69,36 @@ def browser_runs(site: Path, song: Path, model: str, repeat: int) -> list[dict]:
                 page.set_input_files("#file", str(song))
                 page.wait_for_function("() => window.genrescope.result", timeout=900000)
                 out.append(page.evaluate("() => window.genrescope.local.timing"))
+            out[-1]["result"] = page.evaluate("() => window.genrescope.result")
+            out[-1]["feature_diff"] = feature_parity(page, song)
             b.close()
     finally:
         proc.kill()
     return out
+
+
+def feature_parity(page, song: Path) -> float:
+    """max |JS - Python| of the model's log-mel on the first 30 s, from the same (Python-decoded) samples."""
+    import base64
+    import json
+
+    from genrescope.audio.decode import load_audio
+    from genrescope.config import FeatureConfig
+    from genrescope.features.spectrogram import log_mel
+
+    entry = page.evaluate("() => window.genrescope.local.manifest.models[0]")
+    cfg = FeatureConfig.from_dict(entry["feature_config"])
+    y = load_audio(song, sr=cfg.sr, duration=30.0)
+    b64 = base64.b64encode(y.astype(np.float32).tobytes()).decode()
+    got = page.evaluate("""async ([s, cfg]) => {
+        const b = atob(s), u8 = new Uint8Array(b.length);
+        for (let i = 0; i < b.length; i++) u8[i] = b.charCodeAt(i);
+        const r = await window.genrescope.local.features(new Float32Array(u8.buffer), cfg, 'log_mel');
+        let t = ''; const o = new Uint8Array(r.data.buffer);
+        for (let i = 0; i < o.length; i += 32768) t += String.fromCharCode.apply(null, o.subarray(i, i + 32768));
+        return [btoa(t), r.n_bins, r.n_frames]; }""", [b64, json.loads(json.dumps(cfg.to_dict()))])
+    js = np.frombuffer(base64.b64decode(got[0]), np.float32).reshape(got[1], got[2])
+    return float(np.abs(js - log_mel(y, cfg)).max())
 
 
 def python_run(song: Path, model: str, threads: int | None) -> dict:
@@ -82,7 +108,7 @@ def python_run(song: Path, model: str, threads: int | None) -> dict:
     t0 = time.perf_counter()
     p = pred.predict(song)
     total = time.perf_counter() - t0
-    return {"total_s": total, "windows": len(p.timeline.start_s), **p.seconds}
+    return {"total_s": total, "windows": len(p.timeline.start_s), "result": p.to_dict(timeline=True), **p.seconds}
 
 
 def main() -> None:
@@ -106,8 +132,17 @@ def main() -> None:
               f"{best['model']:.2f} s for {best['windows']} windows = {per_window:.0f} ms/window; "
               f"{best['total_s']:.1f} s per song ({best['duration_s'] / best['total_s']:.0f}x real time); "
               f"first run {runs[0]['total_s']:.1f} s (model load {runs[0]['load_s']:.2f} s)")
+        print(f"features, same samples: max |JS - Python| log-mel = {runs[-1]['feature_diff']:.2e}")
         for threads in (1, None):
             r = python_run(song, args.model, threads)
+            if threads == 1:
+                web, py = runs[-1]["result"], r["result"]
+                pw_diff = np.abs(np.subtract(web["timeline"]["probabilities"], py["timeline"]["probabilities"])).max()
+                sp = {g["label"]: g["probability"] for g in py["genres"]}
+                tr = max(abs(g["probability"] - sp[g["label"]]) for g in web["genres"])
+                print(f"timeline, browser (Web Audio resampling) vs Python (soxr): max |diff| per window "
+                      f"{pw_diff:.3f}, per track {tr:.3f}; top genre {web['genres'][0]['label']} vs "
+                      f"{py['genres'][0]['label']}")
             label = "1 thread" if threads == 1 else "default threads"
             pw = 1000 * r.get("model", float("nan")) / r["windows"]
             print(f"python Predictor ({label}): {r['total_s']:.1f} s per song, model {pw:.0f} ms/window, "

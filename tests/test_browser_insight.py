@@ -15,6 +15,25 @@ from genrescope.inference.predict import Timeline
 from genrescope.insight.segments import segment_timeline
 
 
+def _screenshot(page) -> None:
+    """The serverless page: tests/artifacts/serverless.png; with GENRESCOPE_UPDATE_DOCS=1 (and the
+    occlusion overlay, which takes a minute) also docs/serverless.png."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    artifacts = Path(os.environ.get("GENRESCOPE_ARTIFACTS", root / "tests" / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    update = os.environ.get("GENRESCOPE_UPDATE_DOCS") == "1"
+    if update:
+        page.click("#saliency-btn")
+        page.wait_for_function("() => window.genrescope.saliency", timeout=600000)
+    page.screenshot(path=str(artifacts / "serverless.png"), full_page=True)
+    if update:
+        shutil.copyfile(artifacts / "serverless.png", root / "docs" / "serverless.png")
+
+
 def _py_segments(tl: dict, genres: list[dict], cost: float) -> list[dict]:
     t = Timeline(np.array(tl["start_s"]), np.array(tl["end_s"]), np.array(tl["probabilities"]), tl["labels"])
     return segment_timeline(t, [(g["label"], g["probability"]) for g in genres], switch_cost=cost)
@@ -99,4 +118,5 @@ def test_medley_segments_on_the_page(page):
         result = analyse_in_page(page, path)
     segs = page.evaluate("() => window.genrescope.segments")
     assert segs == _py_segments(result["timeline"], result["genres"], 4.0)
+    _screenshot(page)
     assert len(segs) == 4 and np.abs(np.subtract([s["start_s"] for s in segs[1:]], joins)).max() <= 2.992

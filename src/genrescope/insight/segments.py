@@ -98,7 +98,7 @@ def segment_timeline(timeline, genres: list[tuple[str, float]] | None = None, *,
     for a, b in zip(cuts[:-1], cuts[1:]):
         start = float(timeline.start_s[0]) if a == 0 else (centres[a - 1] + centres[a]) / 2
         end = float(timeline.end_s[-1]) if b == len(path) else (centres[b - 1] + centres[b]) / 2
-        out.append({"start_s": round(start, 3), "end_s": round(end, 3), "label": cand[path[a]],
+        out.append({"start_s": round(float(start), 3), "end_s": round(float(end), 3), "label": cand[path[a]],
                     "probability": round(float(probs[a:b, idx[path[a]]].mean()), 4)})
     return out
 
