@@ -205,3 +205,14 @@ def test_several_files_one_at_a_time_overlap_but_give_the_same_answers(write_aud
     for g, p in zip(got[:-1], paths):
         np.testing.assert_array_equal(g.timeline.probs, pred.predict(p).timeline.probs)
     assert pred.model.predict_windows.__name__ != "call"  # the caller's predictor is left as it was
+
+
+def test_backbone_of_an_ensemble_runs_its_members_side_by_side_with_the_same_rows():
+    from genrescope.inference.backbone import Backbone
+    from genrescope.inference.ensemble import share_threads
+
+    one, shared = Backbone("musicnn", threads=1), Backbone("musicnn")
+    assert not one._side_by_side and shared._side_by_side == share_threads(None, 2)[1]
+    x = np.random.default_rng(2).uniform(0, 3, (2, one.model.n_bins, one.window_frames)).astype(np.float32)
+    for a, b in zip(one.run_windows(x), shared.run_windows(x)):
+        np.testing.assert_allclose(a, b, atol=1e-5)

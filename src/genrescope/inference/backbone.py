@@ -28,6 +28,7 @@ class Backbone:
 
     def __init__(self, name: str, threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto",
                  blocks: tuple[str, ...] = (EMBEDDINGS_OUTPUT,)):
+        from genrescope.inference.ensemble import share_threads
         from genrescope.inference.onnx_model import OnnxModel
         from genrescope.inference.registry import ENSEMBLES, pretrained_names, resolve_model_path
 
@@ -39,7 +40,8 @@ class Backbone:
             raise CheckpointError(f"backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, got {blocks}")
         self.name, self.blocks = name, tuple(blocks)
         self.members = list(ENSEMBLES.get(name, (name,)))
-        self.models = [OnnxModel(resolve_model_path(m)[1], threads=threads, backend=backend, precision=precision)
+        each, self._side_by_side = share_threads(threads, len(self.members))
+        self.models = [OnnxModel(resolve_model_path(m)[1], threads=each, backend=backend, precision=precision)
                        for m in self.members]
         for m, model in zip(self.members, self.models):
             missing = [b for b in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) if b not in model.outputs]
@@ -65,9 +67,11 @@ class Backbone:
 
     def run_windows(self, windows: np.ndarray, batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(N, n_mels, T) log-mel windows -> rows (N, D) and merged tag probabilities (N, K)."""
+        from genrescope.inference.ensemble import run_members
+
         rows, tags = [], []
         for i in range(0, len(windows), batch_size):
-            outs = [m.run(windows[i:i + batch_size]) for m in self.models]
+            outs = run_members([m.run for m in self.models], windows[i:i + batch_size], self._side_by_side)
             rows.append(np.concatenate([o[b] for o in outs for b in self.blocks], axis=1))
             t = np.zeros((len(rows[-1]), len(self.tag_labels)))
             for o, cols in zip(outs, self._tag_cols):

@@ -55,6 +55,25 @@ def ensemble(name: str, members: list[InferenceModel], *, parallel: bool = False
                           backend=first.backend, precision=precision)
 
 
+def share_threads(threads: int | None, n_members: int) -> tuple[int | None, bool]:
+    """(threads of each member, side by side?) for ``n_members`` models run on one batch.
+
+    No thread count (None): every core, shared out among the members, which run side by
+    side. A number: each member gets that many, one after the other.
+    """
+    import os
+
+    cores = os.cpu_count() or 1
+    if threads is None and 1 < n_members <= cores:
+        return cores // n_members, True
+    return threads, False
+
+
+def run_members(fns, x: np.ndarray, side_by_side: bool) -> list[np.ndarray]:
+    """``[f(x) for f in fns]``, side by side in threads or one after the other."""
+    return _concurrently(fns, x) if side_by_side and len(fns) > 1 else _one_after_another(fns, x)
+
+
 def _one_after_another(fns, x: np.ndarray) -> list[np.ndarray]:
     return [f(x) for f in fns]
 

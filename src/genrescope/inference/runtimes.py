@@ -19,7 +19,7 @@ import numpy as np
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
 from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
-from genrescope.inference.ensemble import ensemble
+from genrescope.inference.ensemble import ensemble, share_threads
 from genrescope.inference.model import InferenceModel
 from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
 
@@ -52,11 +52,9 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     if str(model) in ENSEMBLES or (str(model) == "default" and DEFAULT_MODEL in ENSEMBLES):
         name = DEFAULT_MODEL if str(model) == "default" else str(model)
         members = ENSEMBLES[name]
-        cores = os.cpu_count() or 1
         # no thread count given: the members share the cores side by side (faster on two cores
         # than one after the other with every core each; bench/predict.py measures both)
-        parallel = runtime == "onnx" and threads is None and cores >= len(members) > 1
-        each = cores // len(members) if parallel else threads
+        each, parallel = share_threads(threads, len(members)) if runtime == "onnx" else (threads, False)
         return ensemble(name, _load_all(members, runtime=runtime, threads=each, **engine), parallel=parallel)
     name, path = resolve_model_path(model, runtime)
     if path.suffix == ".onnx":
