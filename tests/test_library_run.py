@@ -198,3 +198,12 @@ def test_a_dying_worker_has_its_files_retried(tmp_path, monkeypatch):
     monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
     _tag(tmp_path / "lib", tmp_path / "one.csv")
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+
+
+def test_a_write_invalidates_other_jobs_records(tmp_path):
+    """A rewrite keeps the mtime (and ID3 padding often the size): a dry run journaled
+    before the write must not be taken as still valid after it."""
+    make_library(tmp_path / "lib", formats=("mp3", "flac"))
+    assert {r["status"] for r in _tag(tmp_path / "lib", tmp_path / "r.csv")} == {"would-write"}
+    _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert {r["status"] for r in _tag(tmp_path / "lib", tmp_path / "r.csv")} == {"unchanged"}

@@ -62,7 +62,10 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
             except OSError as e:
                 records.append(record(f, None, status="failed", error=f"{f}: vanished ({e.strerror})"))
                 continue
-            records.append(hit) if hit is not None else todo.append(f)
+            if hit is None:
+                todo.append(f)
+            else:
+                records.append(hit)
         bar = Progress(len(todo), progress)
         for path, analysis, error in _analyses(todo, opts, engine, jobs, ray_address):
             records.append(record(path, None, status="failed", error=error) if error

@@ -126,12 +126,13 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> d
             status = "would-write"
         else:
             status = "written"
-            if plan != current:
-                journal.begin_write(path, before, plan)
-                rewrite(path, lambda tmp: T.apply_snapshot(tmp, kind, plan))
+        rewritten = opts.write and plan != current
+        if rewritten:
+            journal.begin_write(path, before, plan)
+            rewrite(path, lambda tmp: T.apply_snapshot(tmp, kind, plan))
         rec = record(path, analysis, status=status, written=changed or None,
                      previous={k: before.get(k) for k in changed} or None, note=note)
-        journal.finish(path, os.stat(path), rec)
+        journal.finish(path, os.stat(path), rec, rewritten=rewritten)
         return rec
     except (GenrescopeError, OSError) as e:
         msg = str(e) if isinstance(e, GenrescopeError) else f"{path}: {e.strerror or e}"

@@ -76,9 +76,15 @@ class Journal:
             return None
         return json.loads(row[2])
 
-    def finish(self, path: str, st: os.stat_result, record: dict) -> None:
-        """Record ``path`` as finished (its status ``st`` after the write) and drop its pending row."""
+    def finish(self, path: str, st: os.stat_result, record: dict, *, rewritten: bool = False) -> None:
+        """Record ``path`` as finished (its status ``st`` after the write) and drop its pending row.
+
+        ``rewritten``: this job changed the file. A rewrite keeps the modification time and
+        often the size (tag padding), so other jobs' records of the file are dropped here.
+        """
         with self.db:
+            if rewritten:
+                self.db.execute("DELETE FROM done WHERE path=? AND job<>?", (path, self.job))
             self.db.execute("INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?)",
                             (path, self.job, st.st_size, st.st_mtime_ns, json.dumps(record)))
             self.db.execute("DELETE FROM pending WHERE path=? AND job=?", (path, self.job))
