@@ -309,7 +309,7 @@ def main() -> None:
     q, a = result["quiet"], result["attack"]
     if q["median_s"] and a["median_s"]:
         result["latency_ratio_attack_vs_quiet"] = round(a["median_s"] / q["median_s"], 2)
-    print(json.dumps(result, indent=1))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -212,7 +212,10 @@ def test_abandoned_predict_job_stops(caplog):
         port = _port(srv)
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(attack.request_head(port, "/api/predict", len(body)) + body)
-            time.sleep(0.3)  # the job has started
+            deadline = time.monotonic() + 30
+            while not srv.app.state.gate.active and time.monotonic() < deadline:
+                time.sleep(0.02)  # close only once the body is in and the job has its slot
+            assert srv.app.state.gate.active == 1
         assert _wait_for_log(caplog, "long.wav stopped: the client left"), "the job ran on after its client left"
         deadline = time.monotonic() + 30
         while srv.app.state.gate.active and time.monotonic() < deadline:
