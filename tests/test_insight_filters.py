@@ -132,11 +132,28 @@ def test_top_chunk_lands_on_the_loud_burst(tmp_path):
 def test_filters_command_on_a_shipped_model(write_audio, tmp_path, capsys):
     from genrescope.cli import main
 
-    write_audio("d/a.wav", duration=4.0, sr=16000)
-    write_audio("d/b.wav", duration=4.0, sr=16000, seed=1)
+    write_audio("d/a.wav", duration=3.0, sr=16000)
     assert main(["filters", "musicnn-msd", str(tmp_path / "d"), "-o", str(tmp_path / "f")]) == 0
     out = capsys.readouterr().out
     assert "conv layers" in out
     text = (tmp_path / "f" / "index.html").read_text()
     assert "midend.2.conv" in text and "timbral.0.conv" in text
     assert len(list((tmp_path / "f").rglob("*.wav"))) > 500
+
+
+@pytest.mark.parametrize("name", ["parallel-cnn-bigru", "cnn-gru", "mfcc-cnn", "timeline-cnn", "resnet-chunk"])
+def test_every_conv_of_the_trainable_models_is_mapped(name):
+    """The time axis survives each built-in architecture's reshapes: every conv gets a map whose
+    stride matches how much shorter its output is than the input."""
+    from genrescope.config import DEFAULT_FEATURES
+    from genrescope.models import build_model
+
+    model = build_model(name, feature_config=DEFAULT_FEATURES, n_classes=4).eval()
+    n_bins = {"mfcc": DEFAULT_FEATURES.n_mfcc, "stft": 1 + DEFAULT_FEATURES.n_fft // 2}.get(model.config.kind,
+                                                                                          DEFAULT_FEATURES.n_mels)
+    T = 256
+    maps = conv_time_maps(model, torch.randn(1, n_bins, T))
+    assert maps and all(m is not None for m, _ in maps.values()), maps
+    for layer, (m, out) in maps.items():
+        assert abs(out.shape[m.axis] - T / m.stride) <= 2, (layer, m, out.shape)
+        assert m.size >= 1
