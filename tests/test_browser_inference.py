@@ -392,3 +392,33 @@ def test_works_offline_after_the_first_visit(browser, web_dir, tmp_path):
     result = analyse_in_page(pg, path)
     assert result["model"] == MODEL and result["timeline"]["start_s"]
     ctx.close()
+
+
+def test_served_page_offline_falls_back_to_the_browser(browser, tmp_path):
+    """`genrescope serve`'s page, once loaded, still analyses with the server gone: in the browser."""
+    pytest.importorskip("fastapi")
+    import soundfile as sf
+
+    from genrescope.serve.server import BackgroundServer
+
+    path = tmp_path / "gone.wav"
+    sf.write(str(path), song(48000, 6.0, 2, seed=3), 48000, subtype="PCM_16")
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    with BackgroundServer() as url:
+        pg.goto(url + "/")
+        pg.wait_for_selector("#model option", state="attached")
+        pg.select_option("#model", MODEL)
+        pg.evaluate("() => navigator.serviceWorker.ready")
+        pg.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30000)
+        # the default model's graphs are precached; the one used here is fetched (and cached) once
+        pg.evaluate(f"() => window.genrescope.local.load('{MODEL}')")
+    ctx.set_offline(True)
+    pg.reload()
+    pg.wait_for_selector("#model option", state="attached")
+    assert pg.evaluate("() => window.genrescope.mode") == "browser"
+    assert "analysing in this browser instead" in pg.inner_text("#error-text")
+    pg.select_option("#model", MODEL)
+    result = analyse_in_page(pg, path)
+    assert result["model"] == MODEL
+    ctx.close()

@@ -77,20 +77,21 @@
   }
 
   // ------------------------------------------------------------------ models and limits
+  // the model menu from the in-browser manifest (the exported page, or a served page gone offline)
+  async function modelsFromManifest() {
+    const manifest = await state.local.models();
+    const sel = $('model');
+    sel.replaceChildren(...manifest.models.map((m) => { const o = el('option', null, m.name); o.value = m.id; return o; }));
+    sel.value = manifest.default;
+    $('version').textContent = manifest.genrescope_version;
+    $('limits').textContent = 'any format this browser plays · analysed here, nothing is uploaded';
+  }
+
   async function initStatic() {
     $('mode-pick').hidden = true;
     $('where').textContent = 'runs in this browser; your audio stays on this device';
     try {
-      const manifest = await state.local.models();
-      const sel = $('model');
-      for (const m of manifest.models) {
-        const o = el('option', null, m.name);
-        o.value = m.id;
-        sel.append(o);
-      }
-      sel.value = manifest.default;
-      $('version').textContent = manifest.genrescope_version;
-      $('limits').textContent = 'any format this browser plays · analysed here, nothing is uploaded';
+      await modelsFromManifest();
     } catch (e) {
       showError(`Cannot load the in-browser models: ${e.message}`);
     }
@@ -125,7 +126,14 @@
       const dur = mins >= 1 ? `${+mins.toFixed(1)} min` : `${lim.max_duration_s} s`;
       $('limits').textContent = `wav, flac, ogg, mp3 and more · up to ${fmtBytes(lim.max_upload_bytes)} and ${dur}`;
     } catch (e) {
-      showError(`Cannot reach the genrescope server: ${e.message}`);
+      try {  // offline, with the page from the service worker: analyse here instead
+        await modelsFromManifest();
+        setMode('browser');
+        $('in-browser').disabled = true;
+        showError(`The genrescope server is not reachable (${e.message}); analysing in this browser instead.`);
+      } catch (e2) {
+        showError(`Cannot reach the genrescope server: ${e.message}`);
+      }
     }
   }
 
