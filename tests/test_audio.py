@@ -98,6 +98,9 @@ def _bad_files(tmp_path, write_audio):
     y = synth_music(2.0)
     y[30000] = np.inf
     write_audio("inf.wav", y=y, subtype="DOUBLE")
+    y = synth_music(2.0)
+    y[11025] = 3e30  # finite, but its power overflows float32
+    write_audio("huge.wav", y=y, subtype="FLOAT")
     return {
         "missing.wav": (AudioNotFoundError, "file not found"),
         "empty.wav": (EmptyAudioError, "empty (0 bytes)"),
@@ -108,6 +111,7 @@ def _bad_files(tmp_path, write_audio):
         "short.wav": (AudioTooShortError, "at least 1.00 s"),
         "nan.wav": (CorruptAudioError, "NaN or infinity (first at 0.23 s)"),
         "inf.wav": (CorruptAudioError, "NaN or infinity (first at 1.36 s)"),
+        "huge.wav": (CorruptAudioError, "far outside [-1, 1] (peak 3e+30, first at 0.50 s)"),
     }
 
 

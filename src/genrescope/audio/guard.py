@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 #: Peak amplitude under which a whole file counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
 
+#: Largest sample magnitude taken as audio (60 dB over full scale); beyond it, float data is damaged.
+MAX_SAMPLE = 1000.0
+
 #: Least audio (seconds) a damaged or truncated file must yield to be used at all.
 MIN_SALVAGE_S = 0.5
 
@@ -63,13 +66,19 @@ class DecodeNotes:
 
 
 def check_finite(native: Iterator[tuple[np.ndarray, int]], path: Path) -> Iterator[tuple[np.ndarray, int]]:
-    """Pass ``(block, sr)`` pairs through; raise :class:`CorruptAudioError` at the first NaN or infinity."""
+    """Pass ``(block, sr)`` pairs through; raise :class:`CorruptAudioError` at the first NaN or
+    infinity, or at a sample beyond :data:`MAX_SAMPLE` (damaged float data: its power overflows float32)."""
     got = 0
     for block, sr in native:
         # min and max propagate NaN and infinity: a finiteness check without a temporary
-        if block.size and not (np.isfinite(block.min()) and np.isfinite(block.max())):
+        lo, hi = (float(block.min()), float(block.max())) if block.size else (0.0, 0.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             bad = int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
             raise CorruptAudioError(path, f"decoded samples contain NaN or infinity (first at {(got + bad) / sr:.2f} s)")
+        if max(-lo, hi) > MAX_SAMPLE:
+            bad = int(np.flatnonzero((np.abs(block.reshape(len(block), -1)) > MAX_SAMPLE).any(axis=1))[0])
+            raise CorruptAudioError(path, f"decoded samples are far outside [-1, 1] (peak {max(-lo, hi):.3g}, first at "
+                                          f"{(got + bad) / sr:.2f} s): damaged float data?")
         got += len(block)
         yield block, sr
 

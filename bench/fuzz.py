@@ -1,0 +1,405 @@
+"""Damaged audio through the Predictor, the CLI and the HTTP API: every case must end in a
+prediction (perhaps with warnings) or a one-line error naming the file, in bounded time and
+memory, and the server must still answer afterwards.
+
+Sources: real files from ../shared/data (byte for byte) and files of every format written
+here from real music (or generated audio without the data). Each source gets damaged copies:
+truncation at random offsets, bit flips in the header and in the frames, zeroed blocks, a
+wrong extension, absurd sample rates and channel counts written into the header, zero length,
+huge declared sizes, the header alone. Everything is seeded.
+
+    python bench/fuzz.py                      # all of it (about 330 cases)
+    python bench/fuzz.py --per-source 6       # fewer cases per source
+    python bench/fuzz.py --skip-cli --skip-api
+
+Prints counts by outcome for each path, the worst time and the worst memory of one case.
+Exit code 1 if any case broke the rules.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MODEL = "musicnn-msd"
+
+#: Real files used byte for byte (path under ../shared/data).
+REAL = ["gtzan/clips/blues/blues.00000.wav", "gtzan/classical-15s/classical.00010.flac",
+        "gtzan/audio/jazz/jazz.00000.opus", "free-music/librosa-examples/classical/"
+        "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).hq.ogg"]
+
+#: Formats written here: extension -> soundfile keyword arguments (m4a goes through PyAV).
+WRITTEN = {"wav": dict(format="WAV", subtype="PCM_16"), "f32.wav": dict(format="WAV", subtype="FLOAT"),
+           "flac": dict(format="FLAC"), "ogg": dict(format="OGG", subtype="VORBIS"),
+           "opus": dict(format="OGG", subtype="OPUS"), "mp3": dict(format="MP3"),
+           "au": dict(format="AU", subtype="PCM_16"), "aiff": dict(format="AIFF", subtype="PCM_16"), "m4a": None}
+
+ERROR_LINE = re.compile(r"^genrescope: (warning: )?\S")
+
+
+# ---------------------------------------------------------------- sources
+def _music(seconds: float, sr: int) -> np.ndarray:
+    """Real music when ../shared/data is there (a GTZAN clip), else a generated chord pattern."""
+    import soundfile as sf
+
+    clip = SHARED / "gtzan/clips/disco/disco.00000.wav"
+    if clip.is_file():
+        y, file_sr = sf.read(str(clip), dtype="float32", frames=int(seconds * 22050))
+        if file_sr != sr:
+            import soxr
+            y = soxr.resample(y, file_sr, sr)
+        return y.astype(np.float32)
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.2 * sum(np.sin(2 * np.pi * 220 * r * t) for r in (1.0, 1.25, 1.5)) * np.exp(-5 * (t % 0.5))
+    return (y + 0.02 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+
+
+def _write(path: Path, y: np.ndarray, sr: int, ext: str) -> None:
+    import soundfile as sf
+
+    if WRITTEN[ext] is not None:
+        sf.write(str(path), y, sr, **WRITTEN[ext])
+        return
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=sr, layout="mono")
+        frame = av.AudioFrame.from_ndarray(y[None, :], format="flt", layout="mono")
+        frame.sample_rate = sr
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+
+
+def sources(folder: Path, seconds: float = 6.0, *, real: bool = True, formats=None) -> list[Path]:
+    """The undamaged files: the real ones that exist (``real``), and one of each written format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for rel in REAL if real else ():
+        if (SHARED / rel).is_file():
+            stem = Path(rel).name.split("_-_")[0].split(".")[0]
+            dst = folder / f"real_{stem}{Path(rel).suffix}"
+            shutil.copyfile(SHARED / rel, dst)
+            out.append(dst)
+    for ext in formats or WRITTEN:
+        if ext == "m4a":
+            try:
+                import av  # noqa: F401
+            except ImportError:
+                continue
+        sr = 48000 if ext == "opus" else 44100
+        path = folder / f"made.{ext}"
+        _write(path, _music(seconds, sr), sr, ext)
+        out.append(path)
+    return out
+
+
+# ---------------------------------------------------------------- damage
+def _header_len(data: bytes) -> int:
+    return min(len(data), 4096 if data[:4] in (b"OggS", b"fLaC", b"ID3\x03", b"ID3\x04") else 128)
+
+
+def _set(data: bytearray, offset: int, fmt: str, value: int) -> bytearray:
+    if offset + struct.calcsize(fmt) <= len(data):
+        data[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    return data
+
+
+def _header_lies(data: bytes, what: str, value: int) -> bytes:
+    """Write an absurd sample rate, channel count or size where this format keeps it."""
+    d = bytearray(data)
+    if d[:4] == b"RIFF":
+        fmt = d.find(b"fmt ")
+        data_at = d.find(b"data")
+        if what == "sr" and fmt > 0:
+            _set(d, fmt + 12, "<I", value)
+        elif what == "channels" and fmt > 0:
+            _set(d, fmt + 10, "<H", value)
+        elif what == "size":
+            _set(d, 4, "<I", 0xFFFFFFF0)
+            if data_at > 0:
+                _set(d, data_at + 4, "<I", 0xFFFFFFF0)
+    elif d[:4] == b".snd":
+        _set(d, {"sr": 16, "channels": 20, "size": 8}[what], ">I", value if what != "size" else 0xFFFFFFF0)
+    elif d[:4] == b"FORM":
+        comm = d.find(b"COMM")
+        if what == "channels" and comm > 0:
+            _set(d, comm + 8, ">H", value)
+        elif what == "sr" and comm > 0:  # 80-bit extended float: set the exponent absurdly high or low
+            _set(d, comm + 16, ">H", 0x401E if value > 1000 else 0x3FFF)
+        else:
+            _set(d, 4, ">I", 0xFFFFFFF0)
+    elif d[:4] == b"fLaC":  # STREAMINFO: 20-bit rate, 3-bit channels-1, 36-bit total samples
+        if what == "sr":
+            d[18], d[19] = 0xFF, (d[19] & 0x0F) | 0xF0
+        elif what == "channels":
+            d[20] = d[20] | 0x0E
+        else:
+            d[21:26] = b"\x0f\xff\xff\xff\xff"
+    else:  # containers without one fixed place (ogg, mp3, mp4): scribble over the first header bytes
+        rng = random.Random(value)
+        for i in range(8, min(len(d), 64)):
+            if rng.random() < 0.2:
+                d[i] = 0xFF
+    return bytes(d)
+
+
+def variants(src: Path, n: int, seed: int) -> list[tuple[str, bytes, str]]:
+    """``(name, bytes, extension)`` damaged copies of ``src``: about ``n`` of them."""
+    rng = random.Random(f"{seed}:{src.name}")
+    data = src.read_bytes()
+    ext = src.suffix
+    head = _header_len(data)
+    out: list[tuple[str, bytes, str]] = [("zero_length", b"", ext), ("header_only", data[:head], ext),
+                                         ("wrong_ext", data, ".mp3" if ext != ".mp3" else ".wav"),
+                                         ("wrong_ext_txt", data, ".flac" if ext != ".flac" else ".ogg")]
+    for what, value in (("sr", 1), ("sr", 4_000_000_000), ("channels", 0), ("channels", 65535), ("size", 0)):
+        out.append((f"header_{what}_{value}", _header_lies(data, what, value), ext))
+    while len(out) < n:
+        kind = len(out) % 4
+        d = bytearray(data)
+        if kind == 0:
+            cut = rng.randrange(1, max(2, len(d)))
+            out.append((f"truncated_{cut}", bytes(d[:cut]), ext))
+        elif kind == 1:
+            for _ in range(rng.randint(1, 8)):
+                i = rng.randrange(0, head)
+                d[i] ^= 1 << rng.randrange(8)
+            out.append((f"headerflip_{len(out)}", bytes(d), ext))
+        elif kind == 2:
+            for _ in range(rng.randint(10, 400)):
+                i = rng.randrange(head, max(head + 1, len(d)))
+                if i < len(d):
+                    d[i] ^= 1 << rng.randrange(8)
+            out.append((f"frameflip_{len(out)}", bytes(d), ext))
+        else:
+            for _ in range(rng.randint(1, 4)):
+                start = rng.randrange(0, max(1, len(d)))
+                size = rng.choice([16, 512, 4096, 65536])
+                d[start:start + size] = bytes(min(size, len(d) - start))
+            out.append((f"zeroed_{len(out)}", bytes(d), ext))
+    return out[:max(n, 9)]
+
+
+def build(folder: Path, per_source: int, seed: int, **source_kw) -> list[Path]:
+    """Write the damaged cases into ``folder/cases`` (``source_kw`` go to :func:`sources`)."""
+    src_dir, case_dir = folder / "sources", folder / "cases"
+    case_dir.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for src in sources(src_dir, **source_kw):
+        stem = src.name.replace(".", "_")
+        for name, data, ext in variants(src, per_source, seed):
+            path = case_dir / f"{stem}__{name}{ext}"
+            path.write_bytes(data)
+            cases.append(path)
+    return cases
+
+
+# ---------------------------------------------------------------- measuring one case
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Samples this process's resident memory every 5 ms while in the ``with`` block."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def grew_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def check_error(message: str, path_text: str) -> str | None:
+    """None if ``message`` is one line naming the file; else what is wrong with it."""
+    if "\n" in message.strip():
+        return "more than one line"
+    if path_text not in message:
+        return "does not name the file"
+    if "Traceback" in message:
+        return "a traceback"
+    return None
+
+
+def run_predictor(cases: list[Path], predictor) -> list[dict]:
+    from genrescope.errors import GenrescopeError
+
+    rows = []
+    for path in cases:
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            try:
+                pred = predictor.predict(path)
+                outcome = "prediction+warnings" if pred.warnings else "prediction"
+                json.dumps(pred.to_dict(timeline=True), allow_nan=False)
+                problem = None
+            except GenrescopeError as e:
+                outcome, problem = f"error:{type(e).__name__}", check_error(str(e), str(path))
+            except Exception as e:  # noqa: BLE001 - this is what the bench looks for
+                outcome, problem = "crash", f"{type(e).__name__}: {e}"
+            seconds = time.perf_counter() - t0
+        rows.append({"case": path.name, "outcome": outcome, "problem": problem, "seconds": seconds,
+                     "mb": mem.grew_mb})
+    return rows
+
+
+def run_api(cases: list[Path], model: str) -> tuple[list[dict], bool]:
+    from fastapi.testclient import TestClient
+
+    from genrescope.serve.app import create_app
+    from genrescope.serve.settings import Settings
+
+    rows = []
+    with TestClient(create_app(Settings(model=model, max_jobs=1)), base_url="http://127.0.0.1") as c:
+        for i, path in enumerate(cases):
+            endpoint = "/api/predict/stream" if i % 2 else "/api/predict"
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                r = c.post(endpoint, files={"file": (path.name, path.read_bytes(), "application/octet-stream")})
+                seconds = time.perf_counter() - t0
+            rows.append({"case": path.name, "seconds": seconds, "mb": mem.grew_mb,
+                         **_judge_http(r, path.name, endpoint)})
+        alive = c.get("/api/health").json().get("status") == "ok"
+    return rows, alive
+
+
+def _judge_http(r, name: str, endpoint: str) -> dict:
+    text = r.text
+    if re.search(r"\b(NaN|-?Infinity)\b", text.replace("NaN or infinity", "")):
+        return {"outcome": f"http {r.status_code}", "problem": "NaN or Infinity in the answer"}
+    try:
+        if r.status_code == 200 and endpoint.endswith("stream"):
+            last = json.loads(text.splitlines()[-1])
+            if last["event"] == "error":
+                return {"outcome": f"stream error {last['status']}", "problem": check_error(last["error"], name)}
+            return {"outcome": "prediction+warnings" if last["result"]["warnings"] else "prediction", "problem": None}
+        body = r.json()
+    except (ValueError, KeyError, IndexError) as e:
+        return {"outcome": f"http {r.status_code}", "problem": f"not JSON: {e}"}
+    if r.status_code == 200:
+        return {"outcome": "prediction+warnings" if body["warnings"] else "prediction", "problem": None}
+    problem = None if 400 <= r.status_code < 500 else f"status {r.status_code}"
+    return {"outcome": f"http {r.status_code}", "problem": problem or check_error(body.get("error", ""), name)}
+
+
+def run_cli(case_dir: Path, model: str, limit_s: float) -> tuple[dict, list[dict]]:
+    """One ``genrescope predict`` over every case; its JSON, its stderr lines, its time and memory."""
+    import resource
+
+    cmd = [sys.executable, "-m", "genrescope", "predict", str(case_dir), "--model", model, "--format", "json",
+           "-j", "2", "--no-progress"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s)
+    seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows, problems = [], []
+    try:
+        objs = json.loads(r.stdout)
+    except ValueError as e:
+        return {"rc": r.returncode, "seconds": seconds, "peak_mb": peak_mb,
+                "problems": [f"stdout is not strict JSON: {e}"]}, []
+    for o in objs:
+        if o["error"]:
+            outcome, problem = "error", check_error(o["error"], o["path"])
+        else:
+            outcome, problem = ("prediction+warnings" if o["warnings"] else "prediction"), None
+        rows.append({"case": Path(o["path"]).name, "outcome": outcome, "problem": problem})
+    for line in r.stderr.splitlines():
+        if line.strip() and not ERROR_LINE.match(line):
+            problems.append(f"stray stderr line: {line[:160]}")
+    if r.returncode not in (0, 1):
+        problems.append(f"exit code {r.returncode}")
+    return {"rc": r.returncode, "seconds": seconds, "peak_mb": peak_mb, "problems": problems[:20]}, rows
+
+
+# ---------------------------------------------------------------- report
+def summarise(title: str, rows: list[dict], limit_s: float, limit_mb: float) -> list[str]:
+    counts = Counter(r["outcome"] for r in rows)
+    bad = [r for r in rows if r.get("problem")]
+    bad += [dict(r, problem=f"took {r['seconds']:.1f} s") for r in rows if r.get("seconds", 0) > limit_s]
+    bad += [dict(r, problem=f"grew {r['mb']:.0f} MB") for r in rows if r.get("mb", 0) > limit_mb]
+    print(f"\n{title}: {len(rows)} cases")
+    for k, v in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {v:4d}  {k}")
+    if rows and "seconds" in rows[0]:
+        worst_t = max(rows, key=lambda r: r["seconds"])
+        worst_m = max(rows, key=lambda r: r["mb"])
+        print(f"  worst time   {worst_t['seconds']:.2f} s  ({worst_t['case']})")
+        print(f"  worst memory {worst_m['mb']:.0f} MB above the start of the case  ({worst_m['case']})")
+    for r in bad[:20]:
+        print(f"  BROKEN {r['case']}: {r['problem']}")
+    return [f"{title}: {r['case']}: {r['problem']}" for r in bad]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-source", type=int, default=26, help="damaged copies per source file (default 26)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=MODEL)
+    ap.add_argument("--limit-s", type=float, default=60.0, help="time limit of one case (default 60)")
+    ap.add_argument("--limit-mb", type=float, default=1500.0, help="memory limit of one case (default 1500)")
+    ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--skip-api", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="keep the cases in DIR")
+    args = ap.parse_args(argv)
+    from genrescope.inference.predict import Predictor
+
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="genrescope-fuzz-"))
+    t0 = time.perf_counter()
+    cases = build(folder, args.per_source, args.seed)
+    n_src = len({c.name.split("__")[0] for c in cases})
+    print(f"{len(cases)} damaged cases from {n_src} sources ({'with' if SHARED.is_dir() else 'without'} "
+          f"../shared/data), model {args.model}, limits {args.limit_s:g} s / {args.limit_mb:g} MB a case")
+    broken = summarise("Predictor.predict", run_predictor(cases, Predictor(args.model)), args.limit_s, args.limit_mb)
+    if not args.skip_api:
+        rows, alive = run_api(cases, args.model)
+        broken += summarise("HTTP API (TestClient; /api/predict and /api/predict/stream alternately)", rows,
+                            args.limit_s, args.limit_mb)
+        print(f"  server answers /api/health afterwards: {alive}")
+        broken += [] if alive else ["HTTP API: the server stopped answering"]
+    if not args.skip_cli:
+        info, rows = run_cli(folder / "cases", args.model, args.limit_s * len(cases))
+        broken += summarise("CLI (one `genrescope predict` over the folder, -j 2)", rows, args.limit_s, args.limit_mb)
+        print(f"  exit code {info['rc']}, {info['seconds']:.1f} s in all, peak memory {info['peak_mb']:.0f} MB")
+        for p in info["problems"]:
+            print(f"  BROKEN {p}")
+        broken += info["problems"]
+        if len(rows) != len(cases):
+            broken.append(f"CLI: {len(rows)} results for {len(cases)} files")
+    print(f"\n{len(broken)} broken; {time.perf_counter() - t0:.0f} s in all")
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
