@@ -403,6 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Audio warnings (damaged, silent) as one line each, like the errors; others as Python shows them."""
+    from genrescope.errors import DamagedAudioWarning, SilentAudioWarning
+
+    if issubclass(category, (DamagedAudioWarning, SilentAudioWarning)):
+        print(f"genrescope: warning: {message}", file=file or sys.stderr)
+    else:
+        import warnings
+
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``genrescope`` console script; returns the exit code."""
     parser = build_parser()
@@ -410,10 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     module, func = args._run
+    import warnings
+
     from genrescope.errors import GenrescopeError
 
     try:
-        return int(getattr(importlib.import_module(module), func)(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(getattr(importlib.import_module(module), func)(args) or 0)
     except GenrescopeError as e:
         print(f"genrescope: error: {e}", file=sys.stderr)
         return 2
