@@ -295,6 +295,21 @@ def test_cross_site_posts_need_allow_origin(song):
         assert c.post("/api/predict", files=files, headers={"origin": "http://evil.example"}).status_code == 200
 
 
+@pytest.mark.parametrize("origin, host, allow, ok", [
+    ("http://127.0.0.1:8000", "127.0.0.1:8000", (), True),
+    ("http://127.0.0.1:8001", "127.0.0.1:8000", (), False),
+    ("https://music.example", "music.example", (), True),  # behind an https proxy: no port in Host
+    ("http://evil.example", "127.0.0.1:8000", (), False),
+    ("null", "127.0.0.1:8000", (), False),  # sandboxed frames, file:// pages
+    ("http://evil.example", "127.0.0.1:8000", ("http://evil.example/",), True),
+    ("http://evil.example", "127.0.0.1:8000", ("*",), True),
+])
+def test_origin_rules(origin, host, allow, ok):
+    from genrescope.serve.guard import origin_allowed
+
+    assert origin_allowed(origin, host, allow) is ok
+
+
 def test_csp_connects_only_to_its_own_origin(client):
     csp = client.get("/", headers={"host": "127.0.0.1:8000"}).headers["content-security-policy"]
     connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()

@@ -61,12 +61,13 @@ def origin_allowed(origin: str, host_header: str, allow: tuple[str, ...]) -> boo
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    default = 443 if parts.scheme == "https" else 80
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or default
     except ValueError:
         return False
-    host, own_port = split_host(host_header)
-    return parts.hostname.lower() == host and str(port) == (own_port or "80")
+    host, own_port = split_host(host_header)  # no port: the scheme's default (e.g. behind an https proxy)
+    return parts.hostname.lower() == host and str(port) == (own_port or str(default))
 
 
 def security_headers(host_header: str) -> list[tuple[bytes, bytes]]:
