@@ -32,7 +32,11 @@ from genrescope.training import augment
 from genrescope.config import FeatureConfig
 from genrescope.training.data import TrainData
 from genrescope.errors import GenrescopeError
-from genrescope.training.metrics import score
+from genrescope.training.distributed import Dist, agree, init_distributed, leave_group, pick_device
+from genrescope.training.validate import evaluate_split, predict_tracks
+
+__all__ = ["BALANCE", "Dist", "TrainConfig", "TrainResult", "evaluate_split", "fit", "lr_factor", "pick_device",
+           "predict_tracks", "steps_per_epoch", "train_step"]
 
 log = logging.getLogger(__name__)
 
@@ -66,39 +70,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------- distributed
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: torch.device) -> tuple[Dist, bool]:
-    """This process's rank and world size, and whether this call created the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), False
-    import torch.distributed as td
-
-    owns = not td.is_initialized()
-    if owns:
-        td.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(td.get_rank(), td.get_world_size()), owns
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            return torch.device(f"cuda:{local}")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------- schedule
@@ -146,40 +117,6 @@ def _batches(data: TrainData, cfg: TrainConfig, epoch: int, dist: "Dist | None" 
             d = augment.draw(rng, cfg.augment, len(idx), xb.shape[1], xb.shape[2])
             xb, yb = augment.apply(xb, yb, d, db_features=data.db_features)
         yield xb, yb
-
-
-def predict_tracks(model: torch.nn.Module, data: TrainData, split: str, device: torch.device,
-                   batch_size: int = 64) -> tuple[list[np.ndarray], np.ndarray]:
-    """Window probabilities of every track of a split (eval mode, no augmentation)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for windows in data.track_windows(split):
-            probs = []
-            for i in range(0, len(windows), batch_size):
-                xb = torch.from_numpy(windows[i:i + batch_size]).to(device)
-                probs.append(torch.softmax(model(xb).float(), dim=-1).cpu().numpy())
-            out.append(np.concatenate(probs))
-    return out, data.labels_of(split)
-
-
-def evaluate_split(model, data: TrainData, split: str, device, aggregate: str = "mean") -> dict:
-    """Window- and track-level accuracy and macro-F1 on one split."""
-    from genrescope.features.windows import aggregate as agg
-
-    window_probs, y = predict_tracks(model, data, split, device)
-    track_probs = [agg(p, aggregate) for p in window_probs]
-    track_pred = np.array([p.argmax() for p in track_probs])
-    # the mean negative log-probability of each track's true class: breaks ties in selection
-    track_nll = float(np.mean([-np.log(max(float(p[t]), 1e-12)) for p, t in zip(track_probs, y)])) if len(y) else 0.0
-    win_true = np.concatenate([np.full(len(p), t) for p, t in zip(window_probs, y)])
-    win_pred = np.concatenate([p.argmax(1) for p in window_probs])
-    track = score(y, track_pred, data.classes)
-    window = score(win_true, win_pred, data.classes)
-    return {"split": split, "tracks": int(len(y)), "windows": int(len(win_true)),
-            "track_accuracy": track.accuracy, "track_macro_f1": track.macro_f1,
-            "window_accuracy": window.accuracy, "window_macro_f1": window.macro_f1,
-            "track_nll": track_nll, "report": track}
 
 
 # ---------------------------------------------------------------- the loop
@@ -245,7 +182,7 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
     """
     out = Path(out_dir)
     device = pick_device(cfg.device)
-    dist, owns_group = _init_distributed(device)
+    dist, owns_group = init_distributed(device)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
     run = _build_run(model_name, data, cfg, feature_config, model_config, device, dist)
@@ -260,33 +197,15 @@ def fit(model_name: str, data: TrainData, out_dir: str | os.PathLike, *, cfg: Tr
             row, stop = _end_epoch(run, data, cfg, out, state, meta, epoch, losses, time.perf_counter() - t0)
             if on_epoch:
                 on_epoch(row)
-        if _agree(stop, run):
+        if agree(stop, run):
             if dist.main:
                 log.info("early stop: no improvement for %d epochs", cfg.patience)
             break
     if dist.world > 1:
-        _leave_group(run, owns_group)
+        leave_group(run, owns_group)
     if not dist.main:
         return None
     return _finish(out, data, device, cfg, meta)
-
-
-def _leave_group(run: _Run, owns_group: bool) -> None:
-    """Leave the process group together and tear it down while Python is fully alive.
-
-    DDP's reducer holds the gloo group: unless the wrapper is gone before the group is
-    destroyed, gloo's threads die in interpreter finalisation ("terminate called without an
-    active exception", SIGABRT), on whichever rank exits first.
-    """
-    import gc
-
-    import torch.distributed as td
-
-    run.net = run.model
-    gc.collect()
-    td.barrier()
-    if owns_group:
-        td.destroy_process_group()
 
 
 def _initial_state(out: Path, run: _Run, resume: bool) -> dict:
@@ -349,15 +268,6 @@ def _end_epoch(run: _Run, data: TrainData, cfg: TrainConfig, out: Path, state: d
           f"window acc {row['window_accuracy']:.3f}  ({row['seconds']:.1f} s)"
           + ("  *" if improved else ""), file=sys.stderr, flush=True)
     return row, state["bad_epochs"] >= cfg.patience and cfg.select_best
-
-
-def _agree(stop: bool, run: _Run) -> bool:
-    """Rank 0's early-stopping decision, on every rank."""
-    if run.dist.world <= 1:
-        return stop
-    flag = torch.tensor([int(stop)], device=run.device)
-    torch.distributed.broadcast(flag, 0)
-    return bool(flag.item())
 
 
 def _finish(out: Path, data: TrainData, device, cfg: TrainConfig, meta: dict) -> TrainResult:
