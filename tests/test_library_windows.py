@@ -18,20 +18,26 @@ def predictor():
 
 def test_windows_spread_over_the_song(tmp_path, predictor, monkeypatch):
     song = write_track(tmp_path / "long.flac", "flac", seconds=40.0)
+    cfg = predictor.model.feature_config
     calls = []
-    real = type(predictor).predict
+    real = type(predictor).analyse
 
-    def spy(self, path, *, offset=None, duration=None):
-        calls.append((offset, duration))
-        return real(self, path, offset=offset, duration=duration)
+    def spy(self, blocks, **kw):
+        blocks = list(blocks)
+        calls.append(sum(len(b) for b in blocks))
+        return real(self, iter(blocks), **kw)
 
-    monkeypatch.setattr(type(predictor), "predict", spy)
+    monkeypatch.setattr(type(predictor), "analyse", spy)
     result = analyse(predictor, song, windows=4)
-    win = predictor.model.feature_config.window_s
-    assert [c[1] for c in calls] == [win] * 4
-    starts = np.array([c[0] for c in calls])
-    assert starts[0] == 0.0 and abs(starts[-1] - (40.0 - win)) < 1e-6
-    assert np.allclose(np.diff(starts), np.diff(starts)[0])  # evenly spread
+    from genrescope.library.core import _predict_windows, _segment_samples
+
+    assert calls == [_segment_samples(predictor.model)] * 4  # the model sees 4 windows of audio, not the song
+    monkeypatch.setattr(type(predictor), "analyse", real)
+
+    tl = _predict_windows(predictor, song, 4).timeline
+    starts = tl.start_s
+    assert len(starts) == 4 and starts[0] == 0.0 and abs(starts[-1] - (40.0 - cfg.window_s)) < 0.05
+    assert np.allclose(np.diff(starts), np.diff(starts)[0], atol=1e-3)  # evenly spread
     assert result["duration_s"] == pytest.approx(40.0, abs=0.01)  # the song's length, not 4 windows'
     probs = [p for _, p in result["genres"]]
     assert probs == sorted(probs, reverse=True) and result["model"] == MODEL

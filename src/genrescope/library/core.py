@@ -68,20 +68,38 @@ def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
 
 
 def _predict_windows(predictor, path, n: int):
-    from genrescope.audio.decode import audio_info
+    """N windows spread evenly over the song; the file is decoded once, the model runs N times.
+
+    (Seeking N times would decode compressed files up to each offset again: on long Ogg
+    files that cost more than the model time it saved.)
+    """
+    from genrescope.audio.decode import audio_info, iter_audio_blocks
     from genrescope.inference.predict import Prediction, Timeline
 
-    win_s = float(predictor.model.feature_config.window_s)
+    cfg = predictor.model.feature_config
     info = audio_info(path)
-    duration = info.frames / info.sr
-    if n * win_s >= duration:
+    if n * cfg.window_s >= info.frames / info.sr:
         return predictor.predict(path)
-    parts = [predictor.predict(path, offset=float(s), duration=win_s)
-             for s in np.linspace(0.0, duration - win_s, n)]
+    y = np.concatenate(list(iter_audio_blocks(path, sr=cfg.sr)))  # (n_samples,) at the model's rate
+    duration = len(y) / cfg.sr
+    win = _segment_samples(predictor.model)
+    parts = []
+    for start in np.linspace(0, max(len(y) - win, 0), n).astype(np.int64):
+        run = predictor.analyse(iter([y[start:start + win]]), path=path)
+        parts.append(predictor.result(str(path), list(run), run.duration_s, [], offset=start / cfg.sr))
     tls = [p.timeline for p in parts]
     tl = Timeline(np.concatenate([t.start_s for t in tls]), np.concatenate([t.end_s for t in tls]),
                   np.concatenate([t.probs for t in tls]), tls[0].labels, tls[0].multi_label)
     return predictor.rank(Prediction(str(path), parts[0].model, duration, timeline=tl))
+
+
+def _segment_samples(model) -> int:
+    """Samples whose features are exactly one model window (one frame more makes two windows)."""
+    cfg = model.feature_config
+    if model.kind == "table":
+        return int(round(cfg.window_s * cfg.sr))
+    frames = getattr(model, "window_frames", None) or cfg.window_frames
+    return (frames - 1) * cfg.hop_length + (0 if cfg.center else cfg.n_fft)
 
 
 def choose(genres: list, top: int, min_confidence: float) -> tuple[list[str], list[tuple[str, float]]]:
