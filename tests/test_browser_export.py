@@ -17,15 +17,15 @@ from genrescope.serve.webexport import build_web_models, export_web
 HEAD_LABELS = ["calm", "busy", "loud"]
 
 
-def make_head(path: Path, backbone: str = "musicnn-msd", seed: int = 0) -> Path:
-    """A tiny head on ``backbone``'s embeddings (a dense layer and a softmax), as a genrescope
-    ONNX export whose provenance names the backbone: what `train --backbone` writes."""
+def make_head(path: Path, backbone: str = "musicnn-msd", seed: int = 0, blocks=("embeddings",)) -> Path:
+    """A tiny head on ``backbone``'s rows (a dense layer and a softmax), as a genrescope ONNX export
+    whose provenance names the backbone and its blocks: what `train --backbone` writes."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from genrescope.inference.backbone import Backbone
 
-    bb = Backbone(backbone)
+    bb = Backbone(backbone, blocks=tuple(blocks))
     dim = bb.dim
     rng = np.random.default_rng(seed)
     w = numpy_helper.from_array((rng.standard_normal((dim, len(HEAD_LABELS))) * 3 / np.sqrt(dim)).astype(np.float32), "w")
@@ -41,7 +41,8 @@ def make_head(path: Path, backbone: str = "musicnn-msd", seed: int = 0) -> Path:
             "model_config": "{}", "feature_config": json.dumps(bb.feature_config.to_dict()),
             "labels": json.dumps(HEAD_LABELS), "input_kind": "table", "n_bins": str(dim), "window_s": "null",
             "min_frames": "1", "dynamic_time": "false", "input_frames": "0", "outputs": '["probabilities"]',
-            "output_activation": "softmax", "provenance": json.dumps({"backbone": backbone})}
+            "output_activation": "softmax",
+            "provenance": json.dumps({"backbone": backbone, "backbone_blocks": list(blocks)})}
     helper.set_model_props(model, meta)
     onnx.save(model, str(path))
     return path
@@ -75,12 +76,23 @@ def test_a_head_runs_behind_its_backbone(tmp_path):
     head = make_head(tmp_path / "head.onnx")
     web = build_web_models([("head", str(head)), ("musicnn-msd", "musicnn-msd")])
     h, bb = web.manifest["models"]
-    (member,) = h["members"]
-    assert [g["output"] for g in member["graphs"]] == ["embeddings", "probabilities"]
+    assert "members" not in h
+    (graph,) = h["head"]["backbone"]
+    assert h["head"]["blocks"] == ["embeddings"] and h["head"]["output"] == "probabilities"
     assert h["labels"] == HEAD_LABELS and h["multi_label"] is False and h["genre_labels"] == HEAD_LABELS
+    assert h["head"]["tag_labels"] == bb["labels"]  # the head reports the tagger's tags
     assert h["feature_config"] == bb["feature_config"] and h["window_frames"] == 187
-    assert member["graphs"][0]["file"] == bb["members"][0]["graphs"][0]["file"]  # the backbone is stored once
+    assert graph["file"] == bb["members"][0]["graphs"][0]["file"]  # the backbone is stored once
     assert len(web.files) == 2
+
+
+def test_a_head_behind_an_ensemble_backbone(tmp_path):
+    head = make_head(tmp_path / "h2.onnx", backbone="musicnn", blocks=("embeddings", "probabilities"))
+    (h,) = build_web_models([("h2", str(head))]).manifest["models"]
+    assert [g["file"].split("-")[1] for g in h["head"]["backbone"]] == ["msd", "mtt"]
+    assert h["head"]["blocks"] == ["embeddings", "probabilities"]
+    msd, mtt = (g["labels"] for g in h["head"]["backbone"])
+    assert h["head"]["tag_labels"] == msd + [lab for lab in mtt if lab not in msd]
 
 
 def test_models_the_browser_cannot_run_are_refused():

@@ -87,7 +87,9 @@ def web_dir(tmp_path_factory) -> Path:
     from test_browser_export import make_head
 
     d = tmp_path_factory.mktemp("web")
-    return export_web(d / "site", [MODEL, str(make_head(d / "head.onnx"))])
+    heads = [make_head(d / "head.onnx"), make_head(d / "head2.onnx", backbone="musicnn",
+                                                    blocks=("embeddings", "probabilities"), seed=1)]
+    return export_web(d / "site", [MODEL, *map(str, heads)])
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +241,7 @@ def test_browser_resampling_is_close(page, tmp_path, sr, channels):
 def _compare(result: dict, server: dict) -> dict:
     tb, ts = result["timeline"], server["timeline"]
     assert result["model"] == server["model"] and tb["labels"] == ts["labels"]
-    assert set(result) >= {"path", "model", "duration_s", "genres", "multi_label", "error", "timeline"}
+    assert set(result) == set(server), set(result) ^ set(server)  # the same keys as POST /api/predict
     assert abs(result["duration_s"] - server["duration_s"]) <= TIME_TOL
     assert len(tb["start_s"]) == len(ts["start_s"])
     assert np.abs(np.subtract(tb["start_s"], ts["start_s"])).max() <= TIME_TOL
@@ -298,25 +300,31 @@ def test_same_samples_same_timeline(page, predictor, tmp_path):
     assert d["top"][0] == d["top"][1]
 
 
-def test_a_head_behind_a_backbone_runs_as_two_graphs(page, web_dir, tmp_path):
-    """The manifest's chain (backbone embeddings -> head) gives the Python composition's timeline."""
+@pytest.mark.parametrize("head", ["head", "head2"])
+def test_a_head_behind_a_backbone_runs_as_two_stages(page, web_dir, tmp_path, head):
+    """The manifest's head (backbone graphs side by side -> head graph; the backbone's tags) gives the
+    Python composition's timeline and tags: musicnn-msd embeddings, and the musicnn ensemble's
+    embeddings + tag probabilities."""
+    import soundfile as sf
+
     from genrescope.audio.decode import load_audio
     from genrescope.inference.predict import Predictor
 
     path = tmp_path / "h.wav"
-    import soundfile as sf
-
     sf.write(str(path), song(16000, 9.0, 1, seed=2), 16000, subtype="FLOAT")
-    server = Predictor(web_dir.parent / "head.onnx").predict(path).to_dict(timeline=True)
+    server = Predictor(web_dir.parent / f"{head}.onnx").predict(path).to_dict(timeline=True)
     y = load_audio(path, sr=16000)
     b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
     result = page.evaluate(f"""async (s) => {{
         const toF32 = {JS_F32};
-        return await window.genrescope.local.analyseSamples(toF32(s), 'h.wav', 0, 'head', () => {{}}); }}""", b64)
+        return await window.genrescope.local.analyseSamples(toF32(s), 'h.wav', 0, '{head}', () => {{}}); }}""", b64)
     assert result["timeline"]["labels"] == ["calm", "busy", "loud"]
     assert 0.05 < np.max(server["timeline"]["probabilities"]) < 0.99  # not saturated: the comparison means something
     d = _compare(result, server)
     assert d["window"] <= 1e-3 and d["top"][0] == d["top"][1], d
+    st = {t["label"]: t["probability"] for t in server["tags"]}
+    assert [t["label"] for t in result["tags"]][:5] == [t["label"] for t in server["tags"]][:5]
+    assert max(abs(t["probability"] - st[t["label"]]) for t in result["tags"]) <= 1e-3
 
 
 def test_bad_file_gives_a_clear_message(page, tmp_path):
@@ -354,6 +362,17 @@ def test_served_page_analyses_in_the_browser(browser, predictor, tmp_path):
         result = analyse_in_page(pg, path)
         assert not posts and not problems, (posts, problems)
         assert pg.evaluate("() => window.genrescope.mode") == "browser"
+        # switched off: the server analyses, and window.genrescope.result is POST /api/predict's answer
+        pg.uncheck("#in-browser")
+        pg.wait_for_function("() => window.genrescope.result", timeout=120000)
+        served = pg.evaluate("() => window.genrescope.result")
+        import httpx
+
+        with path.open("rb") as f:
+            api = httpx.post(url + "/api/predict", files={"file": (path.name, f, "audio/wav")},
+                             data={"model": MODEL, "top": "0"}, timeout=120).json()
+        assert served == api
+        assert set(result) == set(api) and result["genres"][0]["label"] == api["genres"][0]["label"]
         ctx.close()
     d = _compare(result, predictor.predict(path).to_dict(timeline=True))
     assert d["window"] <= WINDOW_TOL and d["track"] <= TRACK_TOL and d["top"][0] == d["top"][1], d

@@ -10,13 +10,18 @@ manifest, ``webmodels/manifest.json``::
     {"format": "genrescope-web", "format_version": 1, "default": ID,
      "models": [{"id", "name", "labels", "genre_labels", "multi_label", "input", "n_bins",
                  "feature_config", "window_frames", "window_hop_frames", "window_s", "window_hop_s",
-                 "members": [{"labels": [...], "graphs": [{"file", "input", "output"}, ...]}]}],
+                 "members": [{"labels": [...], "graphs": [{"file", "input", "output"}]}, ...]
+                 or "head": {"backbone": [{"file", "input", "labels"}, ...], "blocks": [...],
+                             "tag_labels": [...], "file", "input", "output"}}],
      "unsupported": {ID: "why", ...}}
 
-A member is a chain of graphs run in sequence (a shipped backbone's ``embeddings`` into a
-head trained on them); several members are an ensemble, merged label by label as
-:func:`genrescope.inference.ensemble.ensemble` does. Graph files are named by content, so a
-backbone shared by several heads is stored and downloaded once.
+``members`` are one model or an ensemble's members, merged label by label as
+:func:`genrescope.inference.ensemble.ensemble` does. ``head`` is a head trained on a shipped
+backbone (:mod:`genrescope.inference.backbone`), two stages run in sequence: each backbone graph
+(an ensemble backbone's members side by side) gives its ``blocks`` (``embeddings`` and/or
+``probabilities``), concatenated in order into the head's input row; the backbone's tag
+probabilities, merged by label, are reported as the head's tags. Graph files are named by
+content, so a backbone shared by several heads is stored and downloaded once.
 """
 from __future__ import annotations
 
@@ -73,57 +78,80 @@ def _check_browser_model(name: str, m) -> None:
         raise CheckpointError(f"{name}: n_fft={cfg.n_fft} is not a power of two, which the browser's FFT needs")
 
 
-def _member(name: str, files: dict[str, Path]) -> tuple[dict, object]:
-    """One chain of graphs for a shipped name or ONNX file, and the ONNX model whose features it reads."""
+def _onnx(name: str):
+    """(display name, path, OnnxModel) of a shipped name or an ONNX file."""
     from genrescope.inference.onnx_model import OnnxModel
     from genrescope.inference.registry import resolve_model_path
 
     display, path = resolve_model_path(name)
     if path.suffix != ".onnx":
         raise CheckpointError(f"{name}: the browser runs ONNX exports; run `genrescope export {path}` first")
-    head = OnnxModel(path, threads=1)
-    backbone = head.provenance.get("backbone")
-    multi = head.metadata.get("output_activation", "softmax") == "sigmoid"
-    if backbone:
-        _, bpath = resolve_model_path(backbone)
-        front = OnnxModel(bpath, threads=1)
-        if "embeddings" not in front.outputs:
-            raise CheckpointError(f"{name}: its backbone {backbone} has no 'embeddings' output")
-        graphs = [{"file": _graph_file(bpath, backbone, files), "input": "features", "output": "embeddings"},
-                  {"file": _graph_file(path, display, files), "input": "features", "output": "probabilities"}]
-    else:
-        front = head
-        graphs = [{"file": _graph_file(path, display, files), "input": "features", "output": "probabilities"}]
-    _check_browser_model(name, front)
-    if not front.dynamic_time and front.input_frames != front.window_frames:
-        raise CheckpointError(f"{name}: the graph takes T={front.input_frames}, not one window")
-    return {"labels": list(head.labels), "graphs": graphs, "multi_label": multi}, front
+    return display, path, OnnxModel(path, threads=1)
+
+
+def _check_front(name: str, fronts: list) -> None:
+    """The graphs that read the windows: features the browser computes, and all the same."""
+    first = fronts[0]
+    _check_browser_model(name, first)
+    for m in fronts:
+        if not m.dynamic_time and m.input_frames != m.window_frames:
+            raise CheckpointError(f"{name}: the graph takes T={m.input_frames}, not one window")
+        if (m.feature_config, m.input_kind, m.window_frames) != (first.feature_config, first.input_kind,
+                                                                  first.window_frames):
+            raise CheckpointError(f"{name}: its graphs read different features")
+
+
+def _head(display: str, path: Path, head, files: dict[str, Path]) -> tuple[dict, list]:
+    """A head behind a shipped backbone (inference/backbone.py): the backbone's graphs (an ensemble's
+    members side by side), the blocks of each that make the head's input row, the head's graph."""
+    from genrescope.inference.registry import ENSEMBLES, pretrained_names
+
+    backbone = head.provenance["backbone"]
+    if backbone not in pretrained_names():
+        raise CheckpointError(f"{display}: its backbone {str(backbone)[:80]!r} is not a shipped model")
+    blocks = list(head.provenance.get("backbone_blocks") or ["embeddings"])
+    graphs, fronts, tag_labels = [], [], []
+    for member in ENSEMBLES.get(backbone, (backbone,)):
+        _, bpath, bm = _onnx(member)
+        missing = [b for b in ("embeddings", "probabilities") if b not in bm.outputs]
+        if missing:
+            raise CheckpointError(f"{display}: its backbone {member} has no {missing[0]!r} output")
+        graphs.append({"file": _graph_file(bpath, member, files), "input": "features", "labels": list(bm.labels)})
+        fronts.append(bm)
+        tag_labels += [lab for lab in bm.labels if lab not in tag_labels]
+    return {"backbone": graphs, "blocks": blocks, "tag_labels": tag_labels, "file": _graph_file(path, display, files),
+            "input": "features", "output": "probabilities"}, fronts
 
 
 def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
-    """The manifest entry of one model (a shipped name, an ensemble, or an ONNX file)."""
+    """The manifest entry of one model: a shipped name, an ensemble, an ONNX file, or a head
+    behind a backbone (``head``: its tags are the backbone's, like the Python path's)."""
     from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES
     from genrescope.inference.taxonomy import genre_labels_of
 
     resolved = DEFAULT_MODEL if name == "default" else name
-    parts = [_member(n, files) for n in ENSEMBLES.get(resolved, (resolved,))]
-    front = parts[0][1]
-    for _, other in parts[1:]:
-        if (other.feature_config, other.input_kind, other.window_frames) != \
-                (front.feature_config, front.input_kind, front.window_frames):
-            raise CheckpointError(f"ensemble {resolved}: its members read different features")
-    labels: list[str] = []
-    for member, _ in parts:
-        labels += [lab for lab in member["labels"] if lab not in labels]
-    multi = all(member.pop("multi_label") for member, _ in parts)
+    loaded = [_onnx(n) for n in ENSEMBLES.get(resolved, (resolved,))]
+    multi = all(m.metadata.get("output_activation", "softmax") == "sigmoid" for _, _, m in loaded)
+    head = members = None
+    if len(loaded) == 1 and loaded[0][2].provenance.get("backbone"):
+        head, fronts = _head(*loaded[0], files)
+        labels = list(loaded[0][2].labels)
+    else:
+        fronts = [m for _, _, m in loaded]
+        members = [{"labels": list(m.labels), "graphs": [
+            {"file": _graph_file(p, d, files), "input": "features", "output": "probabilities"}]} for d, p, m in loaded]
+        labels = []
+        for member in members:
+            labels += [lab for lab in member["labels"] if lab not in labels]
+    _check_front(resolved, fronts)
+    front = fronts[0]
     cfg = front.feature_config
-    return {"id": model_id, "name": _model_id(resolved), "labels": labels, "genre_labels": genre_labels_of(labels, multi),
-            "multi_label": multi, "input": front.input_kind, "n_bins": front.n_bins,
-            "feature_config": cfg.to_dict(), "window_frames": front.window_frames,
-            "window_hop_frames": cfg.window_hop_frames,
-            "window_s": round(front.window_frames / cfg.frame_rate, 4),
-            "window_hop_s": round(cfg.window_hop_frames / cfg.frame_rate, 4),
-            "members": [member for member, _ in parts]}
+    entry = {"id": model_id, "name": _model_id(resolved), "labels": labels,
+             "genre_labels": genre_labels_of(labels, multi), "multi_label": multi, "input": front.input_kind,
+             "n_bins": front.n_bins, "feature_config": cfg.to_dict(), "window_frames": front.window_frames,
+             "window_hop_frames": cfg.window_hop_frames, "window_s": round(front.window_frames / cfg.frame_rate, 4),
+             "window_hop_s": round(cfg.window_hop_frames / cfg.frame_rate, 4)}
+    return {**entry, "head": head} if head else {**entry, "members": members}
 
 
 def build_web_models(models: list[tuple[str, str]], *, strict: bool = True) -> WebModels:

@@ -129,9 +129,10 @@
                 genre_labels: entry.genre_labels, multi_label: entry.multi_label, input: entry.input,
                 sr: cfg.sr, window_s: entry.window_s, window_hop_s: entry.window_hop_s, runtime: 'onnxruntime-web',
                 file: name, duration_s: r(duration, 3), size });
-      const tl = { start_s: [], end_s: [], probabilities: [] };
+      const tl = { start_s: [], end_s: [], probabilities: [], tags: [] };
       const done = await this.call({ type: 'analyse', samples: y }, (m) => {
         tl.start_s.push(...m.start_s); tl.end_s.push(...m.end_s); tl.probabilities.push(...m.probabilities);
+        tl.tags.push(...(m.tags || []));
         const partial = rankGenres(entry, aggregateMean(tl.probabilities));
         onEvent({ event: 'windows', start_s: m.start_s.map((v) => r(v, 3)), end_s: m.end_s.map((v) => r(v, 3)),
                   probabilities: m.probabilities.map((row) => row.map((v) => r(v, 4))),
@@ -158,9 +159,15 @@
 
   // The object POST /api/predict answers (inference/predict.py Prediction.to_dict(timeline=True)).
   function buildResult(entry, name, duration, tl) {
-    const { genres, tags } = rankGenres(entry, aggregateMean(tl.probabilities));
+    let { genres, tags } = rankGenres(entry, aggregateMean(tl.probabilities));
+    if (entry.head && tl.tags.length) {  // a head reports every tag of the taggers behind it
+      const mean = aggregateMean(tl.tags);
+      tags = entry.head.tag_labels.map((l, j) => [l, mean[j]]).sort((a, b) => b[1] - a[1])
+        .map(([label, p]) => ({ label, probability: r(p, 4) }));
+    }
+    // precision: onnxruntime-web's wasm backend runs float32; warnings: the browser's decoder reports none
     const out = { path: name, model: entry.name, duration_s: r(duration, 3), genres,
-                  multi_label: entry.multi_label, error: null };
+                  multi_label: entry.multi_label, precision: 'fp32', error: null, warnings: [] };
     if (tags) out.tags = tags;
     out.timeline = { labels: entry.labels, multi_label: entry.multi_label,
                      start_s: tl.start_s.map((v) => r(v, 3)), end_s: tl.end_s.map((v) => r(v, 3)),

@@ -2,8 +2,9 @@
 // model's FeatureConfig, then the model's ONNX graph(s) on onnxruntime-web (wasm, one
 // thread: no cross-origin isolation needed). A model is described by an entry of
 // webmodels/manifest.json (written by `genrescope export --web`, or served by
-// `genrescope serve`): members whose outputs are merged by label (an ensemble), each a
-// chain of graphs run in sequence (e.g. a backbone's `embeddings` into a head).
+// `genrescope serve`): members whose outputs are merged by label (one model or an ensemble),
+// or a head behind a shipped backbone: the backbone's graphs give the blocks of the head's
+// input row (side by side, as inference/backbone.py), then the head's graph runs on it.
 //
 // Messages in:  {type: 'load', manifestUrl, model}
 //               {type: 'analyse', id, samples: Float32Array (mono, at the model's sr)}
@@ -39,19 +40,48 @@ async function load(manifestUrl, modelId) {
   const base = new URL(manifestUrl, self.location.href);
   const counts = new Float64Array(entry.labels.length);
   const members = [];
-  for (const m of entry.members) {
+  let head = null;
+  if (entry.head) {
+    const h = entry.head, tagCounts = new Float64Array(h.tag_labels.length), backbone = [];
+    for (const g of h.backbone) {
+      const columns = g.labels.map((l) => h.tag_labels.indexOf(l));
+      columns.forEach((c) => { tagCounts[c] += 1; });
+      backbone.push({ session: await session(new URL(g.file, base).href), input: g.input, columns });
+    }
+    head = { backbone, blocks: h.blocks, tagCounts, session: await session(new URL(h.file, base).href),
+             input: h.input, output: h.output };
+  }
+  for (const m of entry.members || []) {
     const columns = m.labels.map((l) => entry.labels.indexOf(l));
     columns.forEach((c) => { counts[c] += 1; });
     const graphs = [];
     for (const g of m.graphs) graphs.push({ session: await session(new URL(g.file, base).href), input: g.input, output: g.output });
     members.push({ columns, graphs });
   }
-  current = { entry, members, counts };
+  current = { entry, members, counts, head };
   return performance.now() - t0;
 }
 
-// One window through every member: (nBins * win) features -> (G) probabilities by entry label.
+// A head behind its backbone: {probs: (G) head probabilities, tags: (K) the backbone's tags}.
+async function runHead(x) {
+  const { entry, head } = current;
+  const parts = [], tags = new Float64Array(head.tagCounts.length);
+  const names = [...new Set([...head.blocks, 'probabilities'])];
+  for (const b of head.backbone) {
+    const res = await b.session.run({ [b.input]: new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]) }, names);
+    for (const blk of head.blocks) parts.push(res[blk].data);
+    res.probabilities.data.forEach((v, j) => { tags[b.columns[j]] += v; });
+  }
+  const row = new Float32Array(parts.reduce((a, d) => a + d.length, 0));
+  let k = 0;
+  for (const d of parts) { row.set(d, k); k += d.length; }
+  const res = await head.session.run({ [head.input]: new ort.Tensor('float32', row, [1, row.length]) }, [head.output]);
+  return { probs: Array.from(res[head.output].data), tags: Array.from(tags, (v, j) => v / head.tagCounts[j]) };
+}
+
+// One window through the model: (nBins * win) features -> {probs: (G) by entry label, tags: (K) or null}.
 async function runWindow(x) {
+  if (current.head) return runHead(x);
   const { entry, members, counts } = current;
   const out = new Float64Array(entry.labels.length);
   for (const m of members) {
@@ -63,7 +93,7 @@ async function runWindow(x) {
     const p = t.data;
     m.columns.forEach((c, j) => { out[c] += p[j]; });
   }
-  return Array.from(out, (v, j) => v / counts[j]);
+  return { probs: Array.from(out, (v, j) => v / counts[j]), tags: null };
 }
 
 async function analyse(id, samples) {
@@ -72,16 +102,18 @@ async function analyse(id, samples) {
   const feats = F.compute(samples, cfg, entry.input);
   const t1 = performance.now();
   const w = F.sliceWindows(feats, cfg, entry.window_frames, entry.window_hop_frames);
-  const batch = { start_s: [], end_s: [], probabilities: [] };
+  const batch = { start_s: [], end_s: [], probabilities: [], tags: [] };
   let lastPost = performance.now();
   for (let i = 0; i < w.starts.length; i++) {
     batch.start_s.push(w.startS[i]);
     batch.end_s.push(w.endS[i]);
-    batch.probabilities.push(await runWindow(w.get(i)));
+    const out = await runWindow(w.get(i));
+    batch.probabilities.push(out.probs);
+    if (out.tags) batch.tags.push(out.tags);
     const last = i === w.starts.length - 1;
     if (last || performance.now() - lastPost > 250) {  // a few updates a second, like the server's stream
       postMessage({ type: 'windows', id, ...batch, decoded_s: w.endS[i] });
-      batch.start_s = []; batch.end_s = []; batch.probabilities = [];
+      batch.start_s = []; batch.end_s = []; batch.probabilities = []; batch.tags = [];
       lastPost = performance.now();
     }
   }
@@ -103,11 +135,11 @@ async function saliency(id, labels, occludeS) {
   const total = Array.from({ length: nBins }, () => new Float64Array(cols.length)), count = new Float64Array(nBins);
   const W = last.w.starts.length;
   for (let i = 0; i < W; i++) {
-    const x = last.w.get(i), full = await runWindow(x);
+    const x = last.w.get(i), full = (await runWindow(x)).probs;
     for (let c = 0; c < nChunks; c++) {
       const occ = x.slice();
       for (let b = 0; b < nb; b++) occ.fill(fill, b * win + c * chunk, Math.min(b * win + (c + 1) * chunk, (b + 1) * win));
-      const p = await runWindow(occ);
+      const p = (await runWindow(occ)).probs;
       const bin = Math.min(nBins - 1, Math.floor((last.w.starts[i] + c * chunk) / chunk));
       cols.forEach((j, k) => { total[bin][k] += full[j] - p[j]; });
       count[bin] += 1;
