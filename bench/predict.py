@@ -98,19 +98,27 @@ def timed_process(cmd: list[str], *, one_core: bool, env: dict | None = None) ->
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, preexec_fn=_pin_one_core if one_core else None)
         watchdog = threading.Timer(TIMEOUT_S, os.kill, (p.pid, signal.SIGABRT))  # a stuck run prints its stacks
         watchdog.start()
-        _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage (its peak RSS)
+        p.wait()
         watchdog.cancel()
         wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
+        text = err.read().decode()
         if p.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd[:6])}... failed: {err.read().decode()[-2000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+            raise SystemExit(f"{' '.join(cmd[:6])}... failed: {text[-2000:]}")
+        hwm = [line.split()[1] for line in text.splitlines() if line.startswith("VmHWM:")]
+        return wall, int(hwm[-1]) / 1024 if hwm else float("nan"), out.read().decode()
+
+
+#: ``python -m genrescope`` that prints its own peak RSS (VmHWM, this program's memory only: the
+#: rusage of a child also counts the parent's pages it was forked with) on stderr at exit
+GENRESCOPE = ["-c", "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+              "[ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])); "
+              "sys.argv[0] = 'genrescope'; runpy.run_module('genrescope', run_name='__main__')"]
 
 
 def predict_cmd(paths: list[str], model: str, backend: tuple[str, str], *, one_core: bool, jobs: int = 1,
                 threads: int | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "genrescope", "predict", *paths, "--model", model, "--backend", backend[0],
+    cmd = [sys.executable, *GENRESCOPE, "predict", *paths, "--model", model, "--backend", backend[0],
            "--precision", backend[1], "-j", str(jobs), "--format", "json", "--no-progress"]
     threads = 1 if one_core else threads
     return cmd + (["--threads", str(threads)] if threads else [])
