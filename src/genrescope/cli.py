@@ -91,11 +91,13 @@ def _add_models(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX and check it against PyTorch",
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against PyTorch), or the page to a "
+                                      "static site with --web",
                        description="Write a checkpoint as one self-contained ONNX file (features in, genre "
                                    "probabilities out; feature config and labels in its metadata), then compare "
                                    "ONNX Runtime's outputs with PyTorch's on random input.",
-                       epilog="example: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx")
+                       epilog="examples: genrescope export runs/resnet/best.safetensors --onnx resnet.onnx; "
+                              "genrescope export --web site/ --model musicnn-msd")
     p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", default=None,
                    help="a .safetensors checkpoint written by genrescope (with --web: one more model to include)")
     p.add_argument("--onnx", metavar="OUT", default=None, help="output file (default: CHECKPOINT with .onnx)")
