@@ -284,6 +284,7 @@ def main() -> None:
     srv = BackgroundServer(Settings(max_jobs=2, max_queue=16))
     with srv:
         port = srv.sock.getsockname()[1]
+        normal_client(port, body, 1, args.timeout)  # warm-up (first run of each model), not counted
         quiet = normal_client(port, body, args.requests, args.timeout)
         attackers = ([SlowUpload(port) for _ in range(args.slow)] + [HalfHeaders(port) for _ in range(args.half)]
                      + [Bombs(port, bombs) for _ in range(args.bombs)] + [IdleLive(port) for _ in range(args.idle_ws)])
