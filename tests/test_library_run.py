@@ -131,11 +131,11 @@ def test_write_cut_short_before_the_journal_commit(tmp_path, monkeypatch):
     calls = []
     real = Journal.finish
 
-    def crash_once(self, path, st, record):
+    def crash_once(self, path, st, record, **kw):
         if not calls:
             calls.append(path)
             raise SystemExit("killed")
-        return real(self, path, st, record)
+        return real(self, path, st, record, **kw)
 
     monkeypatch.setattr(Journal, "finish", crash_once)
     with pytest.raises(SystemExit):
@@ -173,7 +173,12 @@ def test_not_audio_and_broken_files_fail_cleanly(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_cli_options_are_checked(tmp_path, capsys):
+def test_cli_options_are_checked(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(PREDICTOR_HOOK)
+    write_track(tmp_path / "a.flac", "flac")
+    assert main(["tag", str(tmp_path), "--model", "no-such-model", "-j", "2", "--report",
+                 str(tmp_path / "r.csv")]) == 2
+    assert "no-such-model" in capsys.readouterr().err
     assert main(["tag", str(tmp_path), "--top", "0"]) == 2
     assert main(["tag", str(tmp_path), "--min-confidence", "2"]) == 2
     assert main(["tag", "--undo", str(tmp_path / "nope.csv")]) == 2

@@ -66,6 +66,10 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
                 todo.append(f)
             else:
                 records.append(hit)
+        if todo and (engine != "local" or jobs > 1):
+            from genrescope.library.core import make_predictor
+
+            make_predictor(opts.model, runtime=opts.runtime)  # a bad --model: one error here, not per worker
         bar = Progress(len(todo), progress)
         for path, analysis, error in _analyses(todo, opts, engine, jobs, ray_address):
             records.append(record(path, None, status="failed", error=error) if error

@@ -17,6 +17,9 @@ from genrescope.errors import GenrescopeError
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions, make_predictor
 from genrescope.library.engine import MAX_TRIES, analyse_one
 
+#: Pings (0.2 s apart) an actor gets to come back after a death before the run gives up.
+MAX_PINGS = 300
+
 #: Files in flight per actor: one running, one queued, so an actor never waits for the driver.
 IN_FLIGHT = 2
 
@@ -72,24 +75,54 @@ def run_ray(paths: list[str], opts: TagOptions, *, workers: int | None = None, a
 
 
 def _dispatch(ray, actors: list, todo: list[str], windows: int):
+    """Keep every live actor :data:`IN_FLIGHT` files busy; an actor that failed gets no more
+    files until a ping says it is back (Ray restarts it; while it restarts, calls fail at
+    once with ActorUnavailableError, which does not count against the file)."""
+    unavailable = getattr(ray.exceptions, "ActorUnavailableError", ())
     tries: dict[str, int] = {}
     running: dict = {}  # ObjectRef -> (actor index, path)
+    pings: dict = {}  # ObjectRef -> actor index: the actor is restarting
+    fails: dict[int, int] = {}  # actor index -> pings that failed in a row
     load = [0] * len(actors)
     while todo or running:
+        down = set(pings.values())
         for i in range(len(actors)):
-            while todo and load[i] < IN_FLIGHT:
+            while todo and load[i] < IN_FLIGHT and i not in down:
                 p = todo.pop()
                 running[actors[i].analyse.remote(p, windows)] = (i, p)
                 load[i] += 1
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            i, p = running.pop(ref)
-            load[i] -= 1
-            try:
-                yield ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
+        ready, _ = ray.wait(list(running) + list(pings), num_returns=1)
+        ref = ready[0]
+        if ref in pings:
+            _check_ping(ray, actors, pings, ref, fails)
+            continue
+        i, p = running.pop(ref)
+        load[i] -= 1
+        try:
+            yield ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
+            if i not in pings.values():
+                pings[actors[i].pid.remote()] = i
+            if not isinstance(e, unavailable):
                 tries[p] = tries.get(p, 0) + 1
-                if tries[p] >= MAX_TRIES:
-                    yield p, None, f"{p}: the Ray worker analysing it died {MAX_TRIES} times ({type(e).__name__})"
-                else:
-                    todo.append(p)
+            if tries.get(p, 0) >= MAX_TRIES:
+                yield p, None, f"{p}: the Ray worker analysing it died {MAX_TRIES} times ({type(e).__name__})"
+            else:
+                todo.append(p)
+
+
+def _check_ping(ray, actors: list, pings: dict, ref, fails: dict) -> None:
+    """The actor of ``ref`` is back, or still restarting: then ask again shortly."""
+    import time
+
+    i = pings.pop(ref)
+    try:
+        ray.get(ref)
+    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
+        failed = fails[i] = fails.get(i, 0) + 1
+        if failed >= MAX_PINGS:
+            raise GenrescopeError(f"--engine ray: a worker did not come back after {failed} tries ({e})") from e
+        time.sleep(0.2)  # a restart takes seconds: do not spin
+        pings[actors[i].pid.remote()] = i
+    else:
+        fails.pop(i, None)
