@@ -362,3 +362,18 @@ def test_model_catalog_keeps_a_bounded_number_loaded():
         catalog.get(name)
     loaded = [e.id for e in catalog.entries() if catalog.is_loaded(e.id)]
     assert loaded == ["musicnn-msd", "vgg-mtt"]  # the default stays, the most recent one joins it
+
+
+def test_serve_flags_reach_the_settings():
+    from genrescope.cli import build_parser
+    from genrescope.serve.settings import settings_from_args
+
+    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--allow-host", "music.lan", "--allow-host",
+                                      "genre.lan", "--allow-origin", "https://example.org", "--max-connections",
+                                      "64", "--job-timeout", "30", "--max-models", "2"])
+    s = settings_from_args(args)
+    assert s.hosts == {"localhost", "127.0.0.1", "::1", "0.0.0.0", "music.lan", "genre.lan"}
+    assert s.allow_origins == ("https://example.org",)
+    assert (s.max_connections, s.job_timeout_s, s.max_models, s.host) == (64, 30.0, 2, "0.0.0.0")
+    default = settings_from_args(build_parser().parse_args(["serve"]))
+    assert default.hosts == {"localhost", "127.0.0.1", "::1"} and default.allow_origins == ()

@@ -46,8 +46,8 @@ class Settings:
     tmp_dir : Path or None
         Parent of the private upload folder (None: the system's temporary folder).
     allowed_hosts : tuple of str
-        Host names the ``Host`` header may carry (DNS rebinding); empty: the loopback names
-        (``localhost``, ``127.0.0.1``, ``::1``) and ``host``.
+        Host names the ``Host`` header may carry (DNS rebinding) besides the loopback names
+        (``localhost``, ``127.0.0.1``, ``::1``), ``host`` and any IP address.
     host : str
         The address the server listens on (added to the allowed hosts).
     allow_origins : tuple of str
@@ -130,7 +130,7 @@ class Settings:
     @property
     def hosts(self) -> frozenset[str]:
         """Host names (lower case, no port) the ``Host`` header may name."""
-        names = self.allowed_hosts or ("localhost", "127.0.0.1", "::1", self.host)
+        names = ("localhost", "127.0.0.1", "::1", self.host, *self.allowed_hosts)
         return frozenset(h.lower().strip("[]") for h in names)
 
     @property
