@@ -14,7 +14,7 @@ from pathlib import Path
 from genrescope.errors import CheckpointError
 
 #: The model ``genrescope predict`` uses when none is named.
-DEFAULT_MODEL = "musicnn"
+DEFAULT_MODEL = "genre10"
 
 #: Shipped ensembles: name -> members run on the same windows. Their labels are the union
 #: of the members' labels; a label two members share gets the mean of their probabilities.
