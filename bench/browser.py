@@ -33,7 +33,7 @@ def make_song(minutes: float, out: Path) -> tuple[Path, str]:
 
     n = int(minutes * 60 * 44100)
     if REAL.is_file():
-        y, sr = sf.read(str(REAL), dtype="float32", always_2d=True)
+        y, _ = sf.read(str(REAL), dtype="float32", always_2d=True)
         y = np.tile(y, (int(np.ceil(n / len(y))), 1))[:n]
         what = f"{REAL.name} (real, 44.1 kHz stereo), looped/cut to {minutes:g} min"
     else:

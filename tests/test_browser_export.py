@@ -12,7 +12,7 @@ from genrescope.cli import main
 from genrescope.errors import GenrescopeError
 from genrescope.inference.onnx_model import OnnxModel
 from genrescope.inference.registry import pretrained_root
-from genrescope.serve.webexport import build_web_models, export_web
+from genrescope.serve.webexport import build_web_models
 
 HEAD_LABELS = ["calm", "busy", "loud"]
 

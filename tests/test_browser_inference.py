@@ -38,7 +38,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from conftest import SHARED_DATA  # noqa: E402
+from conftest import SHARED_DATA
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -83,8 +83,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def web_dir(tmp_path_factory) -> Path:
-    from genrescope.serve.webexport import export_web
     from test_browser_export import make_head
+
+    from genrescope.serve.webexport import export_web
 
     d = tmp_path_factory.mktemp("web")
     heads = [make_head(d / "head.onnx"), make_head(d / "head2.onnx", backbone="musicnn",

@@ -7,15 +7,24 @@ import base64
 
 import numpy as np
 import pytest
-
-from test_browser_inference import (JS_F32, MODEL, SHARED_DATA, analyse_in_page, browser, page,  # noqa: F401
-                                    predictor, site, song, web_dir)
+from test_browser_inference import (  # noqa: F401
+    JS_F32,
+    MODEL,
+    SHARED_DATA,
+    analyse_in_page,
+    browser,
+    page,
+    predictor,
+    site,
+    song,
+    web_dir,
+)
 
 from genrescope.inference.predict import Timeline
 from genrescope.insight.segments import segment_timeline
 
 
-def _screenshot(page) -> None:
+def _screenshot(page) -> None:  # noqa: F811 (a page from the tests)
     """The serverless page: tests/artifacts/serverless.png; with GENRESCOPE_UPDATE_DOCS=1 (and the
     occlusion overlay, which takes a minute) also docs/serverless.png."""
     import os
@@ -40,7 +49,7 @@ def _py_segments(tl: dict, genres: list[dict], cost: float) -> list[dict]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_js_segments_equal_python_segments(page, seed):
+def test_js_segments_equal_python_segments(page, seed):  # noqa: F811 (fixtures from test_browser_inference)
     rng = np.random.default_rng(seed)
     n, g = int(rng.integers(1, 40)), int(rng.integers(2, 12))
     labels = [f"g{i}" for i in range(g)]
@@ -57,7 +66,7 @@ def test_js_segments_equal_python_segments(page, seed):
         assert js == _py_segments(tl, genres, cost), (seed, cost)
 
 
-def test_worker_saliency_equals_python(page, predictor, tmp_path):
+def test_worker_saliency_equals_python(page, predictor, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
     import soundfile as sf
 
     from genrescope.audio.decode import load_audio
@@ -79,7 +88,7 @@ def test_worker_saliency_equals_python(page, predictor, tmp_path):
     assert np.abs(want["drop"]).max() > 0.01  # the drops are not all zero: the comparison means something
 
 
-def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):
+def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
     import soundfile as sf
 
     n = 44100 * 9
@@ -99,7 +108,7 @@ def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):
 
 
 @pytest.mark.shared_data
-def test_medley_segments_on_the_page(page):
+def test_medley_segments_on_the_page(page):  # noqa: F811 (fixtures from test_browser_inference)
     """Real GTZAN excerpts end to end, analysed in the browser: the page's segments land near the joins."""
     import soundfile as sf
 

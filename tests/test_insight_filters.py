@@ -8,9 +8,14 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from genrescope.config import MUSICNN_FEATURES  # noqa: E402
-from genrescope.insight.filters import (TimeMap, conv_time_maps, find_top_chunks, frames_to_samples,  # noqa: E402
-                                        write_report)
+from genrescope.config import MUSICNN_FEATURES
+from genrescope.insight.filters import (
+    TimeMap,
+    conv_time_maps,
+    find_top_chunks,
+    frames_to_samples,
+    write_report,
+)
 
 
 class Chain(nn.Module):

@@ -6,11 +6,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import synth_music
+
 from genrescope.config import DEFAULT_FEATURES, MUSICNN_FEATURES
 from genrescope.errors import GenrescopeError
-from genrescope.insight.saliency import occlusion_drops, occlusion_saliency, silence_value
+from genrescope.insight.saliency import (
+    occlusion_drops,
+    occlusion_saliency,
+    silence_value,
+)
 
 FOCUS = (62, 93)  # the frames of each window the fake model looks at: exactly its third 31-frame stretch
 

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
+
 from genrescope.errors import GenrescopeError
 from genrescope.inference.predict import Timeline
 from genrescope.insight.segments import format_segments, segment_timeline, viterbi
@@ -34,7 +34,7 @@ def test_viterbi_is_the_best_path_by_brute_force():
     cost = 0.7
 
     def score(path):
-        return sum(e[t, s] for t, s in enumerate(path)) - cost * sum(a != b for a, b in zip(path, path[1:]))
+        return sum(e[t, s] for t, s in enumerate(path)) - cost * sum(a != b for a, b in itertools.pairwise(path))
 
     best = max(itertools.product(range(3), repeat=7), key=score)
     assert np.isclose(score(viterbi(e, cost)), score(best))

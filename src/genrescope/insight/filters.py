@@ -149,7 +149,7 @@ def _make_mode():
     return TimeTracker
 
 
-def conv_time_maps(model, x) -> dict[str, tuple[TimeMap | None, "object"]]:
+def conv_time_maps(model, x) -> dict[str, tuple[TimeMap | None, object]]:
     """Run ``model(x)`` once; for every Conv1d/Conv2d module: (its output's TimeMap, the output).
 
     ``x`` is (B, n_bins, T) with time on its last axis, mapped to itself (stride 1, size 1).
@@ -275,8 +275,8 @@ def write_report(results: dict[str, list[list[Chunk]]], out_dir: str | os.PathLi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     audio: dict[str, np.ndarray] = {}
-    parts = [f"<!doctype html><meta charset='utf-8'><title>genrescope filters</title><h1>Filters</h1>"
-             f"<p>{html.escape(maps_note)}</p>"]
+    parts = [(f"<!doctype html><meta charset='utf-8'><title>genrescope filters</title><h1>Filters</h1>"
+              f"<p>{html.escape(maps_note)}</p>")]
     for layer, filters in results.items():
         slug = layer.replace(".", "_") or "conv"
         (out / slug).mkdir(exist_ok=True)
@@ -360,5 +360,13 @@ def run_filters(args) -> int:
     return 0
 
 
-__all__ = ["TimeMap", "conv_time_maps", "filter_activations", "frames_to_samples", "load_torch_model",
-           "find_top_chunks", "write_report", "run_filters"]
+__all__ = [
+    "TimeMap",
+    "conv_time_maps",
+    "filter_activations",
+    "find_top_chunks",
+    "frames_to_samples",
+    "load_torch_model",
+    "run_filters",
+    "write_report",
+]

@@ -55,7 +55,12 @@ def envelope(y: np.ndarray, n_points: int = 4000) -> tuple[np.ndarray, np.ndarra
 
 def file_features(y: np.ndarray, cfg) -> dict[str, np.ndarray]:
     """The panels' arrays: power spectrogram dB, mel dB (both clipped 80 dB below the peak), MFCC."""
-    from genrescope.features.spectrogram import melspectrogram, mfcc_from_mel, power_to_db, stft_magnitude
+    from genrescope.features.spectrogram import (
+        melspectrogram,
+        mfcc_from_mel,
+        power_to_db,
+        stft_magnitude,
+    )
 
     S = stft_magnitude(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=cfg.center, pad_mode=cfg.pad_mode,
                        power=2.0)

@@ -86,7 +86,7 @@ def occlusion_saliency(predictor, path: str | os.PathLike, *, occlude_s: float =
     y = load_audio(path, sr=cfg.sr)
     feats = compute(y, cfg, m.kind)
     windows, start_s, _ = slice_windows(feats, cfg, win_frames=m.window_frames)
-    chunk = max(1, int(round(occlude_s * cfg.frame_rate)))
+    chunk = max(1, round(occlude_s * cfg.frame_rate))
     drops = occlusion_drops(m.predict_windows, windows, chunk, silence_value(cfg, m.kind))
     # every stretch onto one absolute grid of `chunk` frames; overlapping windows are averaged
     n_frames = feats.shape[1]

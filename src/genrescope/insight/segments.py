@@ -18,6 +18,8 @@ is not explained by rare tags.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from genrescope.errors import GenrescopeError
@@ -95,7 +97,7 @@ def segment_timeline(timeline, genres: list[tuple[str, float]] | None = None, *,
     centres = (np.asarray(timeline.start_s, np.float64) + np.asarray(timeline.end_s, np.float64)) / 2
     cuts = [0] + [t for t in range(1, len(path)) if path[t] != path[t - 1]] + [len(path)]
     out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         start = float(timeline.start_s[0]) if a == 0 else (centres[a - 1] + centres[a]) / 2
         end = float(timeline.end_s[-1]) if b == len(path) else (centres[b - 1] + centres[b]) / 2
         out.append({"start_s": round(float(start), 3), "end_s": round(float(end), 3), "label": cand[path[a]],
