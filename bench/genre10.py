@@ -255,6 +255,9 @@ def select_markdown(rows: list[dict], best: dict, labels: list[str]) -> str:
               "| " + " | ".join("-" if x is None else f"{x:.2f}" for x in rec) + " |", "",
               "Pooled confusion matrix (rows: true genre, columns: predicted, order as above):", ""]
     lines += ["    " + " ".join(f"{v:3d}" for v in row) for row in best["pooled"]["confusion"]]
+    lines += ["", f"Chosen head, reliability of the top genre (out-of-fold, ECE {best['ece']['raw']:.3f}):", "",
+              "| confidence | tracks | mean confidence | accuracy |", "|---|---|---|---|"]
+    lines += [f"| {b['bin']} | {b['n']} | {b['confidence']:.2f} | {b['accuracy']:.2f} |" for b in best["reliability"]]
     return "\n".join(lines)
 
 
