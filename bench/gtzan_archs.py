@@ -140,7 +140,7 @@ def run_models(names, manifest, args) -> list[dict]:
                               patience=args.patience, batch_size=32, lr=1e-3, seed=args.seed,
                               windows_per_track=args.windows_per_track, augment=AugmentConfig(), device="cpu")
             r = train_one(name, fold_manifest(manifest, fold, args.seed), cfg, args.out / f"{name}-{fold}",
-                          args.out / "cache", args.jobs)
+                          args.cache or args.out / "cache", args.jobs)
             row.update(params=r["params"], input=r["input"])
             row["folds"][fold] = {**scores(r["confusion"]), "best_epoch": r["best_epoch"], "epochs": r["epochs"],
                                   "train_s": r["train_s"], "features_s": r["features_s"]}
@@ -165,7 +165,7 @@ def learning_curve(name: str, manifest, args) -> list[dict]:
         cfg = TrainConfig(epochs=args.epochs, patience=args.patience, seed=args.seed,
                           windows_per_track=args.windows_per_track, augment=AugmentConfig(), device="cpu")
         m = fold_manifest(manifest, "A", args.seed, per_genre=k)
-        r = train_one(name, m, cfg, args.out / f"curve-{name}-{k}", args.out / "cache", args.jobs)
+        r = train_one(name, m, cfg, args.out / f"curve-{name}-{k}", args.cache or args.out / "cache", args.jobs)
         s = scores(r["confusion"])
         n_fit = sum(1 for t in m.entries if t.split in ("train", "valid"))
         out.append({"per_genre": k, "fit_tracks": n_fit, **{x: s[x] for x in ("accuracy", "accuracy_se", "macro_f1",
@@ -194,6 +194,33 @@ def markdown(rows: list[dict], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def curve_markdown(name: str, curve: list[dict]) -> str:
+    lines = [f"Learning curve, {name}, fold A (scored on FF valid):", "",
+             "| training tracks per genre (at most) | fitting tracks | valid acc | valid macro-F1 |", "|---|---|---|---|"]
+    lines += [f"| {c['per_genre']} | {c['fit_tracks']} | {c['accuracy']:.3f} ± {c['accuracy_se']:.3f} | "
+              f"{c['macro_f1']:.3f} ± {c['macro_f1_se']:.3f} |" for c in curve]
+    return "\n".join(lines)
+
+
+def report(dirs: list[Path]) -> int:
+    """The tables of several runs (e.g. models split over two processes), merged."""
+    rows, labels = [], None
+    for d in dirs:
+        if (d / "results.json").is_file():
+            res = json.loads((d / "results.json").read_text())
+            labels = res["labels"]
+            rows += [r for r in res["rows"] if r["model"] not in {x["model"] for x in rows}]
+    from genrescope.models import BUILTIN
+
+    rows.sort(key=lambda r: BUILTIN.index(r["model"]) if r["model"] in BUILTIN else 99)
+    if rows:
+        print(markdown(rows, labels) + "\n")
+    for d in dirs:
+        for f in sorted(d.glob("curve-*.json")):
+            print(curve_markdown(f.stem[len("curve-"):], json.loads(f.read_text())) + "\n")
+    return 0
+
+
 def parse_args(argv=None):
     from genrescope.models import BUILTIN
 
@@ -210,11 +237,16 @@ def parse_args(argv=None):
     ap.add_argument("--curve", default="", help="model for a learning curve on fold A")
     ap.add_argument("--curve-k", default="3,6,12,24,48", type=lambda v: [int(x) for x in v.split(",")])
     ap.add_argument("--out", type=Path, default=Path("runs/gtzan-archs"))
+    ap.add_argument("--cache", type=Path, default=None, help="feature cache (default: OUT/cache)")
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="print the tables of earlier runs' OUT folders (results.json, curve-*.json) and stop")
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(args.report)
     if not SHARED_AUDIO.is_dir():
         print(f"{SHARED_AUDIO} is not present; nothing to do")
         return 0
@@ -231,11 +263,7 @@ def main(argv=None) -> int:
     if args.curve:
         curve = learning_curve(args.curve, manifest, args)
         (args.out / f"curve-{args.curve}.json").write_text(json.dumps(curve, indent=1))
-        print(f"Learning curve, {args.curve}, fold A (scored on FF valid):\n")
-        print("| training tracks per genre (at most) | fitting tracks | valid acc | valid macro-F1 |\n|---|---|---|---|")
-        for c in curve:
-            print(f"| {c['per_genre']} | {c['fit_tracks']} | {c['accuracy']:.3f} ± {c['accuracy_se']:.3f} | "
-                  f"{c['macro_f1']:.3f} ± {c['macro_f1_se']:.3f} |")
+        print(curve_markdown(args.curve, curve))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     return 0
 
