@@ -41,12 +41,12 @@ def load_gtzan():
 
 
 def stop_set(tracks, frac: float, seed: int) -> set[str]:
-    """Track ids held out for early stopping: ``frac`` of each genre with 4+ tracks."""
+    """Track ids held out for early stopping: ``frac`` of each genre with 3+ tracks (at least one)."""
     rng = np.random.default_rng(seed)
     held: set[str] = set()
     for g in sorted({t.label for t in tracks}):
         ids = sorted(t.track_id for t in tracks if t.label == g)
-        if len(ids) >= 4:
+        if len(ids) >= 3:
             held |= set(rng.choice(ids, size=max(1, round(frac * len(ids))), replace=False))
     return held
 
