@@ -8,6 +8,35 @@
   'use strict';
 
   const MIN_DURATION_S = 1.0;  // inference/predict.py MIN_DURATION_S
+  const DECODE_SR = 48000;
+
+  // Kaiser-windowed sinc low-pass, cutoff 0.96 of the new Nyquist frequency, 128 taps per unit
+  // of the factor (about 0.8 kHz transition at 48 -> 16 kHz, -90 dB stopband), then every
+  // factor-th sample; linear phase, delay compensated, zeros beyond the ends.
+  function besselI0(x) {
+    let sum = 1, term = 1;
+    for (let k = 1; k < 50; k++) { term *= (x / (2 * k)) ** 2; sum += term; if (term < 1e-12 * sum) break; }
+    return sum;
+  }
+  function decimate(y, M) {
+    const N = 128 * M + 1, half = (N - 1) / 2, fc = 0.96 * 0.5 / M, beta = 8.6, h = new Float64Array(N);
+    let hs = 0;
+    for (let j = 0; j < N; j++) {
+      const t = j - half, sinc = t === 0 ? 2 * fc : Math.sin(2 * Math.PI * fc * t) / (Math.PI * t);
+      h[j] = sinc * besselI0(beta * Math.sqrt(1 - (t / half) ** 2)) / besselI0(beta);
+      hs += h[j];
+    }
+    for (let j = 0; j < N; j++) h[j] /= hs;  // unit gain at DC
+    const n = y.length, out = new Float32Array(Math.round(n / M));
+    for (let k = 0; k < out.length; k++) {
+      const c = k * M - half;
+      let s = 0;
+      const j0 = Math.max(0, -c), j1 = Math.min(N, n - c);
+      for (let j = j0; j < j1; j++) s += h[j] * y[c + j];
+      out[k] = s;
+    }
+    return out;
+  }
   const r = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
 
   class LocalAnalyser {
@@ -72,9 +101,14 @@
     }
 
     // Decode with Web Audio, resampled to sr; channels averaged to mono (audio/decode.py _to_mono).
+    // Where sr divides 48 kHz (musicnn's 16 kHz), the browser decodes at 48 kHz (Opus's own rate;
+    // other rates are upsampled, which keeps the band the model sees) and decimate() brings it to
+    // sr with a steep low-pass like soxr's; Chromium's own downsampling lets more through near the
+    // new Nyquist frequency. Other rates are left to Web Audio.
     static async decode(file, sr) {
       const buf = await file.arrayBuffer();
-      const ctx = new OfflineAudioContext(1, 1, sr);
+      const factor = DECODE_SR % sr === 0 ? DECODE_SR / sr : 1;
+      const ctx = new OfflineAudioContext(1, 1, factor > 1 ? DECODE_SR : sr);
       let audio;
       try {
         audio = await ctx.decodeAudioData(buf);
@@ -82,11 +116,15 @@
         throw new Error(`${file.name}: this browser could not decode it (not a supported audio file, or corrupt)`);
       }
       const n = audio.length, ch = audio.numberOfChannels;
-      if (ch === 1) return audio.getChannelData(0).slice();
-      const y = new Float32Array(n);
-      for (let c = 0; c < ch; c++) { const d = audio.getChannelData(c); for (let i = 0; i < n; i++) y[i] += d[i]; }
-      for (let i = 0; i < n; i++) y[i] = Math.fround(y[i] / ch);
-      return y;
+      let y;
+      if (ch === 1) {
+        y = audio.getChannelData(0).slice();
+      } else {
+        y = new Float32Array(n);
+        for (let c = 0; c < ch; c++) { const d = audio.getChannelData(c); for (let i = 0; i < n; i++) y[i] += d[i]; }
+        for (let i = 0; i < n; i++) y[i] = Math.fround(y[i] / ch);
+      }
+      return factor > 1 ? decimate(y, factor) : y;
     }
 
     // The log-mel (or whatever the model reads) of given samples, from the worker: for tests.
@@ -175,5 +213,5 @@
     return out;
   }
 
-  root.GenrescopeLocal = { LocalAnalyser, buildResult, rankGenres };
+  root.GenrescopeLocal = { LocalAnalyser, buildResult, rankGenres, decimate };
 })(window);
