@@ -140,7 +140,7 @@ def main() -> None:
                 pw_diff = np.abs(np.subtract(web["timeline"]["probabilities"], py["timeline"]["probabilities"])).max()
                 sp = {g["label"]: g["probability"] for g in py["genres"]}
                 tr = max(abs(g["probability"] - sp[g["label"]]) for g in web["genres"])
-                print(f"timeline, browser (Web Audio resampling) vs Python (soxr): max |diff| per window "
+                print(f"timeline, browser (Web Audio decoding + own decimation) vs Python (soxr): max |diff| per window "
                       f"{pw_diff:.3f}, per track {tr:.3f}; top genre {web['genres'][0]['label']} vs "
                       f"{py['genres'][0]['label']}")
             label = "1 thread" if threads == 1 else "default threads"
