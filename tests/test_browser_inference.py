@@ -403,6 +403,12 @@ def test_served_page_analyses_in_the_browser(browser, predictor, tmp_path):
     assert d["window"] <= WINDOW_TOL and d["track"] <= TRACK_TOL and d["top"][0] == d["top"][1], d
 
 
+def sw_ready(pg, timeout_s: float = 60.0) -> bool:
+    """Wait for the service worker with a deadline (a failed install would otherwise hang the test)."""
+    return pg.evaluate(f"""() => Promise.race([navigator.serviceWorker.ready.then(() => true),
+        new Promise((resolve) => setTimeout(() => resolve(false), {int(timeout_s * 1000)}))])""")
+
+
 def test_works_offline_after_the_first_visit(browser, web_dir, tmp_path):
     """Installable app: load once (the service worker caches the page, the runtime and the model),
     then stop the server, go offline, reload and analyse a file."""
@@ -423,7 +429,7 @@ def test_works_offline_after_the_first_visit(browser, web_dir, tmp_path):
             except sync_api.Error:
                 time.sleep(0.1)
         pg.wait_for_selector("#model option", state="attached")
-        pg.evaluate("() => navigator.serviceWorker.ready")
+        assert sw_ready(pg), "the service worker never became ready (did its install fail?)"
         pg.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30000)
         manifest = pg.evaluate("() => fetch('manifest.webmanifest').then((r) => r.json())")
         assert manifest["display"] == "standalone" and any(i["sizes"] == "512x512" for i in manifest["icons"])
@@ -453,7 +459,7 @@ def test_served_page_offline_falls_back_to_the_browser(browser, tmp_path):
         pg.goto(url + "/")
         pg.wait_for_selector("#model option", state="attached")
         pg.select_option("#model", MODEL)
-        pg.evaluate("() => navigator.serviceWorker.ready")
+        assert sw_ready(pg), "the service worker never became ready (did its install fail?)"
         pg.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30000)
         # the default model's graphs are precached; the one used here is fetched (and cached) once
         pg.evaluate(f"() => window.genrescope.local.load('{MODEL}')")

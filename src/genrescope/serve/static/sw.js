@@ -17,7 +17,13 @@ async function precache() {
   await cache.addAll(SHELL);
   const manifest = await (await cache.match('webmodels/manifest.json')).json();
   const first = manifest.models.find((m) => m.id === manifest.default);
-  if (first) await cache.addAll(first.members.flatMap((m) => m.graphs.map((g) => `webmodels/${g.file}`)));
+  if (first) await cache.addAll(graphFiles(first).map((f) => `webmodels/${f}`));
+}
+
+// the graph files of a manifest entry: an ensemble's members, or a head and the backbone behind it
+function graphFiles(model) {
+  if (model.head) return [...model.head.backbone.map((g) => g.file), model.head.file];
+  return model.members.flatMap((m) => m.graphs.map((g) => g.file));
 }
 
 self.addEventListener('install', (e) => { e.waitUntil(precache().then(() => self.skipWaiting())); });
