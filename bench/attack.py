@@ -141,49 +141,49 @@ class Attacker(threading.Thread):
                 return
 
 
-class SlowUpload(Attacker):
+class Trickler(Attacker):
+    """Open a connection, send :meth:`opening`, then one ``byte`` every ``every_s`` seconds until
+    the server closes it; reconnect and start again."""
+
+    byte = b"\0"
+
+    def __init__(self, port: int, every_s: float = 0.5):
+        super().__init__(port)
+        self.every_s = every_s
+
+    def opening(self) -> bytes:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.stopped():
+            s = self.connect()
+            if s is None:
+                self.stopped(0.2)
+                continue
+            try:
+                s.sendall(self.opening())
+                self.trickle(s, self.byte, self.every_s)
+            except OSError:
+                pass
+            finally:
+                s.close()
+
+
+class SlowUpload(Trickler):
     """Multipart headers of a 100 MB upload, then one byte every ``every_s`` seconds."""
 
-    def __init__(self, port: int, every_s: float = 0.5):
-        super().__init__(port)
-        self.every_s = every_s
-
-    def run(self) -> None:
-        while not self.stopped():
-            s = self.connect()
-            if s is None:
-                self.stopped(0.2)
-                continue
-            head = multipart(b"")[:-len(f"\r\n--{BOUNDARY}--\r\n")]
-            try:
-                s.sendall(request_head(self.port, "/api/predict", 100_000_000) + head + b"RIFF")
-                self.trickle(s, b"\0", self.every_s)
-            except OSError:
-                pass
-            finally:
-                s.close()
+    def opening(self) -> bytes:
+        head = multipart(b"")[:-len(f"\r\n--{BOUNDARY}--\r\n")]
+        return request_head(self.port, "/api/predict", 100_000_000) + head + b"RIFF"
 
 
-class HalfHeaders(Attacker):
+class HalfHeaders(Trickler):
     """Half a request line and headers, then one header byte every ``every_s`` seconds; reconnects."""
 
-    def __init__(self, port: int, every_s: float = 0.5):
-        super().__init__(port)
-        self.every_s = every_s
+    byte = b"a"
 
-    def run(self) -> None:
-        while not self.stopped():
-            s = self.connect()
-            if s is None:
-                self.stopped(0.2)
-                continue
-            try:
-                s.sendall(f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-Slow: ".encode())
-                self.trickle(s, b"a", self.every_s)
-            except OSError:
-                pass
-            finally:
-                s.close()
+    def opening(self) -> bytes:
+        return f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-Slow: ".encode()
 
 
 class Bombs(Attacker):
