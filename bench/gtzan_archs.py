@@ -77,29 +77,21 @@ def pairs_from_confusion(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(t, reps), np.repeat(p, reps)
 
 
-def macro_f1(y, p, n_classes: int) -> float:
-    """Mean F1 over the classes present in ``y`` (a class absent from the truth is skipped)."""
-    f1s = []
-    for c in np.unique(y):
-        tp = np.sum((y == c) & (p == c))
-        prec = tp / max(1, np.sum(p == c))
-        rec = tp / max(1, np.sum(y == c))
-        f1s.append(0.0 if tp == 0 else 2 * prec * rec / (prec + rec))
-    return float(np.mean(f1s))
-
-
 def scores(conf: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Accuracy and macro-F1 with standard errors, per-genre recall, from a confusion matrix."""
-    y, p = pairs_from_confusion(conf)
-    n, k = len(y), conf.shape[0]
-    acc = float(np.mean(y == p))
+    """Accuracy and macro-F1 with standard errors, per-genre recall, from a confusion matrix
+    (macro-F1 as everywhere in genrescope: :class:`genrescope.training.metrics.Report`)."""
+    from genrescope.training.metrics import Report, score
+
+    names = [str(c) for c in range(conf.shape[0])]
+    rep = Report(names, np.asarray(conf))
+    y, p = pairs_from_confusion(np.asarray(conf))
+    n, acc = rep.n, rep.accuracy
     rng = np.random.default_rng(seed)
-    boot = [macro_f1(y[i], p[i], k) for i in (rng.integers(0, n, n) for _ in range(n_boot))]
-    support = conf.sum(axis=1)
-    recall = [float(conf[c, c] / support[c]) if support[c] else None for c in range(k)]
+    boot = [score(y[i], p[i], names).macro_f1 for i in (rng.integers(0, n, n) for _ in range(n_boot))]
+    recall = [float(r) if s else None for r, s in zip(rep.recall, rep.support)]
     return {"n": n, "accuracy": acc, "accuracy_se": float(np.sqrt(acc * (1 - acc) / n)),
-            "macro_f1": macro_f1(y, p, k), "macro_f1_se": float(np.std(boot)), "recall": recall,
-            "confusion": conf.astype(int).tolist()}
+            "macro_f1": rep.macro_f1, "macro_f1_se": float(np.std(boot)), "recall": recall,
+            "confusion": np.asarray(conf).astype(int).tolist()}
 
 
 def train_one(name: str, manifest, cfg, out: Path, cache: Path, jobs: int) -> dict:
