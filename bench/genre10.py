@@ -33,25 +33,28 @@ from gtzan_archs import SHARED_AUDIO, fold_manifest, load_gtzan, scores, stop_se
 
 VARIANTS = ("clean", "loud", "dull")
 TAGGERS = ("musicnn-msd", "musicnn-mtt")
-#: feature sets: name -> the blocks of a window row (see ``window_rows``)
+#: feature sets: name -> (backbone, blocks), as a head behind it reads them (inference/backbone.py)
 FEATURE_SETS = {
-    "msd-emb": ("emb-musicnn-msd",),
-    "mtt-emb": ("emb-musicnn-mtt",),
-    "both-emb": ("emb-musicnn-msd", "emb-musicnn-mtt"),
-    "both-tags": ("tags-musicnn-msd", "tags-musicnn-mtt"),
-    "both-emb+tags": ("emb-musicnn-msd", "emb-musicnn-mtt", "tags-musicnn-msd", "tags-musicnn-mtt"),
+    "msd-emb": ("musicnn-msd", ("embeddings",)),
+    "mtt-emb": ("musicnn-mtt", ("embeddings",)),
+    "both-emb": ("musicnn", ("embeddings",)),
+    "both-tags": ("musicnn", ("probabilities",)),
+    "both-emb+tags": ("musicnn", ("embeddings", "probabilities")),
 }
+#: cache key prefix of each backbone output
+CACHED = {"embeddings": "emb", "probabilities": "tags"}
 
 
 # ---------------------------------------------------------------- extract
-def extract_track(path: str, variant: str, seed: int, models: dict) -> dict[str, np.ndarray]:
-    """Per-window embeddings and tag probabilities of both taggers for one track and variant."""
+def extract_track(path: str, variant: str, seed: int, backbones: list) -> dict[str, np.ndarray]:
+    """Per-window embeddings and tag probabilities of each tagger (a one-tagger
+    :class:`~genrescope.inference.backbone.Backbone`) for one track and variant."""
     from genrescope.audio.decode import load_audio
     from genrescope.features.spectrogram import compute
     from genrescope.features.windows import slice_windows
     from genrescope.training import domain
 
-    first = next(iter(models.values()))
+    first = backbones[0]
     cfg = first.feature_config
     y = load_audio(path, sr=cfg.sr)
     if variant != "clean":
@@ -59,18 +62,15 @@ def extract_track(path: str, variant: str, seed: int, models: dict) -> dict[str,
         y = domain.apply(y, cfg.sr, domain.draw(variant, rng))
     windows, start, _ = slice_windows(compute(y, cfg, "log_mel"), cfg, win_frames=first.window_frames)
     out = {"start_s": start.astype(np.float32)}
-    for name, m in models.items():
-        res = [m.run(windows[i:i + 1]) for i in range(len(windows))]
-        out[f"emb-{name}"] = np.concatenate([r["embeddings"] for r in res]).astype(np.float32)
-        out[f"tags-{name}"] = np.concatenate([r["probabilities"] for r in res]).astype(np.float32)
+    for b in backbones:
+        out[f"emb-{b.name}"], out[f"tags-{b.name}"] = b.run_windows(windows)
     return out
 
 
 def run_extract(args) -> None:
-    from genrescope.inference.onnx_model import OnnxModel
-    from genrescope.inference.registry import resolve_model_path
+    from genrescope.inference.backbone import Backbone
 
-    models = {n: OnnxModel(resolve_model_path(n)[1], threads=1) for n in TAGGERS}
+    backbones = [Backbone(n, threads=1) for n in TAGGERS]
     manifest = load_gtzan()
     t0 = time.perf_counter()
     for variant in args.variants:
@@ -80,7 +80,7 @@ def run_extract(args) -> None:
             f = dest / f"{t.track_id}.npz"
             if f.is_file():
                 continue
-            np.savez(f, **extract_track(t.path, variant, args.seed, models))
+            np.savez(f, **extract_track(t.path, variant, args.seed, backbones))
             if i % 50 == 0:
                 print(f"{variant} {i}/{len(manifest.entries)} {time.perf_counter() - t0:.0f} s", file=sys.stderr,
                       flush=True)
@@ -88,17 +88,21 @@ def run_extract(args) -> None:
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
-def load_windows(cache: Path, variant: str, track_id: str, blocks: tuple[str, ...]) -> np.ndarray:
-    """(n_windows, D) rows of one track: the named blocks side by side."""
+def load_windows(cache: Path, variant: str, track_id: str, features: str) -> np.ndarray:
+    """(n_windows, D) rows of one track for a feature set, in the order the backbone builds them
+    (each member's blocks in turn: :meth:`genrescope.inference.backbone.Backbone.run_windows`)."""
+    from genrescope.inference.registry import ENSEMBLES
+
+    backbone, blocks = FEATURE_SETS[features]
     z = np.load(cache / variant / f"{track_id}.npz")
-    return np.concatenate([z[b] for b in blocks], axis=1)
+    return np.concatenate([z[f"{CACHED[b]}-{m}"] for m in ENSEMBLES.get(backbone, (backbone,)) for b in blocks], axis=1)
 
 
 # ---------------------------------------------------------------- select
 HEADS = {"linear": {"hidden": (), "dropout": 0.0}, "mlp": {"hidden": (256,), "dropout": 0.3}}
 
 
-def fold_data(manifest, cache: Path, blocks: tuple[str, ...], augmented: bool):
+def fold_data(manifest, cache: Path, features: str, augmented: bool):
     """TrainData of window rows; augmented variants are added to the fitting tracks only."""
     from genrescope.config import MUSICNN_FEATURES
     from genrescope.training.data import SPLITS, TrainData
@@ -106,9 +110,9 @@ def fold_data(manifest, cache: Path, blocks: tuple[str, ...], augmented: bool):
     classes = list(manifest.labels)
     items, labels, ids = {s: [] for s in SPLITS}, {s: [] for s in SPLITS}, {s: [] for s in SPLITS}
     for t in manifest.entries:
-        rows = [load_windows(cache, "clean", t.track_id, blocks)]
+        rows = [load_windows(cache, "clean", t.track_id, features)]
         if augmented and t.split == "train":
-            rows += [load_windows(cache, v, t.track_id, blocks) for v in VARIANTS[1:]]
+            rows += [load_windows(cache, v, t.track_id, features) for v in VARIANTS[1:]]
         items[t.split].append(np.concatenate(rows))
         labels[t.split].append(classes.index(t.label))
         ids[t.split].append(t.track_id)
@@ -183,7 +187,7 @@ def run_candidate(manifest, args, fs: str, head: str, aug: bool) -> dict:
     res = {"features": fs, "head": head, "augmented": aug, "folds": {}}
     oof = {}
     for fold in ("A", "B"):
-        data = fold_data(fold_manifest(manifest, fold, args.seed), args.cache, FEATURE_SETS[fs], aug)
+        data = fold_data(fold_manifest(manifest, fold, args.seed), args.cache, fs, aug)
         out = args.out / f"{fs}-{head}-{'aug' if aug else 'clean'}-{fold}"
         r = fit("features-mlp", data, out, cfg=train_config(seed=args.seed), feature_config=data.feature_config,
                 model_config=head_config(data, head), progress=False)
@@ -296,17 +300,15 @@ def run_ship(args) -> None:
 
     sel = json.loads((args.out / "select.json").read_text())
     best = max(sel["rows"], key=lambda r: r["criterion"])
-    blocks = FEATURE_SETS[best["features"]]
+    backbone, blocks = FEATURE_SETS[best["features"]]
     epochs = max(1, int(round(np.median([f["best_epoch"] for f in best["folds"].values()]))))
     # temperature scaling only where it helped on held-out folds (fitted on one fold, judged on the other)
     T = float(np.exp(np.mean(np.log(list(best["ece"]["T_from_other_fold"].values())))))
     if best["ece"]["tempered"] >= best["ece"]["raw"]:
         T = 1.0
     manifest = load_gtzan()
-    data = fold_data(all_tracks_manifest(manifest, args.seed), args.cache, blocks, best["augmented"])
-    outputs = sorted({b.split("-", 1)[0] for b in blocks})
-    prov = {"backbone": "musicnn",
-            "backbone_blocks": ["embeddings" if o == "emb" else "probabilities" for o in outputs],
+    data = fold_data(all_tracks_manifest(manifest, args.seed), args.cache, best["features"], best["augmented"])
+    prov = {"backbone": backbone, "backbone_blocks": list(blocks),
             "dataset": {"name": "GTZAN, fault-filtered train + valid (338 tracks; FF test never seen)",
                         "root": "../shared/data/gtzan/audio", "augmentation": list(VARIANTS) if best["augmented"]
                         else ["clean"]},
@@ -319,8 +321,6 @@ def run_ship(args) -> None:
                           "top3": best["top3"], "ece": best["ece"], "epochs": epochs, "temperature": T},
             "note": "refit on all 338 tracks for the folds' median best epoch; logits divided by the temperature "
                     "fitted on out-of-fold predictions (1.0 when that did not lower the held-out ECE)"}
-    if prov["backbone_blocks"] != ["embeddings", "probabilities"] and len(outputs) == 2:
-        raise SystemExit("unexpected block order")
     run = args.out / "ship"
     r = fit("features-mlp", data, run, cfg=train_config(epochs=epochs, select_best=False, seed=args.seed),
             feature_config=data.feature_config, model_config=head_config(data, best["head"]), provenance=prov,
@@ -333,9 +333,12 @@ def run_ship(args) -> None:
                     feature_config=data.feature_config, labels=list(data.classes), extra=prov,
                     dataset=prov["dataset"], metrics=prov["selection"], command=prov["command"])
     export_onnx(dest / "checkpoint.safetensors", dest / "model.onnx", provenance=prov)
-    config = {"name": "genre10", "architecture": "features-mlp head on musicnn-msd + musicnn-mtt",
+    from genrescope.inference.registry import ENSEMBLES
+
+    members = " + ".join(ENSEMBLES.get(backbone, (backbone,)))
+    config = {"name": "genre10", "architecture": f"features-mlp head on {members}",
               "description": "the ten GTZAN genres as one distribution, from a head on both musicnn taggers",
-              "labels": list(data.classes), "backbone": "musicnn", "backbone_blocks": prov["backbone_blocks"],
+              "labels": list(data.classes), "backbone": backbone, "backbone_blocks": prov["backbone_blocks"],
               "selection": prov["selection"], "dataset": prov["dataset"], "command": prov["command"],
               "licence": "MIT (the head); backbone weights ISC, see LICENSE-musicnn.txt",
               "source": {"description": "trained by genrescope on GTZAN (Tzanetakis & Cook 2002), FF split of "
