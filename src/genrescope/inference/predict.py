@@ -175,9 +175,9 @@ class Predictor:
 
         track = pred.timeline.track()
         genres, tags = split_genres_and_tags(self.labels, track, self.model.genre_labels)
-        if pred.tag_timeline is not None:  # a genre head: every tag of the taggers behind it
-            tags = sorted(zip(pred.tag_timeline.labels, (float(p) for p in pred.tag_timeline.track())),
-                          key=lambda lp: -lp[1])
+        if pred.tag_timeline is not None:  # a genre head: every tag of the taggers behind it, ranked
+            tl = pred.tag_timeline
+            _, tags = split_genres_and_tags(tl.labels, tl.track(), [])
         pred.genres, pred.tags = genres, tags
         return pred
 
