@@ -28,7 +28,7 @@ class Backbone:
 
     def __init__(self, name: str, threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto",
                  blocks: tuple[str, ...] = (EMBEDDINGS_OUTPUT,)):
-        from genrescope.inference.ensemble import share_threads
+        from genrescope.inference.ensemble import LabelMerge, share_threads
         from genrescope.inference.onnx_model import OnnxModel
         from genrescope.inference.registry import ENSEMBLES, pretrained_names, resolve_model_path
 
@@ -54,12 +54,8 @@ class Backbone:
         self.model = self.models[0]
         self.feature_config = self.model.feature_config
         self.window_frames = self.model.window_frames
-        # the members' tags merged by label: a label two members share gets their mean
-        self.tag_labels: list[str] = []
-        for model in self.models:
-            self.tag_labels += [lab for lab in model.labels if lab not in self.tag_labels]
-        self._tag_cols = [np.array([self.tag_labels.index(lab) for lab in model.labels]) for model in self.models]
-        self._tag_counts = np.bincount(np.concatenate(self._tag_cols), minlength=len(self.tag_labels))
+        self._tags = LabelMerge([m.labels for m in self.models])  # merged as the ensemble merges them
+        self.tag_labels: list[str] = self._tags.labels
 
     @property
     def precision(self) -> str:
@@ -73,10 +69,7 @@ class Backbone:
         for i in range(0, len(windows), batch_size):
             outs = run_members([m.run for m in self.models], windows[i:i + batch_size], self._side_by_side)
             rows.append(np.concatenate([o[b] for o in outs for b in self.blocks], axis=1))
-            t = np.zeros((len(rows[-1]), len(self.tag_labels)))
-            for o, cols in zip(outs, self._tag_cols):
-                t[:, cols] += o[TAGS_OUTPUT]
-            tags.append(t / self._tag_counts)
+            tags.append(self._tags([o[TAGS_OUTPUT] for o in outs]))
         if not rows:
             return np.zeros((0, 0), np.float32), np.zeros((0, len(self.tag_labels)), np.float32)
         return np.concatenate(rows).astype(np.float32), np.concatenate(tags).astype(np.float32)

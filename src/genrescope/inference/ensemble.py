@@ -32,27 +32,39 @@ def ensemble(name: str, members: list[InferenceModel], *, parallel: bool = False
     for m in members[1:]:
         if (m.feature_config, m.kind, m.window_frames) != (first.feature_config, first.kind, first.window_frames):
             raise CheckpointError(f"ensemble {name}: {m.name} reads different features from {first.name}")
-    labels: list[str] = []
-    for m in members:
-        labels += [lab for lab in m.labels if lab not in labels]
-    # columns[i][j]: where member i's label j lands; counts: how many members feed each label
-    columns = [np.array([labels.index(lab) for lab in m.labels]) for m in members]
-    counts = np.zeros(len(labels))
-    for c in columns:
-        counts[c] += 1
+    merge = LabelMerge([m.labels for m in members])
     each = _concurrently if parallel and len(members) > 1 else _one_after_another
 
     def run(x: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(x), len(labels)), np.float64)
-        for c, probs in zip(columns, each([m.predict_windows for m in members], x)):
-            out[:, c] += probs
-        return (out / counts).astype(np.float32)
+        return merge(each([m.predict_windows for m in members], x))
 
     precision = "bf16" if any(m.precision == "bf16" for m in members) else "fp32"
-    return InferenceModel(name, labels, first.feature_config, first.kind, first.window_frames,
+    return InferenceModel(name, merge.labels, first.feature_config, first.kind, first.window_frames,
                           all(m.multi_label for m in members), run,
                           " + ".join(m.source for m in members), first.runtime,
                           backend=first.backend, precision=precision)
+
+
+class LabelMerge:
+    """Several models' probabilities merged by label: the union of their labels (first seen
+    first), and a label that several models know gets the mean of their probabilities."""
+
+    def __init__(self, label_lists: list[list[str]]):
+        self.labels: list[str] = []
+        for labels in label_lists:
+            self.labels += [lab for lab in labels if lab not in self.labels]
+        # columns[i][j]: where model i's label j lands; counts: how many models feed each label
+        self.columns = [np.array([self.labels.index(lab) for lab in labels]) for labels in label_lists]
+        self.counts = np.zeros(len(self.labels))
+        for c in self.columns:
+            self.counts[c] += 1
+
+    def __call__(self, probs: list[np.ndarray]) -> np.ndarray:
+        """One (N, G_i) array per model -> (N, len(labels)) float32."""
+        out = np.zeros((len(probs[0]), len(self.labels)), np.float64)
+        for c, p in zip(self.columns, probs):
+            out[:, c] += p
+        return (out / self.counts).astype(np.float32)
 
 
 def share_threads(threads: int | None, n_members: int) -> tuple[int | None, bool]:
