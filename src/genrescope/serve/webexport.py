@@ -104,13 +104,14 @@ def _check_front(name: str, fronts: list) -> None:
 def _head(display: str, path: Path, head, files: dict[str, Path]) -> tuple[dict, list]:
     """A head behind a shipped backbone (inference/backbone.py): the backbone's graphs (an ensemble's
     members side by side), the blocks of each that make the head's input row, the head's graph."""
+    from genrescope.inference.ensemble import LabelMerge
     from genrescope.inference.registry import ENSEMBLES, pretrained_names
 
     backbone = head.provenance["backbone"]
     if backbone not in pretrained_names():
         raise CheckpointError(f"{display}: its backbone {str(backbone)[:80]!r} is not a shipped model")
     blocks = list(head.provenance.get("backbone_blocks") or ["embeddings"])
-    graphs, fronts, tag_labels = [], [], []
+    graphs, fronts = [], []
     for member in ENSEMBLES.get(backbone, (backbone,)):
         _, bpath, bm = _onnx(member)
         missing = [b for b in ("embeddings", "probabilities") if b not in bm.outputs]
@@ -118,7 +119,7 @@ def _head(display: str, path: Path, head, files: dict[str, Path]) -> tuple[dict,
             raise CheckpointError(f"{display}: its backbone {member} has no {missing[0]!r} output")
         graphs.append({"file": _graph_file(bpath, member, files), "input": "features", "labels": list(bm.labels)})
         fronts.append(bm)
-        tag_labels += [lab for lab in bm.labels if lab not in tag_labels]
+    tag_labels = LabelMerge([bm.labels for bm in fronts]).labels
     return {"backbone": graphs, "blocks": blocks, "tag_labels": tag_labels, "file": _graph_file(path, display, files),
             "input": "features", "output": "probabilities"}, fronts
 
@@ -126,6 +127,7 @@ def _head(display: str, path: Path, head, files: dict[str, Path]) -> tuple[dict,
 def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
     """The manifest entry of one model: a shipped name, an ensemble, an ONNX file, or a head
     behind a backbone (``head``: its tags are the backbone's, like the Python path's)."""
+    from genrescope.inference.ensemble import LabelMerge
     from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES
     from genrescope.inference.taxonomy import genre_labels_of
 
@@ -140,9 +142,7 @@ def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
         fronts = [m for _, _, m in loaded]
         members = [{"labels": list(m.labels), "graphs": [
             {"file": _graph_file(p, d, files), "input": "features", "output": "probabilities"}]} for d, p, m in loaded]
-        labels = []
-        for member in members:
-            labels += [lab for lab in member["labels"] if lab not in labels]
+        labels = LabelMerge([member["labels"] for member in members]).labels
     _check_front(resolved, fronts)
     front = fronts[0]
     cfg = front.feature_config
