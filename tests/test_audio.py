@@ -262,3 +262,103 @@ def test_headerless_au_is_not_audio(tmp_path, write_audio):
         load_audio(bad)
     good = write_audio("ok.au", duration=0.5)
     assert len(load_audio(good)) == 11025
+
+
+# ------------------------------------------------------------------ blocks sized by what they become
+def _reference_decode(path, sr):
+    """What decode gave before reads were sized by their output: the whole file, averaged to
+    mono, fed to one soxr stream in reads of 131072 native frames."""
+    import soxr
+
+    y, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    y = (y[:, 0] + y[:, 1]) * np.float32(0.5) if y.shape[1] == 2 else y[:, 0]
+    if native_sr == sr:
+        return y
+    stream = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+    out = [stream.resample_chunk(y[i:i + 131072]) for i in range(0, len(y), 131072)]
+    return np.concatenate(out + [stream.resample_chunk(np.zeros(0, np.float32), last=True)])
+
+
+@pytest.mark.parametrize("sr_in, channels, ext, sr", [(44100, 2, "wav", 22050), (22050, 1, "wav", 22050),
+                                                      (44100, 2, "flac", 16000), (8000, 1, "flac", 22050)])
+def test_decode_is_unchanged_by_output_sized_blocks(write_audio, sr_in, channels, ext, sr):
+    """Normal files decode as before; an upsampled low rate (smaller reads now) stays seamless
+    across block boundaries, since one soxr stream carries its filter state through them."""
+    path = write_audio(f"music.{ext}", y=synth_music(20.0, sr_in, channels=channels), sr=sr_in)
+    ref = _reference_decode(path, sr)
+    blocks = list(iter_audio_blocks(path, sr=sr))
+    assert len(blocks) > 2
+    np.testing.assert_allclose(np.concatenate(blocks), ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(load_audio(path, sr=sr), ref, rtol=0, atol=1e-6)
+
+
+def test_frames_per_read_bounds_both_sides():
+    from genrescope.audio.decode import NATIVE_BLOCK, OUT_BLOCK, frames_per_read
+    from genrescope.audio.limits import MAX_CHANNELS, SAMPLE_RATES
+
+    for native_sr in (SAMPLE_RATES[0], 8000, 22050, 44100, 48000, 96000, SAMPLE_RATES[1]):
+        for channels in range(1, MAX_CHANNELS + 1):
+            for sr in (None, 16000, 22050, 48000, 192000):
+                for mono in (True, False):
+                    n = frames_per_read(native_sr, sr, channels, mono)
+                    out = n * (sr or native_sr) / native_sr * (1 if mono else channels)
+                    assert n * channels <= NATIVE_BLOCK and out <= OUT_BLOCK, (native_sr, channels, sr, mono)
+                    if mono and sr == 22050 and native_sr >= 22050:
+                        assert n == 131072  # the read size every normal file had before
+
+
+def _hostile_files(tmp_path):
+    """The issue's two decode bombs brought inside the header limits: an 8-bit WAV at the
+    lowest rate holding 30 minutes (each native frame becomes 5.5 output samples at 22.05 kHz),
+    and a FLAC of silence with the most channels at the highest rate (a few KB a second)."""
+    import struct
+
+    from genrescope.audio.limits import MAX_CHANNELS, SAMPLE_RATES
+
+    low = SAMPLE_RATES[0]
+    data = np.random.default_rng(0).integers(96, 160, 1799 * low).astype(np.uint8).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, low, low, 1, 8)
+    (tmp_path / "low_rate.wav").write_bytes(
+        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+        + b"data" + struct.pack("<I", len(data)) + data)
+    high = SAMPLE_RATES[1]
+    with sf.SoundFile(str(tmp_path / "many_channels.flac"), "w", high, MAX_CHANNELS, format="FLAC",
+                      subtype="PCM_16") as f:
+        for _ in range(20):
+            f.write(np.zeros((high, MAX_CHANNELS), np.int16))
+    return {"low_rate.wav": (low, 1, 1799.0), "many_channels.flac": (high, MAX_CHANNELS, 20.0)}
+
+
+@pytest.mark.parametrize("use_av", [False, True])
+def test_hostile_rates_decode_in_bounded_blocks(tmp_path, monkeypatch, use_av):
+    """Every block, whatever the file's rate and channels and the target rate, holds about
+    OUT_BLOCK values at most, and the decode's peak memory stays at a few blocks (before, the
+    4 kHz WAV made blocks of 722,000 samples at 22.05 kHz and 12.6 million at 384 kHz)."""
+    from genrescope.audio.decode import OUT_BLOCK
+
+    files = _hostile_files(tmp_path)
+    if use_av:
+        pytest.importorskip("av")
+
+        def no_libsndfile(p, notes=None):
+            raise UnsupportedAudioError(p, "not a supported audio file (test: PyAV only)")
+
+        monkeypatch.setattr("genrescope.audio.decode._open_sf", no_libsndfile)
+    for name, (native_sr, channels, seconds) in files.items():
+        for sr, mono in ((22050, True), (192000, True), (None, False)):
+            if name == "low_rate.wav" and sr == 192000 and use_av:
+                continue  # 5.5 minutes of PyAV-decoded frames at 192 kHz: slow, and the same bound
+            tracemalloc.start()
+            n = biggest = 0
+            for block in iter_audio_blocks(tmp_path / name, sr=sr, mono=mono, warn_silent=False,
+                                           duration=None if sr != 192000 else 300.0):
+                n += len(block)
+                biggest = max(biggest, block.size)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rate = sr or native_sr
+            expect = rate * (seconds if sr != 192000 else min(seconds, 300.0))
+            assert abs(n - expect) <= 0.001 * expect, (name, sr, n)
+            # soxr holds back a few hundred samples of filter delay and hands them over later
+            assert biggest <= 1.25 * OUT_BLOCK, f"{name} at {sr}: a block of {biggest} values"
+            assert peak < 24e6, f"{name} at {sr}: decoding peaked at {peak / 1e6:.1f} MB"
