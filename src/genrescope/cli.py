@@ -16,6 +16,16 @@ from genrescope import __version__
 EPILOG = "Run 'genrescope COMMAND --help' for the options of one command."
 
 
+def _add_engine(p, jobs_help: str = "worker processes") -> None:
+    """--engine, --ray-address and -j: one definition for tag, embed and features."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local worker processes, or a Ray cluster (pip install 'genrescope[ray]')")
+    p.add_argument("--ray-address", "--address", dest="ray_address", default=None, metavar="ADDR",
+                   help="with --engine ray: an existing cluster, HOST:6379 (default: start a local one)")
+    p.add_argument("-j", "--jobs", type=int, default=0,
+                   help=f"{jobs_help} (default: 0 = every CPU core; with --engine ray, every CPU of the cluster)")
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="decode audio files and print duration, sample rate and a feature summary",
                        description="Decode each file and print its format, duration, sample rate, channels, "
@@ -49,7 +59,7 @@ def _add_features(sub) -> None:
                         "57 GTZAN columns, and gtzan-table needs --format. Does not read or write the cache")
     p.add_argument("--cache", metavar="DIR", default=None,
                    help="feature cache folder (default: $GENRESCOPE_CACHE or ~/.cache/genrescope/features)")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: number of CPU cores)")
+    _add_engine(p)
     p.add_argument("--sr", type=int, default=None, help="override the sample rate of the feature config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=("genrescope.features.command", "run_features"))
@@ -263,7 +273,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of a random split")
     p.add_argument("--parquet", action="store_true", help="also write windows.parquet and tracks.parquet (pyarrow)")
     p.add_argument("--cache", metavar="DIR", default=None, help="feature cache folder")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="feature extraction processes (default: CPU cores)")
+    _add_engine(p, "worker processes, each running the backbone on one file at a time")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=("genrescope.training.embed", "run_embed"))
 
@@ -368,11 +378,7 @@ def _add_tag(sub) -> None:
                    help="analyse N windows spread evenly over each song instead of all (default: 0 = all)")
     p.add_argument("-m", "--model", default="default", help="shipped model name, checkpoint or ONNX file")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local worker processes, or a Ray cluster (pip install 'genrescope[ray]')")
-    p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="with --engine ray: an existing cluster (default: start a local one)")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: number of CPU cores)")
+    _add_engine(p)
     p.add_argument("--journal", metavar="FILE", default=None, help="journal file (default: REPORT.journal)")
     p.add_argument("--undo", metavar="REPORT", default=None,
                    help="restore the tag values REPORT says a run replaced, and nothing else")

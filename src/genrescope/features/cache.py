@@ -10,9 +10,9 @@ written to a temporary file in the same folder and renamed into place, so a kill
 leaves no half-written entry and the next run resumes by skipping what exists. The key
 does not cover the decoders (libsndfile, soxr): after upgrading them, use a new cache.
 
-numpy and the decoders are imported inside functions: worker processes import this
-module before :func:`_init_worker` has limited BLAS to one thread, and a thread limit
-set through the environment only works if numpy is not loaded yet.
+:func:`extract_many` runs on the engines (:mod:`genrescope.engines`): local worker
+processes or a Ray cluster. numpy and the decoders are imported inside functions, so that
+a worker has limited BLAS to one thread before numpy is loaded.
 """
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterable
 
 from genrescope.config import DEFAULT_FEATURES, FeatureConfig
 from genrescope.errors import AudioNotFoundError, GenrescopeError
@@ -40,8 +39,6 @@ log = logging.getLogger(__name__)
 _HASH_CHUNK = 1 << 20
 #: Temporary files older than this are leftovers of a killed run and are removed.
 STALE_TEMP_S = 3600.0
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 #: CLI ``--set`` names of the feature kinds, and the column prefix of their summary rows.
 SET_KINDS = {"log-mel": ("log_mel", "mel"), "mfcc": ("mfcc", "mfcc"), "stft": ("stft", "stft")}
 
@@ -66,14 +63,6 @@ def content_hash(path: str | os.PathLike) -> str:
     except OSError as e:
         raise AudioNotFoundError(path, f"cannot be read ({e.strerror})") from e
     return h.hexdigest()
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (respects taskset / cgroup affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _atomic_write(dest: Path, write) -> None:
@@ -107,7 +96,8 @@ class FeatureCache:
         # "embed_<backbone>" folders hold derived arrays (genrescope.inference.backbone) stored, not computed, here
         if kind not in ("log_mel", "mfcc", "stft") and not kind.startswith("embed_"):
             raise GenrescopeError(f"FeatureCache: unknown feature kind {kind!r}")
-        self.root = Path(root).expanduser() if root is not None else default_cache_root()
+        # absolute: the engines' workers (a Ray cluster's) may run in another working directory
+        self.root = (Path(root).expanduser() if root is not None else default_cache_root()).absolute()
         self.cfg = cfg
         self.kind = kind
         self.dir = self.root / f"{kind}-{cfg.key()}"
@@ -201,18 +191,15 @@ class ExtractReport:
         return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _init_worker() -> None:
-    """Each worker runs one BLAS / OpenMP thread: the processes are the parallelism."""
-    import signal
+@dataclass(frozen=True)
+class ExtractTask:
+    """The engines' task of :func:`extract_many`: ``(src, dest)`` -> :func:`_extract_one`'s tuple."""
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
-    for var in _THREAD_ENV:
-        os.environ[var] = "1"
-    try:  # numpy may already be loaded (by the parent's __main__); then only this helps
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(1)
+    cache: FeatureCache
+    isolate: ClassVar[bool] = True  # -j 1 too: every entry comes from a one-BLAS-thread worker
+
+    def open(self, threads: int | None):
+        return lambda src, dest: _extract_one(src, dest, self.cache)
 
 
 def _extract_one(src: str, dest: Path, cache: FeatureCache) -> tuple[float, str | None, list[str]]:
@@ -255,59 +242,21 @@ class _Progress:
             self.bar.close()
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    import multiprocessing
-
-    # spawn, not fork: a fresh interpreter whose BLAS has not started its threads yet
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
-
-
-def _run_jobs(todo: list[tuple[Path, Path]], cache: FeatureCache,
-              jobs: int) -> Iterator[tuple[Path, tuple[float, str | None, list[str]]]]:
-    """Yield (source, worker result) as files finish.
-
-    Worker processes even for ``jobs=1``: OpenBLAS's float32 matmul rounds differently
-    with 1 and with N threads, and every entry should be computed the same way whatever
-    ``jobs`` was, so every entry comes from a one-BLAS-thread worker.
-    """
-    if not todo:
-        return
-    from concurrent.futures.process import BrokenProcessPool
-
-    with _pool(max(1, min(jobs, len(todo)))) as ex:
-        futures = {ex.submit(_extract_one, str(s), d, cache): s for s, d in todo}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BrokenProcessPool as e:
-            raise GenrescopeError("a worker process died (out of memory, or a decoder crashed); the files "
-                                  "finished so far are cached and a rerun resumes from there") from e
-        except BaseException:  # Ctrl-C, or the consumer stopped: end the workers now, not after the queue
-            _stop_workers(ex)
-            raise
-
-
-def _stop_workers(ex: ProcessPoolExecutor) -> None:
-    """Cancel what is queued and terminate the workers (a temp file they leave is swept later)."""
-    terminate = getattr(ex, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-        return
-    procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown() forgets them
-    ex.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        proc.terminate()
-
-
 def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: int = 0,
-                 progress: bool = True) -> ExtractReport:
-    """Fill ``cache`` with the features of ``paths`` using ``jobs`` worker processes.
+                 progress: bool = True, *, engine: str = "local", address: str | None = None) -> ExtractReport:
+    """Fill ``cache`` with the features of ``paths`` using ``jobs`` workers.
 
     Files already cached (by content) are skipped; files that cannot be read are
-    recorded in the report and the run goes on. ``jobs=0`` uses every available core.
-    Workers are spawned (even for ``jobs=1``), so a script calling this needs the usual
-    ``if __name__ == "__main__":`` guard.
+    recorded in the report and the run goes on. ``engine`` and ``jobs`` as
+    :func:`genrescope.engines.map_files` takes them (``jobs=0``: every core). Workers are
+    spawned (even for ``jobs=1``: OpenBLAS's float32 matmul rounds differently with 1 and
+    with N threads, and every entry should be computed the same way whatever ``jobs`` or
+    the engine), so a script calling this needs the usual ``if __name__ == "__main__":``
+    guard. On Ray the workers write the entries themselves: the cache folder must be at
+    the same path on every node (a shared mount).
     """
+    from genrescope.engines import map_files
+
     t0 = time.perf_counter()
     report = ExtractReport()
     todo: list[tuple[Path, Path]] = []
@@ -328,13 +277,16 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
             planned.add(dest)
             todo.append((p, dest))
     cache.remove_stale_temps()
-    dests = dict(todo)
     bar = _Progress(len(todo), progress)
     try:
-        for src, (seconds, err, warns) in _run_jobs(todo, cache, jobs or cpu_count()):
+        results = map_files([str(s) for s, _ in todo], ExtractTask(cache), engine=engine, jobs=jobs,
+                            address=address, args=[(d,) for _, d in todo])
+        for i, out, err in results:
+            src = todo[i][0]
+            seconds, err, warns = out if err is None else (0.0, err, [])
             if err is None:
                 report.done += 1
-                report.entries[str(src)] = dests[src]
+                report.entries[str(src)] = todo[i][1]
                 report.audio_s += seconds
                 report.warnings.extend((str(src), w) for w in warns)
             else:

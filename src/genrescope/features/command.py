@@ -1,18 +1,19 @@
 """``genrescope features``: per-file feature tables (summaries, the GTZAN table), or a
-whole dataset into the feature cache."""
+whole dataset into the feature cache; both on the engines (``--engine local|ray``)."""
 from __future__ import annotations
 
 import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from genrescope.config import DEFAULT_FEATURES, FeatureConfig
+from genrescope.engines.worker import cpu_count
 from genrescope.errors import GenrescopeError
-from genrescope.features.cache import (SET_KINDS, ExtractReport, FeatureCache, _pool, _stop_workers, compute_file,
-                                       cpu_count, extract_many)
+from genrescope.features.cache import SET_KINDS, ExtractReport, FeatureCache, compute_file, extract_many
 
 
 def table_columns(feature_set: str, cfg: FeatureConfig) -> list[str]:
@@ -59,28 +60,27 @@ def _gtzan_table():
     return gtzan_table
 
 
-def _row_or_error(path: str, feature_set: str, cfg: FeatureConfig) -> tuple[dict | None, str | None]:
-    try:
-        return table_row(path, feature_set, cfg), None
-    except GenrescopeError as e:
-        msg = str(e)
-        return None, msg if path in msg else f"{path}: {msg}"
+@dataclass(frozen=True)
+class TableTask:
+    """The engines' task of ``--format``: a file -> its :func:`table_row`."""
+
+    feature_set: str
+    cfg: FeatureConfig
+    isolate: ClassVar[bool] = False  # rows are rounded: -j 1 may run here, with every thread
+
+    def open(self, threads: int | None):
+        return lambda path: table_row(path, self.feature_set, self.cfg)
 
 
-def _rows_in_order(files: list[Path], feature_set: str, cfg: FeatureConfig,
-                   jobs: int) -> Iterator[tuple[dict | None, str | None]]:
-    if jobs <= 1 or len(files) <= 1:
-        for f in files:
-            yield _row_or_error(str(f), feature_set, cfg)
-        return
-    with _pool(min(jobs, len(files))) as ex:
-        futures = [ex.submit(_row_or_error, str(f), feature_set, cfg) for f in files]
-        try:
-            for fut in futures:
-                yield fut.result()
-        except BaseException:
-            _stop_workers(ex)
-            raise
+def _rows_in_order(files: list[Path], feature_set: str, cfg: FeatureConfig, jobs: int, engine: str = "local",
+                   address: str | None = None) -> Iterator[tuple[dict | None, str | None]]:
+    """``(row, None)`` or ``(None, error naming the file)`` per file, in the order of ``files``."""
+    from genrescope.engines import in_order, map_files
+
+    paths = [str(f) for f in files]
+    results = map_files(paths, TableTask(feature_set, cfg), engine=engine, jobs=jobs, address=address)
+    for i, row, err in in_order(results, len(paths)):
+        yield row, None if err is None else (err if paths[i] in err else f"{paths[i]}: {err}")
 
 
 def _jsonable(v):
@@ -88,7 +88,8 @@ def _jsonable(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def _print_table(files: list[Path], feature_set: str, fmt: str, cfg: FeatureConfig, jobs: int) -> int:
+def _print_table(files: list[Path], feature_set: str, fmt: str, cfg: FeatureConfig, jobs: int, engine: str = "local",
+                 address: str | None = None) -> int:
     import csv
 
     columns = table_columns(feature_set, cfg)
@@ -96,7 +97,7 @@ def _print_table(files: list[Path], feature_set: str, fmt: str, cfg: FeatureConf
     if writer is not None:
         writer.writerow(columns)
     failed = 0
-    for row, err in _rows_in_order(files, feature_set, cfg, jobs):
+    for row, err in _rows_in_order(files, feature_set, cfg, jobs, engine, address):
         if err is not None:
             failed += 1
             print(f"genrescope: {err}", file=sys.stderr)
@@ -108,13 +109,13 @@ def _print_table(files: list[Path], feature_set: str, fmt: str, cfg: FeatureConf
     return 1 if failed else 0
 
 
-def _print_report(report: ExtractReport, cache: FeatureCache, jobs: int) -> None:
+def _print_report(report: ExtractReport, cache: FeatureCache, workers: str) -> None:
     print(f"cache:  {cache.dir}")
     print(f"files:  {report.done} extracted, {report.cached} already cached, {len(report.failed)} failed")
     if report.done:
         a = report.audio_s
         amount = f"{a / 3600:.2f} h" if a >= 3600 else f"{a / 60:.1f} min"
-        print(f"audio:  {amount} in {report.wall_s:.1f} s, {report.speed:.0f}x real time ({jobs} jobs)")
+        print(f"audio:  {amount} in {report.wall_s:.1f} s, {report.speed:.0f}x real time ({workers})")
     for path, msg in report.warnings:
         print(f"warning: {msg if path in msg else f'{path}: {msg}'}", file=sys.stderr)
     for path, msg in report.failed:
@@ -136,10 +137,11 @@ def run_features(args) -> int:
     files = find_audio_files(args.paths)
     if not files:
         raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")
-    jobs = args.jobs or cpu_count()
     if args.format is not None:
-        return _print_table(files, args.feature_set, args.format, cfg, jobs)
+        return _print_table(files, args.feature_set, args.format, cfg, args.jobs, args.engine, args.ray_address)
     cache = FeatureCache(args.cache, cfg, SET_KINDS[args.feature_set][0])
-    report = extract_many(files, cache, jobs, progress=not args.no_progress)
-    _print_report(report, cache, jobs)
+    report = extract_many(files, cache, args.jobs, progress=not args.no_progress, engine=args.engine,
+                          address=args.ray_address)
+    workers = f"{args.jobs or cpu_count()} jobs" if args.engine == "local" else f"Ray, {args.jobs or 'all'} workers"
+    _print_report(report, cache, workers)
     return 1 if report.failed else 0

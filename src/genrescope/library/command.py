@@ -30,23 +30,16 @@ def options_from(args) -> TagOptions:
                       write=args.write, overwrite=args.overwrite, runtime=args.runtime)
 
 
-def _analyses(todo: list[str], opts: TagOptions, engine: str, jobs: int, ray_address: str | None):
-    if engine == "ray":
-        from genrescope.library.ray_engine import run_ray
-
-        return run_ray(todo, opts, workers=jobs, address=ray_address)
-    if engine != "local":
-        raise GenrescopeError(f"--engine {engine}: expected local or ray")
-    from genrescope.library.engine import run_local
-
-    return run_local(todo, opts, jobs)
-
-
 def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal: str | None = None,
                 engine: str = "local", jobs: int = 1, ray_address: str | None = None,
                 progress: bool = False) -> list[dict]:
-    """Run a whole tagging job and write its report; returns the records (sorted by path)."""
-    from genrescope.library.engine import Progress
+    """Run a whole tagging job and write its report; returns the records (sorted by path).
+
+    ``engine`` and ``jobs`` as :func:`genrescope.engines.map_files` takes them (``jobs`` 0:
+    every core, or every CPU of the Ray cluster).
+    """
+    from genrescope.engines import map_files
+    from genrescope.library.engine import Progress, TagTask
 
     files, records = [], []
     for item in walk([os.path.abspath(p) for p in paths]):
@@ -66,12 +59,14 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
                 todo.append(f)
             else:
                 records.append(hit)
-        if todo and (engine != "local" or jobs > 1):
+        if todo and (engine != "local" or jobs != 1):
             from genrescope.library.core import make_predictor
 
             make_predictor(opts.model, runtime=opts.runtime)  # a bad --model: one error here, not per worker
         bar = Progress(len(todo), progress)
-        for path, analysis, error in _analyses(todo, opts, engine, jobs, ray_address):
+        task = TagTask(opts.model, opts.runtime, opts.windows)
+        for i, analysis, error in map_files(todo, task, engine=engine, jobs=jobs, address=ray_address):
+            path = todo[i]
             records.append(record(path, None, status="failed", error=error) if error
                            else tag_file(path, analysis, opts, jr))
             bar.step()
@@ -99,9 +94,8 @@ def run_tag(args) -> int:
         raise GenrescopeError("tag: give the folders or files to tag (or --undo REPORT)")
     opts = options_from(args)
     report_path = args.report or DEFAULT_REPORT
-    jobs = args.jobs or (os.cpu_count() or 1)
     records = tag_library(args.paths, opts, report_path=report_path, journal=args.journal, engine=args.engine,
-                          jobs=jobs, ray_address=args.ray_address, progress=not args.no_progress)
+                          jobs=args.jobs, ray_address=args.ray_address, progress=not args.no_progress)
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"genrescope: {r['error']}", file=sys.stderr)

@@ -1,96 +1,34 @@
-"""The local engine: analyses in worker processes, pipelined with the tag writes.
+"""``genrescope tag`` on the engines (:mod:`genrescope.engines`): the per-file task and the
+progress line.
 
-Each worker process loads the model once and decodes, computes features and runs the
-model for one file at a time (one intra-op thread each, so ``-j N`` keeps N cores busy);
-the parent receives small result dicts as they finish and does the tag writes, the
-journal and the report meanwhile. A worker that dies (a decoder crash, the OOM killer)
-breaks the pool: the files that were in flight are retried in a fresh pool, and a file
-in flight during :data:`MAX_TRIES` breaks is reported as failed.
+Each worker (a local process or a Ray actor) loads the model once and decodes, computes
+features and runs the model for one file at a time (one intra-op thread each, so ``-j N``
+keeps N cores busy); the parent receives small result dicts as they finish and does the
+tag writes, the journal and the report meanwhile. ``-j 1`` is the one-process loop, whose
+model calls use every core.
 """
 from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
 
-from genrescope.errors import GenrescopeError
-from genrescope.library.core import TagOptions, analyse, make_predictor
-
-#: Pool breaks a file may be in flight for before it is reported as failed.
-MAX_TRIES = 3
-
-_WORKER: dict = {}
+from genrescope.library.core import analyse, make_predictor
 
 
-def analyse_one(predictor, path: str, windows: int) -> tuple[str, dict | None, str | None]:
-    """``(path, analysis, None)`` or ``(path, None, error)``: never raises for a bad file."""
-    try:
-        return path, analyse(predictor, path, windows), None
-    except GenrescopeError as e:
-        return path, None, str(e)
-    except (OSError, MemoryError) as e:  # vanished mid-run, out of memory
-        return path, None, f"{path}: {getattr(e, 'strerror', None) or e}"
-    except Exception as e:  # noqa: BLE001 - one odd file (a decoder's ValueError) must not end a library run
-        return path, None, f"{path}: unexpected {type(e).__name__}: {e}"
+@dataclass(frozen=True)
+class TagTask:
+    """A file -> its :func:`~genrescope.library.core.analyse` dict, with the model loaded once per worker."""
 
+    model: str
+    runtime: str
+    windows: int
+    isolate: ClassVar[bool] = False  # -j 1 runs here, with every thread
 
-def _init(model: str, runtime: str) -> None:
-    _WORKER["predictor"] = make_predictor(model, runtime=runtime, threads=1)
-
-
-def _work(path: str, windows: int):
-    return analyse_one(_WORKER["predictor"], path, windows)
-
-
-def run_local(paths: list[str], opts: TagOptions, jobs: int = 1) -> Iterator[tuple[str, dict | None, str | None]]:
-    """Analyse ``paths``; yield ``(path, analysis, error)`` in completion order.
-
-    ``jobs`` 1 is the one-process loop (no pool); more runs that many worker processes.
-    """
-    if not paths:  # everything came from the journal: no model to load
-        return
-    if jobs <= 1 or len(paths) <= 1:
-        predictor = make_predictor(opts.model, runtime=opts.runtime)
-        for p in paths:
-            yield analyse_one(predictor, p, opts.windows)
-        return
-    tries = {p: 0 for p in paths}
-    todo = list(reversed(paths))
-    while todo:
-        crashed = yield from _pool_pass(todo, opts, jobs)
-        for p in crashed:
-            tries[p] += 1
-            if tries[p] >= MAX_TRIES:
-                yield p, None, f"{p}: the worker analysing it died {MAX_TRIES} times (decoder crash or out of memory)"
-            else:
-                todo.append(p)
-
-
-def _pool_pass(todo: list[str], opts: TagOptions, jobs: int):
-    """Run until ``todo`` is empty or the pool breaks; returns the files in flight at a break."""
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init, initargs=(opts.model, opts.runtime))
-    running: dict = {}
-    try:
-        while todo or running:
-            while todo and len(running) < 2 * jobs:  # a small queue: results stream, memory stays flat
-                p = todo.pop()
-                try:
-                    running[pool.submit(_work, p, opts.windows)] = p
-                except BrokenProcessPool:
-                    todo.append(p)  # never started: not the culprit
-                    raise
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                result = fut.result()  # BrokenProcessPool when a worker died
-                del running[fut]
-                yield result
-        return []
-    except BrokenProcessPool:
-        return list(running.values())
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    def open(self, threads: int | None):
+        predictor = make_predictor(self.model, runtime=self.runtime, threads=threads)
+        return lambda path: analyse(predictor, path, self.windows)
 
 
 class Progress:

@@ -1,5 +1,10 @@
 """Backbone embeddings of whole datasets: ``genrescope embed``, and the training data
 of heads (``genrescope train --backbone NAME``), cached by file content and backbone.
+
+Each track is one call on the engines (:mod:`genrescope.engines`: local worker processes
+or a Ray cluster): the worker loads the backbone once (one thread), reads or computes the
+track's log-mel (the feature cache) and its window embeddings (the embedding cache), and
+sends the embeddings back; this process keeps them in manifest order.
 """
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import csv
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,35 +24,73 @@ from genrescope.inference.backbone import Backbone
 log = logging.getLogger(__name__)
 
 
-def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: int = 0, progress: bool = True
+@dataclass(frozen=True)
+class EmbedTask:
+    """The engines' task of :func:`manifest_embeddings`: a track -> :func:`embed_file`."""
+
+    backbone: str
+    blocks: tuple[str, ...]
+    cache_root: str | None
+    isolate: ClassVar[bool] = True  # -j 1 too: the same one-thread worker, so the same float32 values
+
+    def open(self, threads: int | None):
+        from genrescope.features.cache import FeatureCache
+
+        bb = Backbone(self.backbone, threads=threads, blocks=self.blocks)
+        fcache = FeatureCache(self.cache_root, bb.feature_config, "log_mel")
+        ecache = FeatureCache(self.cache_root, bb.feature_config, f"embed-{bb.name}")
+        return lambda path: embed_file(path, bb, fcache, ecache)
+
+
+def embed_file(path: str, backbone: Backbone, fcache, ecache) -> np.ndarray:
+    """(N, 2 + D) float32 of one track: per window start_s, end_s and the embedding.
+
+    Read from the embedding cache ``ecache``, else computed from the log-mel of ``fcache``
+    (read or computed) and stored. Raises GenrescopeError for unreadable audio.
+    """
+    dest = ecache.path_for(path)
+    if dest.is_file():
+        try:
+            return np.load(dest, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:  # damaged entry, e.g. after a power cut
+            log.warning("%s: damaged cache entry %s (%s), recomputing", path, dest, e)
+    e, start, end = backbone.embed_features(fcache.get(path))
+    blob = np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
+    ecache.store(dest, blob)
+    return blob
+
+
+def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: int = 0, progress: bool = True,
+                        engine: str = "local", address: str | None = None
                         ) -> tuple[list, list[np.ndarray], list[np.ndarray], list[str]]:
     """Window embeddings of every readable track: (tracks, embeddings, window starts, failures).
 
-    Log-mel features come from the feature cache (parallel, resumable); embeddings are
-    cached beside them, keyed by file content and backbone.
+    Everything in manifest order, whatever the engine. ``engine`` and ``jobs`` as
+    :func:`genrescope.engines.map_files` takes them (``jobs`` 0: every core). On Ray the
+    workers keep their caches under ``cache_root`` on their own machine (a shared mount
+    shares them).
     """
-    from genrescope.features.cache import FeatureCache, extract_many
+    from genrescope.engines import map_files
+    from genrescope.features.cache import _Progress
 
     tracks = list(manifest.entries)
-    fcache = FeatureCache(cache_root, backbone.feature_config, "log_mel")
-    report = extract_many([t.path for t in tracks], fcache, jobs=jobs, progress=progress)
-    ecache = FeatureCache(cache_root, backbone.feature_config, f"embed-{backbone.name}")
-    failed = {p: msg for p, msg in report.failed}
-    kept, embs, starts = [], [], []
-    for t in tracks:
-        if str(t.path) in failed:
-            continue
-        dest = ecache.path_for(t.path)
-        if dest.is_file():
-            blob = np.load(dest)
-        else:
-            e, start, end = backbone.embed_features(np.load(report.entries[str(t.path)]))
-            blob = np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
-            ecache.store(dest, blob)
-        kept.append(t)
-        starts.append(blob[:, :2])
-        embs.append(blob[:, 2:])
-    return kept, embs, starts, [f"{p}: {m}" for p, m in failed.items()]
+    root = None if cache_root is None else str(Path(cache_root).expanduser().absolute())
+    task = EmbedTask(backbone.name, backbone.blocks, root)
+    blobs: list = [None] * len(tracks)
+    errors: dict[int, str] = {}
+    bar = _Progress(len(tracks), progress)
+    try:
+        for i, blob, err in map_files([str(t.path) for t in tracks], task, engine=engine, jobs=jobs, address=address):
+            if err is None:
+                blobs[i] = blob
+            else:
+                errors[i] = err
+            bar.update()
+    finally:
+        bar.close()
+    kept = [i for i in range(len(tracks)) if i not in errors]
+    return ([tracks[i] for i in kept], [blobs[i][:, 2:] for i in kept], [blobs[i][:, :2] for i in kept],
+            [m if str(tracks[i].path) in m else f"{tracks[i].path}: {m}" for i, m in sorted(errors.items())])
 
 
 def train_data(manifest, backbone: Backbone, **kw):
@@ -69,7 +114,8 @@ def run_embed(args) -> int:
     backbone = Backbone(args.backbone)
     manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed)
     tracks, embs, spans, failed = manifest_embeddings(manifest, backbone, cache_root=args.cache, jobs=args.jobs,
-                                                      progress=not args.no_progress)
+                                                      progress=not args.no_progress, engine=args.engine,
+                                                      address=args.ray_address)
     if not tracks:
         raise GenrescopeError(f"{args.dataset}: no readable tracks")
     out = Path(args.out)
