@@ -418,6 +418,24 @@ def convert(root: Path, wheel_sha: str, out: Path, names: list[str]) -> None:
         log.info("%s: %d tensors from %s -> %s", name, len(state), folder, dest)
 
 
+def reexport(out: Path, names: list[str]) -> None:
+    """Export each model's ONNX graph again from its weights.safetensors, keeping its metadata.
+
+    For a change of the PyTorch forward pass that leaves the numbers alone (a graph that runs
+    faster): the weights, config.json and every metadata key stay as converted.
+    """
+    import onnx
+
+    from genrescope.models.musicnn import load_musicnn
+
+    for name in names:
+        dest = out / name
+        metadata = {p.key: p.value for p in onnx.load(str(dest / "model.onnx")).metadata_props}
+        model, _ = load_musicnn(dest)
+        export_onnx(model, dest / "model.onnx", metadata)
+        log.info("%s: ONNX graph exported again from %s", name, dest / "weights.safetensors")
+
+
 # ---------------------------------------------------------------- verification
 def _ort_session(path: Path):
     import onnxruntime as ort
@@ -534,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "src" / "genrescope" / "pretrained")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--skip-convert", action="store_true", help="only verify the files already in --out")
+    ap.add_argument("--reexport", action="store_true",
+                    help="only export the ONNX graphs again from the weights in --out (metadata kept), then stop")
     ap.add_argument("--verify", nargs="*", metavar="AUDIO", help="audio files to run TF and the port on")
     ap.add_argument("--tf-python", default="/work/tfvenv/bin/python", help="python of the TensorFlow venv")
     ap.add_argument("--tf-npz", type=Path, help="reuse outputs of tools/musicnn_tf_reference.py instead")
@@ -543,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, help="write the verification report as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.reexport:
+        reexport(args.out, args.models)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         root, sha = unpack_wheel(args.wheel, Path(tmp))
         if not args.skip_convert:

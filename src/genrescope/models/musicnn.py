@@ -70,18 +70,19 @@ class _FrontendBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 0, *self.time_pad))  # (B, 1, T + k_t - 1, n_mels)
-        c = self.conv(x)  # (B, filters, T, n_mels - k_f + 1)
         if self.training:
-            return self.bn(F.relu(c)).amax(dim=3)  # (B, filters, T)
+            return self.bn(F.relu(self.conv(x))).amax(dim=3)  # (B, filters, T)
         # Inference: the max over mel commutes with ReLU and with each channel's batch-norm
-        # affine map (a min where its scale is negative), so ReLU and batch norm run on the
-        # pooled (B, filters, T) tensor instead of the 4-D one. Same numbers, less memory traffic.
+        # affine map, so ReLU and batch norm run on the pooled (B, filters, T) tensor instead of
+        # the 4-D one. A channel whose batch-norm scale is negative needs the min over mel,
+        # taken as -max(-c): its conv weights and bias are negated (exact in float), so one
+        # max serves every channel and the graph has no second reduction. Same numbers.
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)  # (filters,)
-        pooled = c.amax(dim=3)
-        if bool((scale < 0).any()):
-            pooled = torch.where((scale >= 0)[None, :, None], pooled, c.amin(dim=3))
+        sign = torch.where(scale < 0, -1.0, 1.0)
+        c = F.conv2d(x, self.conv.weight * sign[:, None, None, None], self.conv.bias * sign)
+        pooled = c.amax(dim=3) * sign[None, :, None]  # max over mel, or min where scale < 0
         return F.batch_norm(F.relu(pooled), self.bn.running_mean, self.bn.running_var, self.bn.weight,
-                            self.bn.bias, training=False, eps=self.bn.eps)  # (B, filters, T)
+                        self.bn.bias, training=False, eps=self.bn.eps)  # (B, filters, T)
 
 
 class _MidendLayer(nn.Module):
