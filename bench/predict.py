@@ -14,6 +14,10 @@ Measures, in one run and on the same file (everything is best of --repeat):
     GFLOP/s and its fraction of the SGEMM and bfloat16 rates;
   * one song on two cores, model stage only: an ensemble's members side by side in two
     threads (one thread each) against one after the other with two intra-op threads each;
+  * per layer, one core, one thread: each graph's layers with OpenVINO's performance
+    counters (and ONNX Runtime's profiler), ms a window, share and GFLOP/s of each conv;
+  * the ceiling: the model's FLOP for the song at this core's bfloat16 GEMM rate, the
+    fastest the model stage could be on one core and on all;
   * --files N files of 30 s (real GTZAN tracks when ../shared/data is there) with
     `predict DIR -j 2` against `-j 1`: files per second.
 
@@ -225,17 +229,140 @@ def two_cores_one_song(path: Path, model: str, backend: tuple[str, str], repeat:
 
 
 def model_macs_per_window(model: str) -> tuple[float, list[str]]:
-    """Multiply-adds of one window through every ONNX graph of ``model`` (Conv, MatMul, Gemm).
+    """Multiply-adds of one window through every ONNX graph of ``model``, and the graphs' names."""
+    from genrescope.inference.registry import resolve_model_path
+
+    names = _graph_names(model)
+    return sum(sum(_graph_macs(str(resolve_model_path(n)[1])).values()) for n in names), names
+
+
+def _graph_macs(path: str) -> dict[str, float]:
+    """Multiply-adds of every Conv / MatMul / Gemm node of one ONNX graph for one window, by node name.
 
     The shapes come from running the graph once on a window with every such node's input
     and output exposed (musicnn's padding is computed in the graph, so static shape
-    inference cannot see them). A head behind a backbone counts the backbone's graphs.
+    inference cannot see them).
     """
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
     from genrescope.inference.onnx_model import INPUT_NAME, OnnxModel
+
+    om, proto = OnnxModel(path), onnx.load(path)
+    weights = {t.name: numpy_helper.to_array(t).shape for t in proto.graph.initializer}
+    nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    have = {o.name for o in proto.graph.output}
+    for t in {t for n in nodes for t in (n.input[0], n.input[1], n.output[0])} - have - set(weights):
+        proto.graph.output.append(helper.make_empty_tensor_value_info(t))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    if om.input_kind == "table":
+        x = np.zeros((1, om.n_bins), np.float32)
+    else:  # one window (3 s of a whole-song model)
+        x = np.zeros((1, om.n_bins, om.window_frames or int(3 * om.feature_config.frame_rate)), np.float32)
+    shapes = dict(zip([o.name for o in sess.get_outputs()], [v.shape for v in sess.run(None, {INPUT_NAME: x})]))
+    shapes.update(weights)
+    macs = {}
+    for n in nodes:
+        out = shapes[n.output[0]]
+        if n.op_type == "Conv":
+            k = np.prod(weights[n.input[1]][1:])
+        else:
+            a = shapes[n.input[0]]
+            k = a[-2] if any(at.name == "transA" and at.i for at in n.attribute) else a[-1]
+        macs[n.name] = float(np.prod(out)) * float(k)
+    return macs
+
+
+def _module(node: str) -> str:
+    """The model module a node belongs to: '/model/timbral.0/conv/Conv' -> 'timbral.0'."""
+    parts = node.strip("/").split("/")
+    return parts[1] if len(parts) > 2 else parts[-1]
+
+
+def layer_profile(model: str, backend: tuple[str, str], windows: np.ndarray) -> list[tuple]:
+    """One core, one thread: (graph, layer, ms a window, share of the graph, GFLOP/s or None) per layer.
+
+    OpenVINO: its performance counters (fused layers count under the conv they joined);
+    ONNX Runtime: its profiler's node times. Layers are grouped by module (see
+    :func:`_module`). A head that reads embedding rows gets rows of zeros (its cost is tiny).
+    """
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.inference.registry import resolve_model_path
+
+    mask = os.sched_getaffinity(0)
+    _pin_one_core()
+    rows = []
+    try:
+        for name in _graph_names(model):
+            path = str(resolve_model_path(name)[1])
+            macs = _graph_macs(path)
+            om = OnnxModel(path)
+            x = np.zeros((len(windows), om.n_bins), np.float32) if om.input_kind == "table" else windows
+            times: dict[str, float] = {}
+            if backend[0] == "openvino":
+                import openvino as ov
+
+                core = ov.Core()
+                want = "bf16" if backend[1] in ("auto", "bf16") and "BF16" in core.get_property(
+                    "CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+                cm = core.compile_model(core.read_model(path), "CPU", {
+                    "INFERENCE_PRECISION_HINT": want, "PERF_COUNT": True, "INFERENCE_NUM_THREADS": 1,
+                    "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False})
+                req = cm.create_infer_request()
+                req.infer({0: x[:1]})
+                for i in range(len(x)):
+                    req.infer({0: x[i:i + 1]})
+                    for p in req.profiling_info:
+                        times[p.node_name] = times.get(p.node_name, 0.0) + p.real_time.total_seconds()
+            else:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads, opts.enable_profiling = 1, True
+                with tempfile.TemporaryDirectory() as d:
+                    opts.profile_file_prefix = os.path.join(d, "p")
+                    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+                    for i in range(len(x)):
+                        sess.run(None, {sess.get_inputs()[0].name: x[i:i + 1]})
+                    events = json.loads(Path(sess.end_profiling()).read_text())
+                for e in events:
+                    if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                        node = e["name"][:-len("_kernel_time")]
+                        times[node] = times.get(node, 0.0) + e["dur"] / 1e6
+            spent: dict[str, float] = {}
+            for node, t in times.items():
+                spent[_module(node)] = spent.get(_module(node), 0.0) + t
+            work: dict[str, float] = {}
+            for node, m in macs.items():
+                work[_module(node)] = work.get(_module(node), 0.0) + m
+            total = sum(spent.values()) or 1.0
+            for module, t in sorted(spent.items(), key=lambda kv: -kv[1]):
+                per = t / len(windows)
+                rate = 2 * work[module] / per / 1e9 if work.get(module) and per else None
+                rows.append((name, module, per * 1e3, t / total, rate))
+    finally:
+        os.sched_setaffinity(0, mask)
+    return rows
+
+
+def song_windows(path: Path, model: str, n: int = 32) -> np.ndarray:
+    """``n`` windows of the song, evenly spread, as the first graph of ``model`` takes them."""
+    from genrescope.audio.decode import load_audio
+    from genrescope.features.spectrogram import compute
+    from genrescope.features.windows import slice_windows
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.inference.registry import resolve_model_path
+
+    om = OnnxModel(resolve_model_path(_graph_names(model)[0])[1])
+    cfg = om.feature_config
+    w = slice_windows(compute(load_audio(path, sr=cfg.sr), cfg, om.input_kind), cfg, win_frames=om.window_frames)[0]
+    return np.ascontiguousarray(w[np.linspace(0, len(w) - 1, min(n, len(w))).astype(int)], dtype=np.float32)
+
+
+def _graph_names(model: str) -> list[str]:
+    """The ONNX graphs one window goes through: an ensemble's members, a head's backbone, the head."""
+    from genrescope.inference.onnx_model import OnnxModel
     from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
 
     def graphs(name: str) -> list[str]:
@@ -244,35 +371,11 @@ def model_macs_per_window(model: str) -> tuple[float, list[str]]:
         backbone = OnnxModel(resolve_model_path(name)[1]).provenance.get("backbone")
         return (graphs(backbone) if backbone else []) + [name]
 
-    total, names = 0.0, graphs(DEFAULT_MODEL if model == "default" else model)
-    for name in names:
-        path = resolve_model_path(name)[1]
-        om = OnnxModel(path)
-        proto = onnx.load(str(path))
-        weights = {t.name: numpy_helper.to_array(t).shape for t in proto.graph.initializer}
-        nodes = [n for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
-        have = {o.name for o in proto.graph.output}
-        for t in {t for n in nodes for t in (n.input[0], n.input[1], n.output[0])} - have - set(weights):
-            proto.graph.output.append(helper.make_empty_tensor_value_info(t))
-        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        if om.input_kind == "table":
-            x = np.zeros((1, om.n_bins), np.float32)
-        else:  # one window (3 s of a whole-song model)
-            x = np.zeros((1, om.n_bins, om.window_frames or int(3 * om.feature_config.frame_rate)), np.float32)
-        shapes = dict(zip([o.name for o in sess.get_outputs()], [v.shape for v in sess.run(None, {INPUT_NAME: x})]))
-        shapes.update(weights)
-        for n in nodes:
-            out = shapes[n.output[0]]
-            if n.op_type == "Conv":
-                total += float(np.prod(out)) * float(np.prod(weights[n.input[1]][1:]))
-            else:
-                a = shapes[n.input[0]]
-                trans_a = any(at.name == "transA" and at.i for at in n.attribute)
-                total += float(np.prod(out)) * float(a[-2] if trans_a else a[-1])
-    return total, names
+    return graphs(DEFAULT_MODEL if model == "default" else model)
 
 
-def report(args, dur: float, rows: dict, loads: dict, stages: dict, rates: dict, two: dict, folder: dict) -> None:
+def report(args, dur: float, rows: dict, loads: dict, stages: dict, rates: dict, two: dict, folder: dict,
+           layers: dict) -> None:
     from genrescope.inference.registry import DEFAULT_MODEL
 
     shown = f"{args.model} (= {DEFAULT_MODEL})" if args.model == "default" else args.model
@@ -304,6 +407,21 @@ def report(args, dur: float, rows: dict, loads: dict, stages: dict, rates: dict,
               f"({dur / s['decode+features']:.0f}x), model {s['model']:.2f} s for {s['windows']} windows "
               f"= {rate:.0f} GFLOP/s, {rate / rates['unset']['sgemm']:.2f} of SGEMM"
               + (f", {rate / bf16:.2f} of the bfloat16 GEMM" if bf16 else ""))
+    if bf16:
+        song = 2 * macs * next(iter(stages.values()))["windows"]
+        decode = min(st["decode+features"] for st in stages.values())
+        one, every = song / (bf16 * 1e9), song / (bf16 * 1e9 * len(CORES))
+        print(f"  ceiling: the song is {song / 1e9:.0f} GFLOP; at this core's bfloat16 GEMM rate the model stage "
+              f"alone takes {one:.2f} s on one core ({dur / (one + decode):.0f}x real time with decode + features, "
+              f"no start-up) and {every:.2f} s on {len(CORES)} cores "
+              f"({dur / (every + decode / len(CORES)):.0f}x), at 100 % GEMM efficiency")
+    for backend, rows_ in layers.items():
+        print(f"\nper layer, {backend}, one core, one thread, {args.profile_windows} windows of the song "
+              "(ms a window, share of the graph, GFLOP/s of its convs / dense layers):")
+        for graph, module, ms, share, rate in rows_:
+            if share >= 0.01:
+                print(f"  {graph:12} {module:14} {ms:7.2f} ms {100 * share:5.1f} %" + (f" {rate:6.0f} GFLOP/s" if rate
+                                                                                          else ""))
     for backend, t in (two or {}).items():
         if t:
             print(f"one song, model stage on {len(CORES)} cores, {backend}: members side by side "
@@ -340,6 +458,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=4.0)
     ap.add_argument("--model", default="default")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile-windows", type=int, default=32, help="windows of the per-layer profile (0: skip it)")
     ap.add_argument("--files", type=int, default=100, help="files of 30 s for the folder run (0: skip it)")
     args = ap.parse_args()
     from genrescope.inference.backends import available_backends
@@ -372,7 +491,11 @@ def main() -> int:
             for jobs in (1, 2):
                 cmd = predict_cmd([str(folder_dir)], args.model, fast, one_core=False, jobs=jobs)
                 folder[jobs] = timed_process(cmd, one_core=False)[0]
-        report(args, stages[ORT[0]]["duration"], rows, loads, stages, rates, two, folder)
+        layers = {}
+        if args.profile_windows:
+            w = song_windows(path, args.model, args.profile_windows)
+            layers = {f"{b[0]} {stages[b[0]]['precision']}": layer_profile(args.model, b, w) for b in backends}
+        report(args, stages[ORT[0]]["duration"], rows, loads, stages, rates, two, folder, layers)
     return 0
 
 
