@@ -76,7 +76,7 @@ def run_ray(paths: list[str], task, *, args: Sequence[tuple] | None = None, work
     try:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_Worker)
-        blob = ray.put(pickle.dumps(task))
+        blob = pickle.dumps(task)  # small (names, not models): inlined, so a restarted actor always has it
         actors = [actor_cls.remote(blob) for _ in range(min(n, len(paths)))]
         extra = args if args is not None else [()] * len(paths)
         calls = [(os.path.abspath(p), tuple(a)) for p, a in zip(paths, extra)]
