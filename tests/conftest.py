@@ -14,6 +14,17 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_model_cache(tmp_path_factory):
+    """OpenVINO's compiled models go to a folder of this run, not the user's ~/.cache."""
+    if "GENRESCOPE_OPENVINO_CACHE" in os.environ:
+        yield
+        return
+    os.environ["GENRESCOPE_OPENVINO_CACHE"] = str(tmp_path_factory.mktemp("openvino-cache"))
+    yield
+    os.environ.pop("GENRESCOPE_OPENVINO_CACHE", None)
+
+
 def synth_music(duration: float = 3.0, sr: int = 22050, *, seed: int = 0, channels: int = 1,
                 tempo: float = 120.0, f0: float = 220.0) -> np.ndarray:
     """A chord with a decaying envelope on every beat, plus a little noise: (n,) or (n, channels)."""

@@ -216,3 +216,40 @@ def test_backbone_of_an_ensemble_runs_its_members_side_by_side_with_the_same_row
     x = np.random.default_rng(2).uniform(0, 3, (2, one.model.n_bins, one.window_frames)).astype(np.float32)
     for a, b in zip(one.run_windows(x), shared.run_windows(x)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_compiled_openvino_models_are_cached_safely(tmp_path, monkeypatch):
+    """A second load imports the compiled model (same answers, same metadata); a damaged entry
+    is compiled and written again; an unwritable folder and ``off`` still load."""
+    _needs_openvino()
+    from genrescope.inference.registry import resolve_model_path
+
+    path = resolve_model_path("musicnn-msd")[1]
+    x = np.random.default_rng(1).uniform(0, 3, (2, 96, 187)).astype(np.float32)
+    cache = tmp_path / "ov"
+    monkeypatch.setenv("GENRESCOPE_OPENVINO_CACHE", str(cache))
+    first = backends.OpenVinoSession(path, precision="fp32", threads=1)
+    entries = list(cache.glob("*.ovblob"))
+    assert len(entries) == 1 and not list(cache.glob(".tmp-*"))
+    second = backends.OpenVinoSession(path, precision="fp32", threads=1)
+    assert second.metadata == first.metadata and second.metadata["labels"]
+    for a, b in zip(first.run(None, x), second.run(None, x)):
+        np.testing.assert_array_equal(a, b)
+    assert entries[0].stat().st_mtime_ns == list(cache.glob("*.ovblob"))[0].stat().st_mtime_ns  # read, not rewritten
+
+    entries[0].write_bytes(entries[0].read_bytes()[:5000])  # cut short, as by a full disk
+    third = backends.OpenVinoSession(path, precision="fp32", threads=1)
+    np.testing.assert_array_equal(third.run(None, x)[0], first.run(None, x)[0])
+    assert entries[0].stat().st_size > 5000  # compiled and written again
+
+    other = backends.OpenVinoSession(path, precision="fp32", threads=2)  # another config: another entry
+    assert len(list(cache.glob("*.ovblob"))) == 2 and other.metadata == first.metadata
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("GENRESCOPE_OPENVINO_CACHE", str(blocked / "ov"))
+    np.testing.assert_array_equal(backends.OpenVinoSession(path, precision="fp32", threads=1).run(None, x)[0],
+                                  first.run(None, x)[0])
+    monkeypatch.setenv("GENRESCOPE_OPENVINO_CACHE", "off")
+    assert backends.compiled_cache_dir() is None
+    backends.OpenVinoSession(path, precision="fp32", threads=1)

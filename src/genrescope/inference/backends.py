@@ -138,18 +138,11 @@ class OpenVinoSession:
         streams = max(1, cores // threads) if threads else 1
         config = {"INFERENCE_PRECISION_HINT": want, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": streams * threads if threads else 0, "ENABLE_CPU_PINNING": False}
-        try:
-            model = core.read_model(os.fspath(path))
-            self.compiled = core.compile_model(model, "CPU", config)
-        except Exception as e:  # OpenVINO raises RuntimeError for anything it cannot read
-            raise CheckpointError(f"{path}: OpenVINO cannot load this ONNX model ({e})") from e
+        self.compiled, self.metadata = _compile(core, Path(path), config)
         ran = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.precision = "bf16" if "bfloat16" in ran or ran == "bf16" else "fp32"
         if self.precision != ("bf16" if want == "bf16" else "fp32"):
             raise GenrescopeError(f"{Path(path).name}: OpenVINO compiled {ran}, not the {want} asked for")
-        info = model.get_rt_info()
-        fw = info["framework"] if "framework" in info else {}
-        self.metadata = {k: fw[k].astype(str) for k in fw}
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self._local = threading.local()
 
@@ -164,5 +157,89 @@ class OpenVinoSession:
         return [outs[self.output_names.index(n)] for n in names]
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "DEFAULT_BACKEND", "available_backends", "check_backend", "cpu_has_bf16",
+def compiled_cache_dir() -> Path | None:
+    """Where compiled OpenVINO models are kept: ``$GENRESCOPE_OPENVINO_CACHE`` (``off``: nowhere),
+    else ``~/.cache/genrescope/openvino``."""
+    env = os.environ.get("GENRESCOPE_OPENVINO_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
+    return Path.home() / ".cache" / "genrescope" / "openvino"
+
+
+def _compile(core, path: Path, config: dict):
+    """(compiled model, the ONNX file's metadata), from the compiled-model cache when it has them.
+
+    Compiling the three graphs of the default model takes about 0.1 s of every start-up;
+    importing them compiled takes a fifth of that. An entry is keyed by the ONNX file's
+    bytes, the compile config, OpenVINO's version and the CPU, written to a temporary file
+    and renamed into place (so a reader never sees half of one, with ``-j`` workers
+    compiling at once), and an entry that does not import is compiled and written again.
+    A cache folder that cannot be written only costs the time.
+    """
+    import hashlib
+    import io
+    import json
+
+    import openvino as ov
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the model ({e.strerror or e})") from e
+    folder = compiled_cache_dir()
+    entry = None
+    if folder is not None:
+        key = hashlib.sha256(data)
+        key.update(json.dumps([sorted((k, str(v)) for k, v in config.items()), ov.get_version(),
+                               str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+                               sorted(map(str, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")))]).encode())
+        entry = folder / f"{key.hexdigest()[:32]}.ovblob"
+        try:
+            blob = entry.read_bytes()
+            n = int.from_bytes(blob[:8], "little")
+            metadata = json.loads(blob[8:8 + n])
+            return core.import_model(io.BytesIO(blob[8 + n:]), "CPU", config), metadata
+        except Exception:  # noqa: BLE001 - no entry yet, or one that does not import: compile it
+            pass
+    try:
+        model = core.read_model(data, b"")
+        compiled = core.compile_model(model, "CPU", config)
+    except Exception as e:  # OpenVINO raises RuntimeError for anything it cannot read
+        raise CheckpointError(f"{path}: OpenVINO cannot load this ONNX model ({e})") from e
+    info = model.get_rt_info()
+    fw = info["framework"] if "framework" in info else {}
+    metadata = {k: fw[k].astype(str) for k in fw}
+    if entry is not None:
+        _store(entry, compiled, metadata)
+    return compiled, metadata
+
+
+def _store(entry: Path, compiled, metadata: dict) -> None:
+    """Write one cache entry (metadata length, metadata JSON, compiled blob) atomically; never raises."""
+    import io
+    import json
+    import tempfile
+
+    tmp = None
+    try:
+        buf = io.BytesIO()
+        compiled.export_model(buf)
+        head = json.dumps(metadata).encode()
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".ovblob")
+        with os.fdopen(fd, "wb") as f:
+            f.write(len(head).to_bytes(8, "little") + head + buf.getvalue())
+        os.replace(tmp, entry)
+        tmp = None
+    except Exception:  # noqa: BLE001 - a read-only or full cache folder: run uncached
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+__all__ = ["compiled_cache_dir", "BACKENDS", "PRECISIONS", "DEFAULT_BACKEND", "available_backends", "check_backend", "cpu_has_bf16",
            "open_session", "OrtSession", "OpenVinoSession"]
