@@ -210,16 +210,26 @@ def build(folder: Path, per_source: int, seed: int, **source_kw) -> list[Path]:
 
 
 # ---------------------------------------------------------------- measuring one case
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _rss(pid: int | str = "self") -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # a worker that has just ended
+        return 0
 
 
 class PeakRSS:
-    """Samples this process's resident memory every 5 ms while in the ``with`` block."""
+    """Samples the resident memory of this process and of ``workers()`` (the server's job
+    processes) every 5 ms while in the ``with`` block."""
+
+    def __init__(self, workers=lambda: ()):
+        self.workers = workers
+
+    def _total(self) -> int:
+        return _rss() + sum(_rss(pid) for pid in self.workers())
 
     def __enter__(self):
-        self.base = self.peak = _rss()
+        self.base = self.peak = self._total()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -227,12 +237,12 @@ class PeakRSS:
 
     def _run(self):
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, self._total())
 
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, _rss())
+        self.peak = max(self.peak, self._total())
 
     @property
     def grew_mb(self) -> float:
@@ -282,7 +292,7 @@ def run_api(cases: list[Path], model: str) -> tuple[list[dict], bool]:
     with TestClient(create_app(Settings(model=model, max_jobs=1)), base_url="http://127.0.0.1") as c:
         for i, path in enumerate(cases):
             endpoint = "/api/predict/stream" if i % 2 else "/api/predict"
-            with PeakRSS() as mem:
+            with PeakRSS(c.app.state.runner.pids) as mem:  # the analysis runs in a worker process
                 t0 = time.perf_counter()
                 r = c.post(endpoint, files={"file": (path.name, path.read_bytes(), "application/octet-stream")})
                 seconds = time.perf_counter() - t0

@@ -152,7 +152,8 @@ def _whole_song(predictor: Predictor, hop_s: float = 0.5) -> None:
 
 def test_stream_of_a_whole_song_model_is_one_chunk_and_the_predict_answer(audio_dir):
     """A model that needs the whole song cannot stream: one windows event, then the /api/predict result."""
-    with TestClient(create_app(Settings(max_jobs=1, model="musicnn-msd")), base_url=LOCAL) as c:
+    # the model is replaced in place: jobs in this process's threads, where that replacement runs
+    with TestClient(create_app(Settings(max_jobs=1, model="musicnn-msd", isolate_jobs=False)), base_url=LOCAL) as c:
         _whole_song(c.app.state.catalog.get(None))
         r = _post(c, audio_dir / "song.wav", endpoint="/api/predict/stream", top="0")
         assert r.status_code == 200, r.text
@@ -187,7 +188,7 @@ def test_stream_stops_when_the_client_leaves(tmp_path):
 
     buf = io.BytesIO()
     sf.write(buf, _tone_mix(120.0), SR, format="WAV", subtype="PCM_16")  # 40 musicnn windows
-    srv = BackgroundServer(Settings(max_jobs=1, model="musicnn-msd"))
+    srv = BackgroundServer(Settings(max_jobs=1, model="musicnn-msd", isolate_jobs=False))  # a slowed model, in place
     with srv as url:
         predictor = srv.app.state.catalog.get(None)
         real, calls = predictor.model.predict_windows, []
@@ -260,7 +261,8 @@ def _no_non_finite(text: str) -> bool:
 def test_non_finite_model_output_is_an_error_not_nan(audio_dir, endpoint, monkeypatch):
     import dataclasses
 
-    with TestClient(create_app(Settings(max_jobs=1)), base_url=LOCAL) as c:
+    # the model is replaced in place by one that gives NaN: jobs in this process's threads
+    with TestClient(create_app(Settings(max_jobs=1, isolate_jobs=False)), base_url=LOCAL) as c:
         p = c.app.state.catalog.get(None)
         m = p.model
         p.model = dataclasses.replace(m, predict_windows=lambda x: np.full((len(x), len(m.labels)), np.nan, np.float32))
@@ -315,9 +317,9 @@ def test_client_file_name_never_touches_a_path(client, audio_dir):
 # ------------------------------------------------------------------ concurrency
 def _held_jobs(monkeypatch):
     """Hold every /api/predict job at its start until ``release`` is set; ``started`` counts them."""
-    import genrescope.serve.app as app_module
+    from genrescope.serve.workers import ProcessJobs
 
-    real = app_module.predict_job
+    real = ProcessJobs.predict
     release, started = threading.Event(), threading.Semaphore(0)
 
     def held(*args, **kwargs):
@@ -325,7 +327,7 @@ def _held_jobs(monkeypatch):
         release.wait(timeout=60)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(app_module, "predict_job", held)
+    monkeypatch.setattr(ProcessJobs, "predict", held)
     return release, started
 
 

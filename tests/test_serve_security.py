@@ -193,6 +193,58 @@ def test_job_budgets(song, tmp_path):
         assert c.app.state.gate.active == 0
 
 
+def _memory_hog(path: Path, copies: int) -> Path:
+    """musicnn-mtt with a branch that copies each window ``copies`` times (72 kB each) before
+    adding 0 times their sum to the probabilities: the same answers, and a model call that
+    takes ``copies`` x 72 kB. The header's estimate cannot see that; the worker's memory does."""
+    onnx = pytest.importorskip("onnx", reason="editing an ONNX graph needs the onnx package (train extra)")
+    from onnx import TensorProto, helper
+
+    from genrescope.inference.registry import pretrained_root
+
+    model = onnx.load(str(pretrained_root() / "musicnn-mtt" / "model.onnx"))
+    g = model.graph
+    out = g.output[0].name
+    for node in g.node:
+        node.output[:] = [f"{o}_raw" if o == out else o for o in node.output]
+    g.initializer.extend([helper.make_tensor("hog_axes", TensorProto.INT64, [1], [1]),
+                          helper.make_tensor("hog_shape", TensorProto.INT64, [4], [1, copies, 1, 1]),
+                          helper.make_tensor("hog_zero", TensorProto.FLOAT, [], [0.0])])
+    g.node.extend([helper.make_node("Unsqueeze", [g.input[0].name, "hog_axes"], ["hog_u"]),
+                   helper.make_node("Expand", ["hog_u", "hog_shape"], ["hog_big"]),  # (B, copies, 96, 187)
+                   helper.make_node("ReduceSum", ["hog_big"], ["hog_sum"], keepdims=0),
+                   helper.make_node("Mul", ["hog_sum", "hog_zero"], ["hog_nothing"]),
+                   helper.make_node("Add", [f"{out}_raw", "hog_nothing"], [out])])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_job_over_its_memory_is_stopped_and_the_server_carries_on(song, tmp_path):
+    """A job whose model call needs ~300 MB, under a 64 MiB budget: its header's estimate
+    passes, its worker process is killed once it grows past the budget, the client gets a 413
+    JSON error (both endpoints), the slot is freed and the next job, in a fresh worker, works."""
+    _memory_hog(tmp_path / "hog.onnx", copies=4096)
+    settings = Settings(max_jobs=1, max_job_mb=64.0, model_dir=tmp_path)
+    with TestClient(create_app(settings), base_url=LOCAL) as c:
+        r = c.post("/api/predict", files={"file": ("song.wav", song)})
+        assert r.status_code == 200, r.text  # the default model fits
+        first = c.app.state.runner.pids()
+        for endpoint in ("/api/predict", "/api/predict/stream"):
+            r = c.post(endpoint, files={"file": ("song.wav", song)}, data={"model": "hog.onnx"})
+            assert r.status_code == 413, r.text
+            assert r.json() == {"error": "the analysis needed more than the limit of 64 MiB of memory"}
+            assert c.app.state.gate.active == 0 and list(c.app.state.upload_dir.iterdir()) == []
+        assert c.get("/api/health").json()["status"] == "ok"
+        r = c.post("/api/predict", files={"file": ("song.wav", song)})
+        assert r.status_code == 200, r.text
+        assert len(c.app.state.runner.pids()) == 1 and c.app.state.runner.pids() != first  # replaced
+    with TestClient(create_app(Settings(max_jobs=1, model_dir=tmp_path)), base_url=LOCAL) as c:
+        r = c.post("/api/predict", files={"file": ("song.wav", song)}, data={"model": "hog.onnx"})
+        assert r.status_code == 200, r.text  # within the default 1 GiB: the same answer as musicnn-mtt
+        assert r.json()["genres"] == c.post("/api/predict", files={"file": ("song.wav", song)},
+                                            data={"model": "musicnn-mtt"}).json()["genres"]
+
+
 # ------------------------------------------------------------------ abandoned jobs and aborted uploads
 def _wait_for_log(caplog, words: str, bound_s: float = 60.0) -> list[logging.LogRecord]:
     deadline = time.monotonic() + bound_s
@@ -329,12 +381,10 @@ def test_errors_are_json_with_headers(client, song, monkeypatch, tmp_path):
     r = client.post("/api/predict", files={"file": ("nan.wav", nan.read_bytes())})
     assert r.status_code in (200, 422) and r.headers["content-type"] == "application/json", r.text
     json.loads(r.text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
-    import genrescope.serve.app as app_module
-
     def broken(*a, **k):
         raise RuntimeError("/srv/secret/path exploded")
 
-    monkeypatch.setattr(app_module, "predict_job", broken)
+    monkeypatch.setattr(client.app.state.runner, "predict", broken)
     r = client.post("/api/predict", files={"file": ("song.wav", song)})
     assert r.status_code == 500 and r.json() == {"error": "internal error (see the server log)"}
     assert r.headers["x-content-type-options"] == "nosniff" and "content-security-policy" in r.headers
@@ -375,5 +425,7 @@ def test_serve_flags_reach_the_settings():
     assert s.hosts == {"localhost", "127.0.0.1", "::1", "0.0.0.0", "music.lan", "genre.lan"}
     assert s.allow_origins == ("https://example.org",)
     assert (s.max_connections, s.job_timeout_s, s.max_models, s.host) == (64, 30.0, 2, "0.0.0.0")
+    args.max_job_mb = 256.0  # --max-job-mb, where the parser has it
+    assert settings_from_args(args).max_job_mb == 256.0
     default = settings_from_args(build_parser().parse_args(["serve"]))
     assert default.hosts == {"localhost", "127.0.0.1", "::1"} and default.allow_origins == ()

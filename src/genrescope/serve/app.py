@@ -15,9 +15,11 @@ Routes (the page uses exactly these; ``/openapi.json`` describes the HTTP ones a
 Every error is a 4xx/5xx status with the body ``{"error": "..."}`` and the security
 headers (:mod:`genrescope.serve.guard`, which also checks Host and Origin). An upload takes
 a job slot only once its body is in (:mod:`genrescope.serve.upload` bounds the body);
-inference runs in a bounded worker pool (``max_jobs`` threads; ``max_queue`` more may
-wait, then 429) within a time budget (:mod:`genrescope.serve.jobs`), so the event loop
-never waits on a model, and a job whose client left stops.
+inference runs in a bounded pool (``max_jobs`` threads, each handing its jobs to a worker
+process of its own; ``max_queue`` more may wait, then 429) within a time and a memory
+budget (:mod:`genrescope.serve.jobs`, :mod:`genrescope.serve.workers`), so the event loop
+never waits on a model, a job over its memory cannot take the server down, and a job
+whose client left stops.
 """
 from __future__ import annotations
 
@@ -40,11 +42,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genrescope import __version__
 from genrescope.errors import GenrescopeError
-from genrescope.serve.jobs import (Budget, JobCancelled, JobGate, StreamJob, error_status, predict_job,
-                                   public_message)
+from genrescope.serve.jobs import Budget, JobCancelled, JobGate, error_status, public_message
 from genrescope.serve.models import ModelCatalog
 from genrescope.serve.settings import Settings
 from genrescope.serve.upload import BodyLimits, PendingBytes, UploadAborted, UploadError, receive_upload
+from genrescope.serve.workers import ProcessJobs, ThreadJobs
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ _UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": 
 _ERRORS = {400: {"description": "a host name this server does not answer to"},
            403: {"description": "a cross-site request (Origin of another website)"},
            408: {"description": "the body paused or took too long"},
-           413: {"description": "file or request too large, audio too long, or over the job's budget"},
+           413: {"description": "file or request too large, audio too long, or over the job's memory budget"},
            415: {"description": "not a supported audio file"},
            422: {"description": "empty, corrupt, truncated or too short audio; an absurd header; bad form"},
            404: {"description": "unknown model"},
@@ -111,12 +113,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.jobs.shutdown(wait=True, cancel_futures=True)
             app.state.live_pool.shutdown(wait=True, cancel_futures=True)
+            app.state.runner.close()
             shutil.rmtree(app.state.upload_dir, ignore_errors=True)
 
     app = _App(title="genrescope", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=__doc__.split("\n\n")[0] + "\n\nErrors answer `{\"error\": \"...\"}`. "
                   "The live microphone WebSocket (`/api/live`) is described in /docs.")
     app.state.settings, app.state.catalog = settings, catalog
+    # worker processes start when a job first needs one, so building the app starts none
+    app.state.runner = ProcessJobs(settings) if settings.isolate_jobs else ThreadJobs(catalog, settings)
     app.state.gate = JobGate(settings.max_jobs + settings.max_queue)
     app.state.pending = PendingBytes(int(settings.max_pending_mb * (1 << 20)))
     _install_error_handlers(app)
@@ -207,7 +212,7 @@ def _add_predict_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog)
         budget = Budget(settings.job_timeout_s)
         loop = asyncio.get_running_loop()
         try:
-            job = loop.run_in_executor(app.state.jobs, predict_job, catalog, entry.id, upload, top, settings, budget)
+            job = loop.run_in_executor(app.state.jobs, app.state.runner.predict, entry.id, upload, top, budget)
             return JSONResponse(await _unless_client_leaves(request, job, budget))
         except JobCancelled:
             log.info("analysis of %s stopped: the client left", upload.filename)
@@ -232,11 +237,9 @@ def _add_predict_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog)
         def emit(ev):
             loop.call_soon_threadsafe(events.put_nowait, ev)
 
-        job = StreamJob(catalog, entry.id, upload, top, settings, emit, budget)
-
         def run():
             try:
-                job()
+                app.state.runner.stream(entry.id, upload, top, emit, budget)
             finally:
                 upload.remove()
                 app.state.gate.leave()

@@ -1,11 +1,13 @@
-"""The analysis of one upload in a worker thread, within its budget, and what its errors answer.
+"""The analysis of one upload, within its budget, and what its errors answer.
 
 A job is admitted only once its upload is complete (:class:`JobGate`: running plus waiting
 for a worker, 429 past it), so a slow body holds no worker. Before anything is decoded the
 file's header must fit the job's budget: its duration, the samples the decoder would read
 (rate x channels x frames) and an estimate of the working memory. While it runs, a
 :class:`Budget` is checked before every model call: past ``job_timeout_s`` the job fails
-with 503, and once its client has gone it stops (:class:`JobCancelled`).
+with 503, and once its client has gone it stops (:class:`JobCancelled`). The functions here
+run in a worker process whose memory is measured (:mod:`genrescope.serve.workers`), or in
+a thread of the server.
 
 Every error a request can cause maps to one status (:func:`error_status`) and to a message
 that names the client's file, never a server path (:func:`public_message`).
@@ -41,6 +43,18 @@ class JobTimeoutError(GenrescopeError):
     """The analysis ran past its time budget."""
 
 
+class JobMemoryError(GenrescopeError):
+    """The analysis used more memory than its budget (its worker was stopped)."""
+
+
+class JobFailed(GenrescopeError):
+    """A job that failed in a worker process: the ``status`` and public message it answers."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class JobCancelled(Exception):
     """The client left: the job stops (nobody reads its answer)."""
 
@@ -64,12 +78,22 @@ class JobGate:
 
 
 class Budget:
-    """A job's deadline and its client's presence, checked between model calls."""
+    """A job's deadline and its client's presence, checked between model calls.
 
-    def __init__(self, seconds: float):
+    Parameters
+    ----------
+    seconds : float
+        The job's time limit (for the message).
+    remaining_s : float, optional
+        Seconds left of it (default: all of them; a worker process gets what is left).
+    stop : Event, optional
+        Set when the client has left (default: a new :class:`threading.Event`).
+    """
+
+    def __init__(self, seconds: float, *, remaining_s: float | None = None, stop=None):
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
-        self.stop = threading.Event()  # set when the client has left
+        self.deadline = time.monotonic() + (seconds if remaining_s is None else remaining_s)
+        self.stop = threading.Event() if stop is None else stop
 
     def check(self) -> None:
         if self.stop.is_set():
@@ -98,9 +122,9 @@ def guarded(predictor, budget: Budget):
 
 def error_status(err: Exception) -> int:
     """HTTP status of an error a request can cause."""
-    if isinstance(err, UploadError):
+    if isinstance(err, (UploadError, JobFailed)):
         return err.status
-    for cls, status in ((TooBusyError, 429), (JobTimeoutError, 503), (UnknownModelError, 404),
+    for cls, status in ((TooBusyError, 429), (JobTimeoutError, 503), (JobMemoryError, 413), (UnknownModelError, 404),
                         (AudioTooLongError, 413), (UnsupportedAudioError, 415), (EmptyAudioError, 422),
                         (CorruptAudioError, 422), (AudioTooShortError, 422), (CheckpointError, 500),
                         (GenrescopeError, 422)):
@@ -144,10 +168,12 @@ def check_header(upload: Upload, settings, model) -> float:
 
 
 def job_bytes(duration_s: float, native_sr: int, channels: int, model) -> int:
-    """Working memory of one analysis, estimated: a decoded block (resampled), the whole
-    feature matrix twice (it is concatenated) and the model windows cut from it."""
+    """Working memory of one analysis, estimated: a decoded block (native and resampled), the
+    whole feature matrix twice (it is concatenated) and the model windows cut from it."""
+    from genrescope.audio.decode import OUT_BLOCK, frames_per_read
+
     cfg = model.feature_config
-    block = 131072 * 4 * (channels + max(1.0, cfg.sr / native_sr))
+    block = 4 * (frames_per_read(native_sr, cfg.sr, channels, True) * channels + OUT_BLOCK)
     n_bins = cfg.n_mels if model.kind == "log_mel" else cfg.n_fft // 2 + 1
     feats = duration_s * cfg.frame_rate * n_bins * 4
     win = model.window_frames or 1

@@ -67,7 +67,12 @@ class Settings:
     job_timeout_s : float
         Seconds one analysis may run (503 after it); a job whose client left stops at once.
     max_job_mb : float
-        Working memory one analysis may need, estimated from the file's header (413 above).
+        Memory one analysis may use, in MiB (413 past it): a file whose header's estimate is
+        over it is refused before decoding, and a worker process whose resident memory grows
+        by more than this during a job is stopped (:mod:`genrescope.serve.workers`).
+    isolate_jobs : bool
+        Run each analysis in a worker process whose memory is measured (default). False: in
+        threads of the server, where only the header's estimate bounds the memory.
     max_models : int
         Models kept loaded at once (the least recently used one is dropped; the default stays).
     live_idle_s : float
@@ -96,6 +101,7 @@ class Settings:
     max_pending_mb: float = 2048.0
     job_timeout_s: float = 300.0
     max_job_mb: float = 1024.0
+    isolate_jobs: bool = True
     max_models: int = 4
     live_idle_s: float = 15.0
 
@@ -142,8 +148,8 @@ class Settings:
         """The limits as the page and ``GET /api/config`` show them."""
         return {"max_upload_bytes": self.max_upload_bytes, "max_duration_s": self.max_duration_s,
                 "max_jobs": self.max_jobs, "max_queue": self.max_queue, "max_live": self.max_live,
-                "job_timeout_s": self.job_timeout_s, "body_timeout_s": self.body_timeout_s,
-                "live_idle_s": self.live_idle_s}
+                "job_timeout_s": self.job_timeout_s, "max_job_mb": self.max_job_mb,
+                "body_timeout_s": self.body_timeout_s, "live_idle_s": self.live_idle_s}
 
 
 def settings_from_args(args) -> Settings:
@@ -164,7 +170,7 @@ def _hardening_args(args) -> dict:
     if getattr(args, "allow_origin", None):
         out["allow_origins"] = tuple(args.allow_origin)
     for flag, key in (("max_connections", "max_connections"), ("job_timeout", "job_timeout_s"),
-                      ("max_models", "max_models")):
+                      ("max_models", "max_models"), ("max_job_mb", "max_job_mb")):
         if getattr(args, flag, None) is not None:
             out[key] = getattr(args, flag)
     return out
