@@ -108,6 +108,46 @@ def test_cli_reports_a_hostile_model_in_one_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "malformed genrescope metadata" in err[0]
 
 
+def _weights_edited(tmp_path: Path, where: str, value: float) -> Path:
+    """The shipped export with one weight set to ``value``: in an initializer (raw bytes, as
+    exporters write them), or with that tensor moved into a Constant node (raw or float_data)."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(SHIPPED / "model.onnx"))
+    g = model.graph
+    i = next(k for k, t in enumerate(g.initializer)
+             if t.data_type == onnx.TensorProto.FLOAT and numpy_helper.to_array(t).size > 1)
+    name = g.initializer[i].name
+    w = numpy_helper.to_array(g.initializer[i]).copy()
+    w.flat[3] = value
+    if where == "initializer":
+        g.initializer[i].CopyFrom(numpy_helper.from_array(w, name))
+    else:
+        del g.initializer[i]
+        t = (helper.make_tensor(name, onnx.TensorProto.FLOAT, w.shape, w.ravel().tolist()) if where == "float_data"
+             else numpy_helper.from_array(w, name))
+        g.node.insert(0, helper.make_node("Constant", [], [name], value=t))
+    out = tmp_path / f"{where}.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.mark.parametrize("where", ["initializer", "constant", "float_data"])
+def test_onnx_non_finite_weights(tmp_path, where):
+    """A NaN or infinity in a graph's weights is refused when it loads (read from the protobuf:
+    the plain install has no onnx package); the same edit with a finite value loads."""
+    from genrescope.inference.backends import available_backends
+    from genrescope.inference.runtimes import load_inference_model
+
+    for value in (math.nan, math.inf, -math.inf):
+        path = _weights_edited(tmp_path, where, value)
+        for backend in available_backends():
+            with pytest.raises(CheckpointError, match="non-finite weights") as info:
+                load_inference_model(path, backend=backend)
+            assert str(path) in str(info.value) and "\n" not in str(info.value)
+    load_inference_model(_weights_edited(tmp_path, where, 0.5))
+
+
 # ------------------------------------------------------------------ checkpoints
 def _tampered_checkpoint(tmp_path: Path, *, tensors=None, **meta_changes) -> Path:
     pytest.importorskip("torch")
@@ -158,6 +198,34 @@ def test_checkpoint_feature_config_is_bounded(tmp_path):
     fc = {**DEFAULT_FEATURES.to_dict(), "n_fft": 2 ** 28}
     with pytest.raises(CheckpointError, match="n_fft=268435456 is outside"):
         load_checkpoint(_tampered_checkpoint(tmp_path, feature_config=fc))
+
+
+def test_musicnn_weights_through_the_torch_runtime(tmp_path):
+    """``--runtime torch`` on a converted tagger (weights.safetensors) refuses non-finite
+    weights (models.weights_check), and a config.json describing a huge layer costs no memory:
+    the model is built on the meta device until the weights' shapes fit."""
+    import shutil
+
+    pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    from genrescope.inference.runtimes import load_inference_model
+
+    folder = tmp_path / "tagger"
+    shutil.copytree(pretrained_root() / "musicnn-mtt", folder)
+    weights = folder / "weights.safetensors"
+    good = load_file(str(weights))
+    state = {k: v.clone() for k, v in good.items()}
+    state["dense.weight"].view(-1)[7] = float("inf")
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointError, match="non-finite weights .* in dense.weight"):
+        load_inference_model(weights, runtime="torch")
+    save_file(good, str(weights))
+    cfg = json.loads((folder / "config.json").read_text())
+    huge = {**cfg, "hparams": {**cfg["hparams"], "backend_units": 2 ** 17}}  # an 800 MB dense layer, if built
+    (folder / "config.json").write_text(json.dumps(huge))
+    with pytest.raises(CheckpointError, match="dense.weight"):
+        load_inference_model(weights, runtime="torch")
 
 
 def test_untouched_checkpoint_loads(tmp_path):

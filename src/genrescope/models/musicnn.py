@@ -18,6 +18,7 @@ and return sigmoid tag probabilities ``(B, n_classes)``, plus the embeddings wit
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from torch import nn
 from genrescope.config import MUSICNN_FEATURES, FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.models.layers import GenreModel, ModelConfig, classifier
+from genrescope.models.weights_check import check_finite
 
 #: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
 TF_BN_EPS = 1e-3
@@ -377,14 +379,18 @@ def load_musicnn(name_or_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         labels = config["labels"]
     except (ValueError, KeyError, TypeError, GenrescopeError) as e:
         raise CheckpointError(f"{cfg_path}: malformed ({e!r})") from e
-    model = build_musicnn(config)
-    if len(labels) != model.classifier.out_features:
-        raise CheckpointError(f"{cfg_path}: {len(labels)} labels for {model.classifier.out_features} outputs")
+    with warnings.catch_warnings(), torch.device("meta"):  # no memory, whatever size config.json says
+        warnings.simplefilter("ignore")  # a fine-tuned model's backbone copies real weights into meta tensors
+        expected = build_musicnn(config).state_dict()
+    n_out = expected["classifier.weight"].shape[0]
+    if len(labels) != n_out:
+        raise CheckpointError(f"{cfg_path}: {len(labels)} labels for {n_out} outputs")
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights_path}: cannot be read ({e})") from e
-    check_state_dict(state, model.state_dict(), where=str(weights_path))
+    check_state_dict(state, expected, where=str(weights_path))
+    model = build_musicnn(config)  # only now: the weights fit what it describes
     model.load_state_dict(state, strict=True)
     return model.eval(), config
 
@@ -399,9 +405,7 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
         + ([f"wrong shape or dtype: {'; '.join(wrong)}"] if wrong else [])
     if problems:
         raise CheckpointError(f"{where}: weights do not match the architecture: {'; '.join(problems)}")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"{where}: non-finite values in {bad}")
+    check_finite(state, where=where)
 
 
 __all__ = ["Musicnn", "MusicnnVGG", "MusicnnFinetune", "FinetuneConfig", "MUSICNN_BLOCKS", "ARCHITECTURES",
