@@ -10,7 +10,9 @@ Attackers (all at once):
 * ``--half N`` connections that send half a request's headers, one byte every 0.5 s,
   reconnecting whenever the server closes them;
 * ``--bombs N`` clients that post decode bombs in a loop: an 8-bit WAV at 1 Hz declaring
-  1799 s (1.8 KB), and a FLAC of 8 channels at 655 kHz holding silence;
+  1799 s (1.8 KB), and a FLAC of 8 channels at 655 kHz holding silence (both refused by
+  their headers), and the same two at the edge of what is read: 60 s of 8-bit WAV at 4 kHz
+  (each sample becomes 5.5 at the model's rate) and 20 s of 8 channels at 384 kHz;
 * ``--idle-ws N`` live sockets that say hello and then send nothing (more than ``max_live``).
 
 The normal client posts a 10 s WAV ``--requests`` times (quiet first, then under attack) and
@@ -50,21 +52,23 @@ def tone_wav(seconds: float, sr: int = 22050) -> bytes:
     return buf.getvalue()
 
 
-def bomb_wav(declared_s: int = 1799) -> bytes:
-    """An 8-bit mono WAV at 1 Hz: ``declared_s`` bytes of samples, as many seconds."""
-    data = np.random.default_rng(0).integers(0, 256, declared_s).astype(np.uint8).tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, 1, 1, 1, 8)
+def bomb_wav(declared_s: int = 1799, sr: int = 1) -> bytes:
+    """An 8-bit mono WAV at ``sr`` Hz (1: refused by its header; 4000: the lowest rate read)
+    holding ``declared_s`` seconds of samples (1.8 KB at 1 Hz)."""
+    data = np.random.default_rng(0).integers(0, 256, declared_s * sr).astype(np.uint8).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, sr, sr, 1, 8)
     return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt " +
             struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
 
 
-def bomb_flac(seconds: float = 30.0) -> bytes:
-    """A FLAC of 8 channels at 655350 Hz holding ``seconds`` of silence (compresses to almost nothing)."""
+def bomb_flac(seconds: float = 30.0, sr: int = 655350) -> bytes:
+    """A FLAC of 8 channels at ``sr`` Hz (655350: refused by its header; 384000: the highest
+    rate read) holding ``seconds`` of silence (compresses to almost nothing)."""
     import soundfile as sf
 
     buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", samplerate=655350, channels=8, format="FLAC", subtype="PCM_16") as f:
-        block = np.zeros((655350, 8), np.float32)
+    with sf.SoundFile(buf, "w", samplerate=sr, channels=8, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((sr, 8), np.float32)
         for _ in range(int(seconds)):
             f.write(block)
     return buf.getvalue()
@@ -187,7 +191,7 @@ class HalfHeaders(Trickler):
 
 
 class Bombs(Attacker):
-    """Post the two decode bombs in turn, as fast as the server answers; ``statuses`` collects the answers."""
+    """Post the decode bombs in turn, as fast as the server answers; ``statuses`` collects (file, status)."""
 
     def __init__(self, port: int, files: list[tuple[str, bytes]]):
         super().__init__(port)
@@ -203,7 +207,32 @@ class Bombs(Attacker):
                 status, _, _ = post(self.port, multipart(data, name), timeout=120)
             except OSError:
                 status = 0
-            self.statuses.append(status)
+            self.statuses.append((name, status))
+
+
+class PeakMemory(threading.Thread):
+    """The peak resident memory (MB) of this process plus ``workers()`` (the server's job
+    processes, where the checkout has them), sampled every 50 ms until :meth:`stop`."""
+
+    def __init__(self, workers):
+        super().__init__(daemon=True)
+        self.workers, self.peak_mb, self._done = workers, 0.0, threading.Event()
+
+    @staticmethod
+    def _mb(pid) -> float:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                return int(f.read().split()[1]) * 4096 / 1e6
+        except (OSError, ValueError):
+            return 0.0
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak_mb = max(self.peak_mb, self._mb("self") + sum(self._mb(p) for p in self.workers()))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 class IdleLive(Attacker):
@@ -279,15 +308,21 @@ def main() -> None:
     from genrescope.serve.settings import Settings
 
     body = multipart(tone_wav(10.0))
-    bombs = [("bomb_1hz.wav", bomb_wav()), ("bomb_655khz.flac", bomb_flac())]
-    print(f"genrescope from {genrescope.__file__}; bombs {len(bombs[0][1])} B and {len(bombs[1][1])} B", flush=True)
+    bombs = [("bomb_1hz.wav", bomb_wav()), ("bomb_655khz.flac", bomb_flac()),
+             ("edge_4khz.wav", bomb_wav(60, sr=4000)), ("edge_384khz.flac", bomb_flac(20.0, sr=384000))]
+    print(f"genrescope from {genrescope.__file__}; bombs " + ", ".join(f"{n} {len(d)} B" for n, d in bombs),
+          flush=True)
     srv = BackgroundServer(Settings(max_jobs=2, max_queue=16))
+    getattr(getattr(srv.app.state, "runner", None), "prestart", lambda: None)()  # as genrescope serve does
     with srv:
         port = srv.sock.getsockname()[1]
         normal_client(port, body, 1, args.timeout)  # warm-up (first run of each model), not counted
         quiet = normal_client(port, body, args.requests, args.timeout)
         attackers = ([SlowUpload(port) for _ in range(args.slow)] + [HalfHeaders(port) for _ in range(args.half)]
                      + [Bombs(port, bombs) for _ in range(args.bombs)] + [IdleLive(port) for _ in range(args.idle_ws)])
+        runner_pids = getattr(getattr(srv.app.state, "runner", None), "pids", list)  # absent before the workers
+        memory = PeakMemory(runner_pids)
+        memory.start()
         t0 = time.perf_counter()
         for a in attackers:
             a.start()
@@ -301,12 +336,16 @@ def main() -> None:
         attack_s = time.perf_counter() - t0
         for a in attackers:
             a.stop()
+        memory.stop()
         opened = {kind.__name__: sum(a.opened for a in attackers if type(a) is kind)
                   for kind in (SlowUpload, HalfHeaders, Bombs, IdleLive)}
-        bomb_statuses = sorted({s for a in attackers if isinstance(a, Bombs) for s in a.statuses})
+        bomb_statuses: dict = {}
+        for name, status in (x for a in attackers if isinstance(a, Bombs) for x in a.statuses):
+            bomb_statuses.setdefault(name, {}).setdefault(str(status), 0)
+            bomb_statuses[name][str(status)] += 1
     result = {"quiet": summary(quiet), "attack": summary(done + [(0, 0.0)] * (args.requests - len(done))),
               "live_ready_s_under_attack": live, "attack_s": round(attack_s, 1), "connections_opened": opened,
-              "bomb_statuses": bomb_statuses}
+              "bomb_statuses": bomb_statuses, "peak_rss_mb_server_and_workers": round(memory.peak_mb)}
     q, a = result["quiet"], result["attack"]
     if q["median_s"] and a["median_s"]:
         result["latency_ratio_attack_vs_quiet"] = round(a["median_s"] / q["median_s"], 2)

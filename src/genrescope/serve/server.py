@@ -64,6 +64,7 @@ def serve_forever(args) -> int:
     settings = settings_from_args(args)
     app = create_app(settings)
     sock = bind(args.host, args.port)
+    app.state.runner.prestart()  # the job workers load their models while uvicorn starts
     url = url_of(sock)
     print(f"genrescope serve: open {url}/ in a browser (API: {url}/docs); Ctrl+C stops it", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -1,10 +1,10 @@
 """Where the analyses run: worker processes whose memory is watched, or threads of the server.
 
 :class:`ProcessJobs` (the default) runs each job in one of at most ``max_jobs`` worker
-processes, started as ``python -c`` when a job finds none idle (about a second) and kept
-for the next jobs. A worker holds its own :class:`~genrescope.serve.models.ModelCatalog`
-(the default model is loaded and run once on silence when it starts) and runs one job at
-a time: :func:`~genrescope.serve.jobs.predict_job` or a
+processes, started as ``python -c`` with ``genrescope serve`` (:meth:`ProcessJobs.prestart`)
+or else when a job finds none idle (about a second), and kept for the next jobs. A worker
+holds its own :class:`~genrescope.serve.models.ModelCatalog` (the default model is loaded
+and run once on silence when it starts) and runs one job at a time: :func:`~genrescope.serve.jobs.predict_job` or a
 :class:`~genrescope.serve.jobs.StreamJob`, the code that runs in a thread otherwise. The
 server's thread that handed the job over relays the worker's answer, stream events and
 log lines, tells it when the client has left (SIGUSR1: it stops at its next model call),
@@ -74,6 +74,9 @@ class ThreadJobs:
     def close(self) -> None:
         pass
 
+    def prestart(self) -> None:
+        pass
+
     def pids(self) -> list[int]:
         return []
 
@@ -81,8 +84,8 @@ class ThreadJobs:
 class ProcessJobs:
     """Jobs in worker processes (at most one per thread of the job pool), watched for memory and time.
 
-    Workers start when a job finds none idle (the first job of each waits about a second for
-    it), and a worker that was killed is replaced at once, so the next job finds one warm.
+    Workers start with :meth:`prestart` or when a job finds none idle (that job waits about a
+    second), and a worker that was killed is replaced at once, so the next job finds one warm.
 
     Parameters
     ----------
@@ -118,6 +121,12 @@ class ProcessJobs:
             self._idle.clear()
         for w in workers:
             w.close()
+
+    def prestart(self) -> None:
+        """Start ``max_jobs`` workers now, in the background, so that no job waits for one."""
+        with self._lock:
+            while len(self._workers) < self.settings.max_jobs and not self._closed:
+                self._idle.append(self._new())
 
     def pids(self) -> list[int]:
         """Process ids of the workers alive now."""
