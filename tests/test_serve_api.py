@@ -481,3 +481,20 @@ def test_serve_command_prints_its_address_and_serves(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_runs_the_chosen_backend_and_says_so(audio_dir):
+    """Settings(backend=...) reaches the job workers: the answer and the model listing state the precision."""
+    pytest.importorskip("openvino")
+    from genrescope.inference.backends import cpu_has_bf16
+
+    with TestClient(create_app(Settings(max_jobs=1, backend="openvino", precision="fp32")), base_url=LOCAL) as c:
+        r = _post(c, audio_dir / "song.flac")
+        assert r.status_code == 200, r.text
+        assert r.json()["precision"] == "fp32"
+        info = c.get("/api/models/default").json()
+        assert (info["backend"], info["precision"]) == ("openvino", "fp32")
+    with TestClient(create_app(Settings(max_jobs=1, backend="openvino")), base_url=LOCAL) as c:
+        assert _post(c, audio_dir / "song.flac").json()["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+    with pytest.raises(Exception, match="bf16 needs --backend openvino"):
+        Settings(precision="bf16")

@@ -420,12 +420,11 @@ def test_serve_flags_reach_the_settings():
 
     args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--allow-host", "music.lan", "--allow-host",
                                       "genre.lan", "--allow-origin", "https://example.org", "--max-connections",
-                                      "64", "--job-timeout", "30", "--max-models", "2"])
+                                      "64", "--job-timeout", "30", "--max-models", "2", "--max-job-mb", "256"])
     s = settings_from_args(args)
     assert s.hosts == {"localhost", "127.0.0.1", "::1", "0.0.0.0", "music.lan", "genre.lan"}
     assert s.allow_origins == ("https://example.org",)
     assert (s.max_connections, s.job_timeout_s, s.max_models, s.host) == (64, 30.0, 2, "0.0.0.0")
-    args.max_job_mb = 256.0  # --max-job-mb, where the parser has it
-    assert settings_from_args(args).max_job_mb == 256.0
+    assert s.max_job_mb == 256.0 and (s.backend, s.precision) == ("onnxruntime", "auto")
     default = settings_from_args(build_parser().parse_args(["serve"]))
     assert default.hosts == {"localhost", "127.0.0.1", "::1"} and default.allow_origins == ()

@@ -147,12 +147,7 @@ def _add_predict(sub) -> None:
                         "path is given (with several files, PATH may contain {stem})")
     p.add_argument("--tags", action="store_true", help="also show the tagger's non-genre tags (moods, eras, ...)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
-    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
-                   help="engine of the ONNX export: onnxruntime (default, exact float32) or openvino "
-                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
-                        "the JSON states what ran")
+    _add_backend(p)
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
     p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress counter on stderr")
@@ -308,6 +303,16 @@ def _add_filters(sub) -> None:
     p.set_defaults(_run=("genrescope.insight.filters", "run_filters"))
 
 
+def _add_backend(p) -> None:
+    """--backend and --precision, as predict and serve take them."""
+    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="engine of the ONNX export: onnxruntime (default, exact float32) or openvino "
+                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
+                        "every answer states what ran")
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser(
         "serve", help="the web app: upload a song or use the microphone, see its genres move over time",
@@ -325,6 +330,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--model-dir", metavar="DIR", default=None,
                    help="also offer every ONNX export (with --runtime torch: checkpoint) found under DIR")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx", help="inference runtime (default: onnx)")
+    _add_backend(p)
     g = p.add_argument_group("limits")
     g.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload in MiB (default: %(default)s)")
     g.add_argument("--max-duration", type=float, default=1800.0, help="longest audio in seconds (default: %(default)s)")
@@ -343,6 +349,9 @@ def _add_serve(sub) -> None:
                    help="open HTTP connections; idle ones make room for new ones (default: 256)")
     g.add_argument("--job-timeout", type=float, default=None, help="seconds one analysis may run (default: 300)")
     g.add_argument("--max-models", type=int, default=None, help="models kept loaded at once (default: 4)")
+    g.add_argument("--max-job-mb", type=float, default=None,
+                   help="memory one analysis may use in MiB: estimated from the header, measured in its worker "
+                        "process while it runs (default: 1024)")
     g = p.add_argument_group("browser origins")
     g.add_argument("--allow-host", metavar="NAME", action="append", default=None,
                    help="a host name clients may use for this server (repeatable; default: localhost, "

@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The web app: the page, the HTTP API and the live WebSocket, with ``settings``' limits."""
     settings = settings or Settings()
     catalog = ModelCatalog(settings.model, settings.model_dir, runtime=settings.runtime,
-                           threads=settings.model_threads, max_models=settings.max_models)
+                           threads=settings.model_threads, max_models=settings.max_models,
+                           backend=settings.backend, precision=settings.precision)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

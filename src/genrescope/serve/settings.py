@@ -27,6 +27,9 @@ class Settings:
         A folder whose ONNX exports (``*.onnx``, searched recursively) are offered as well.
     runtime : str
         ``"onnx"`` (default) or ``"torch"`` (then ``.safetensors`` checkpoints are offered too).
+    backend, precision : str
+        Engine and arithmetic of the ONNX models (see :func:`genrescope.inference.backends.open_session`):
+        ``"onnxruntime"`` (exact float32) or ``"openvino"`` (``"auto"``: bfloat16 where the CPU has it).
     max_upload_mb : float
         Largest accepted upload in MiB (413 above).
     max_duration_s : float
@@ -82,6 +85,8 @@ class Settings:
     model: str = "default"
     model_dir: Path | None = None
     runtime: str = "onnx"
+    backend: str = "onnxruntime"
+    precision: str = "auto"
     max_upload_mb: float = 200.0
     max_duration_s: float = 1800.0
     max_jobs: int = field(default_factory=_default_jobs)
@@ -121,6 +126,9 @@ class Settings:
             raise GenrescopeError("serve: --max-connections must be >= 2 and --max-models >= 1")
         if self.runtime not in ("onnx", "torch"):
             raise GenrescopeError(f"serve: runtime must be onnx or torch, got {self.runtime!r}")
+        from genrescope.inference.backends import check_backend
+
+        check_backend(self.backend, self.precision)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -156,6 +164,7 @@ def settings_from_args(args) -> Settings:
     """Settings from the parsed ``genrescope serve`` arguments."""
     return Settings(
         model=args.model, model_dir=Path(args.model_dir) if args.model_dir else None, runtime=args.runtime,
+        backend=args.backend, precision=args.precision,
         max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_jobs=args.max_jobs or _default_jobs(),
         max_queue=args.max_queue, threads=args.threads, max_live=args.max_live,
         live_seconds=args.live_seconds, live_interval_s=args.live_interval,

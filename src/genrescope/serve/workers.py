@@ -361,7 +361,8 @@ def worker_main(fd: int) -> None:
     except (EOFError, OSError):
         return
     catalog = ModelCatalog(settings.model, settings.model_dir, runtime=settings.runtime,
-                           threads=settings.model_threads, max_models=settings.max_models)
+                           threads=settings.model_threads, max_models=settings.max_models,
+                           backend=settings.backend, precision=settings.precision)
     try:
         _warm_up(catalog.get(catalog.default))
     except GenrescopeError as e:  # answered by every job that needs it
