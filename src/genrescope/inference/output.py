@@ -115,7 +115,9 @@ def _json(obj) -> str:
 def run_predict(args) -> int:
     from genrescope.audio.decode import find_audio_files
     from genrescope.inference.predict import Predictor, predict_files
+    from genrescope.inference.runtimes import numpy_blas_one_thread
 
+    numpy_blas_one_thread()  # the cores go to the model runtime's own threads
     files = find_audio_files(args.paths)
     if not files:
         raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")

@@ -73,6 +73,23 @@ def _load_all(names, **kw) -> list[InferenceModel]:
         return list(pool.map(lambda n: load_inference_model(n, **kw), names))
 
 
+def numpy_blas_one_thread() -> None:
+    """Keep numpy's BLAS (the features' mel products) on one thread for the rest of the process.
+
+    The model runtimes bring their own threads; OpenBLAS's idle threads spin for a while after
+    each call, and between the model calls of one song they took a core from the model's
+    side-by-side members (``genrescope predict``, genre10 on OpenVINO on both cores: model stage
+    3.45 s -> 2.05 s for a 4-minute song). The command line, the web app's workers and the tag
+    workers call this; a program that uses :class:`~genrescope.inference.predict.Predictor` with
+    every core may too. Without threadpoolctl it does nothing.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1, user_api="blas")
+
+
 def _from_onnx(name: str, path: Path, threads: int | None, engine: dict) -> InferenceModel:
     from genrescope.inference.onnx_model import OnnxModel
 

@@ -51,7 +51,9 @@ def make_predictor(model: str = "default", *, runtime: str = "onnx", threads: in
         module, _, factory = hook.partition(":")
         return getattr(importlib.import_module(module), factory)(model)
     from genrescope.inference.predict import Predictor
+    from genrescope.inference.runtimes import numpy_blas_one_thread
 
+    numpy_blas_one_thread()  # the cores go to the model runtime's own threads
     return Predictor(model, runtime=runtime, threads=threads)
 
 

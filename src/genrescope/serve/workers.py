@@ -341,6 +341,7 @@ def worker_main(fd: int) -> None:
     until it closes."""
     from multiprocessing.connection import Connection
 
+    from genrescope.inference.runtimes import numpy_blas_one_thread
     from genrescope.serve.models import ModelCatalog
 
     conn = Connection(fd)
@@ -360,6 +361,7 @@ def worker_main(fd: int) -> None:
         _, settings = conn.recv()
     except (EOFError, OSError):
         return
+    numpy_blas_one_thread()  # the worker's cores go to its model runtime's threads
     catalog = ModelCatalog(settings.model, settings.model_dir, runtime=settings.runtime,
                            threads=settings.model_threads, max_models=settings.max_models,
                            backend=settings.backend, precision=settings.precision)
