@@ -199,20 +199,21 @@ def in_process(path: Path, model: str, backend: tuple[str, str], repeat: int) ->
 
 
 def two_cores_one_song(path: Path, model: str, backend: tuple[str, str], repeat: int) -> dict | None:
-    """Model stage of one song on every core: members side by side (one thread each) vs one after another."""
-    from genrescope.features.windows import slice_windows
-    from genrescope.features.spectrogram import compute
+    """Model stage of one song on every core: members side by side (one thread each) vs one after another.
+
+    The members are an ensemble's taggers or a head's backbone taggers; ``threads=None`` runs
+    them side by side, ``threads=cores`` one after the other with that many threads each.
+    """
     from genrescope.audio.decode import load_audio
-    from genrescope.inference.ensemble import ensemble
-    from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES
+    from genrescope.features.spectrogram import compute
+    from genrescope.features.windows import slice_windows
     from genrescope.inference.runtimes import load_inference_model
 
-    name = DEFAULT_MODEL if model == "default" else model
-    if name not in ENSEMBLES or len(CORES) < 2:
+    if len(CORES) < 2:
         return None
     engine = {"backend": backend[0], "precision": backend[1]}
-    side = ensemble(name, [load_inference_model(m, threads=1, **engine) for m in ENSEMBLES[name]], parallel=True)
-    seq = ensemble(name, [load_inference_model(m, threads=len(CORES), **engine) for m in ENSEMBLES[name]])
+    side = load_inference_model(model, threads=None, **engine)
+    seq = load_inference_model(model, threads=len(CORES), **engine)
     cfg = side.feature_config
     windows, _, _ = slice_windows(compute(load_audio(path, sr=cfg.sr), cfg, side.kind), cfg,
                                   win_frames=side.window_frames)
@@ -463,6 +464,9 @@ def main() -> int:
     args = ap.parse_args()
     from genrescope.inference.backends import available_backends
 
+    from genrescope.inference.runtimes import numpy_blas_one_thread
+
+    numpy_blas_one_thread()  # as `genrescope predict` does, for the in-process rows
     backends = [ORT] + [("openvino", "auto")] * ("openvino" in available_backends())
     rates = core_rates()
     with tempfile.TemporaryDirectory() as d:
