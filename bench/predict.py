@@ -178,6 +178,26 @@ def core_rates() -> dict:
     return rates
 
 
+def _blas_one_thread() -> None:
+    from genrescope.inference.runtimes import numpy_blas_one_thread
+
+    numpy_blas_one_thread()  # as `genrescope predict` does
+
+
+def fresh(fn, *args):
+    """``fn(*args)`` in a fresh process (spawned, numpy's BLAS on one thread as the CLI has it).
+
+    In-process rows each get their own process: a runtime's worker threads made while this
+    process was pinned to one core stay on that core (OpenVINO's did, and the later two-core
+    rows ran at 0.6x), and one backend's threads must not share the process of another's.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_blas_one_thread) as ex:
+        return ex.submit(fn, *args).result()
+
+
 def in_process(path: Path, model: str, backend: tuple[str, str], repeat: int) -> dict:
     """Stage seconds of one song in this process, pinned to one core, one thread."""
     from genrescope.inference.predict import Predictor
@@ -464,17 +484,14 @@ def main() -> int:
     args = ap.parse_args()
     from genrescope.inference.backends import available_backends
 
-    from genrescope.inference.runtimes import numpy_blas_one_thread
-
-    numpy_blas_one_thread()  # as `genrescope predict` does, for the in-process rows
     backends = [ORT] + [("openvino", "auto")] * ("openvino" in available_backends())
     rates = core_rates()
     with tempfile.TemporaryDirectory() as d:
         path = Path(args.audio) if args.audio else make_song(args.minutes, Path(d) / "song.mp3")
         rows, stages, two = {}, {}, {}
         for b in backends:
-            stages[b[0]] = in_process(path, args.model, b, args.repeat)
-            two[b[0]] = two_cores_one_song(path, args.model, b, args.repeat)
+            stages[b[0]] = fresh(in_process, path, args.model, b, args.repeat)
+            two[b[0]] = fresh(two_cores_one_song, path, args.model, b, args.repeat)
             for cores in ("one core", "all cores"):
                 one = cores == "one core"
                 wall, rss, out = best_process(predict_cmd([str(path)], args.model, b, one_core=one), args.repeat,
@@ -498,7 +515,7 @@ def main() -> int:
         layers = {}
         if args.profile_windows:
             w = song_windows(path, args.model, args.profile_windows)
-            layers = {f"{b[0]} {stages[b[0]]['precision']}": layer_profile(args.model, b, w) for b in backends}
+            layers = {f"{b[0]} {stages[b[0]]['precision']}": fresh(layer_profile, args.model, b, w) for b in backends}
         report(args, stages[ORT[0]]["duration"], rows, loads, stages, rates, two, folder, layers)
     return 0
 
