@@ -1,5 +1,8 @@
 """Would int8 make the default taggers faster? ONNX Runtime's quantizers against float32.
 
+With the ``fast`` extra installed, the float32 graph (bfloat16 where the CPU has it) and the
+static int8 graph also run on OpenVINO (its int8 kernels use AVX-512 VNNI where present).
+
 For a shipped musicnn tagger, builds two int8 versions with onnxruntime.quantization:
   * static: QDQ, per-channel int8 weights, uint8 activations calibrated (min/max) on the
     windows of half the GTZAN clips in ../shared/data (generated music if absent);
@@ -64,6 +67,18 @@ def ms_per_window(sess, x: np.ndarray, repeat: int) -> float:
     return best / len(x) * 1e3
 
 
+class _OpenVino:
+    """An OpenVINO session answering ONNX Runtime's ``run(None, {"features": x})``."""
+
+    def __init__(self, path: Path):
+        from genrescope.inference.backends import OpenVinoSession
+
+        self.session = OpenVinoSession(path, threads=1)
+
+    def run(self, names, feed: dict) -> list:
+        return self.session.run(names, feed["features"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="musicnn-msd")
@@ -102,6 +117,12 @@ def main() -> int:
         sessions = {name: ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
                     for name, path in (("float32", src), ("int8 static (QDQ)", d / "static.onnx"),
                                        ("int8 dynamic", d / "dynamic.onnx"))}
+        from genrescope.inference.backends import available_backends
+
+        if "openvino" in available_backends():
+            for name, path in (("openvino, float32 graph", src), ("openvino, int8 static (QDQ)", d / "static.onnx")):
+                ov = _OpenVino(path)
+                sessions[f"{name} ({ov.session.precision} where not int8)"] = ov
         ref = sessions["float32"].run(None, {"features": test})[0]
         print(f"model {args.model}; calibration {len(calib)} windows, test {len(test)} windows; one core\n")
         print("| graph | ms / window | speed vs float32 | max abs prob change | mean abs change | top tag agrees |")
