@@ -77,12 +77,14 @@ class _FrontendBranch(nn.Module):
         # Inference: the max over mel commutes with ReLU and with each channel's batch-norm
         # affine map, so ReLU and batch norm run on the pooled (B, filters, T) tensor instead of
         # the 4-D one. A channel whose batch-norm scale is negative needs the min over mel,
-        # taken as -max(-c): its conv weights and bias are negated (exact in float), so one
-        # max serves every channel and the graph has no second reduction. Same numbers.
+        # taken as -max(-c): those channels are multiplied by -1 (exact in float; both runtimes
+        # fold the constant into the conv), so one max serves every channel and the graph has no
+        # second reduction. Same numbers. self.conv is still called, so its hooks (the filters
+        # report) see the real activations.
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)  # (filters,)
-        sign = torch.where(scale < 0, -1.0, 1.0)
-        c = F.conv2d(x, self.conv.weight * sign[:, None, None, None], self.conv.bias * sign)
-        pooled = c.amax(dim=3) * sign[None, :, None]  # max over mel, or min where scale < 0
+        sign = torch.where(scale < 0, -1.0, 1.0)[None, :, None]  # (1, filters, 1)
+        c = self.conv(x) * sign[..., None]  # (B, filters, T, n_mels - k_f + 1)
+        pooled = c.amax(dim=3) * sign  # max over mel, or min where scale < 0
         return F.batch_norm(F.relu(pooled), self.bn.running_mean, self.bn.running_var, self.bn.weight,
                         self.bn.bias, training=False, eps=self.bn.eps)  # (B, filters, T)
 
