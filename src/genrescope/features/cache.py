@@ -124,6 +124,10 @@ class FeatureCache:
         GenrescopeError
             The file is missing or cannot be decoded.
         """
+        return self.load_or_make(path, lambda: compute_file(path, self.cfg, self.kind)[0])
+
+    def load_or_make(self, path: str | os.PathLike, make) -> "np.ndarray":
+        """The entry of ``path``: read, or ``make()`` computed and stored (a damaged entry is made again)."""
         import numpy as np
 
         dest = self.path_for(path)
@@ -132,9 +136,9 @@ class FeatureCache:
                 return np.load(dest, allow_pickle=False)
             except (ValueError, OSError, EOFError) as e:  # damaged entry, e.g. after a power cut
                 log.warning("%s: damaged cache entry %s (%s), recomputing", path, dest, e)
-        feats, _ = compute_file(path, self.cfg, self.kind)
-        self.store(dest, feats)
-        return feats
+        value = make()
+        self.store(dest, value)
+        return value
 
     def store(self, dest: Path, feats: "np.ndarray") -> None:
         """Write one entry atomically (and the folder's config.json on first use)."""

@@ -48,16 +48,11 @@ def embed_file(path: str, backbone: Backbone, fcache, ecache) -> np.ndarray:
     Read from the embedding cache ``ecache``, else computed from the log-mel of ``fcache``
     (read or computed) and stored. Raises GenrescopeError for unreadable audio.
     """
-    dest = ecache.path_for(path)
-    if dest.is_file():
-        try:
-            return np.load(dest, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:  # damaged entry, e.g. after a power cut
-            log.warning("%s: damaged cache entry %s (%s), recomputing", path, dest, e)
-    e, start, end = backbone.embed_features(fcache.get(path))
-    blob = np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
-    ecache.store(dest, blob)
-    return blob
+    def make() -> np.ndarray:
+        e, start, end = backbone.embed_features(fcache.get(path))
+        return np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
+
+    return ecache.load_or_make(path, make)
 
 
 def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: int = 0, progress: bool = True,
