@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from genrescope.config import MUSICNN_FEATURES  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
+from genrescope.inference.backends import protobuf_fields, read_varint  # noqa: E402
 
 log = logging.getLogger("convert_musicnn")
 
@@ -74,17 +75,6 @@ _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64}
 _TABLE_MAGIC = 0xDB4775248B80FB57
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    out = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        out |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return out, pos
-
-
 def _table_block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
     """Key/value pairs of one uncompressed LevelDB block (prefix-compressed keys)."""
     if data[offset + size] != 0:
@@ -93,9 +83,9 @@ def _table_block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes
     n_restarts = struct.unpack_from("<I", blk, len(blk) - 4)[0]
     end, pos, key, out = len(blk) - 4 - 4 * n_restarts, 0, b"", []
     while pos < end:
-        shared, pos = _varint(blk, pos)
-        unshared, pos = _varint(blk, pos)
-        vlen, pos = _varint(blk, pos)
+        shared, pos = read_varint(blk, pos)
+        unshared, pos = read_varint(blk, pos)
+        vlen, pos = read_varint(blk, pos)
         key = key[:shared] + blk[pos:pos + unshared]
         pos += unshared
         out.append((key, blk[pos:pos + vlen]))
@@ -104,23 +94,10 @@ def _table_block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes
 
 
 def _proto_fields(buf: bytes) -> list[tuple[int, int | bytes]]:
-    pos, out = 0, []
-    while pos < len(buf):
-        tag, pos = _varint(buf, pos)
-        field, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        else:
-            raise CheckpointError(f"unexpected protobuf wire type {wire} in checkpoint index")
-        out.append((field, value))
-    return out
+    try:
+        return [(field, value) for field, _, value in protobuf_fields(buf)]
+    except (ValueError, IndexError) as e:
+        raise CheckpointError(f"unreadable protobuf in checkpoint index ({e})") from e
 
 
 def _crc32c_table() -> list[int]:
@@ -151,13 +128,13 @@ def _index_entries(prefix: str) -> list[tuple[str, bytes]]:
         raise CheckpointError(f"{prefix}.index: not a TF checkpoint index")
     footer, pos = index[-48:], 0
     for _ in range(2):  # skip the metaindex handle
-        _, pos = _varint(footer, pos)
-    index_off, pos = _varint(footer, pos)
-    index_size, pos = _varint(footer, pos)
+        _, pos = read_varint(footer, pos)
+    index_off, pos = read_varint(footer, pos)
+    index_size, pos = read_varint(footer, pos)
     out = []
     for _, handle in _table_block(index, index_off, index_size):
-        off, p = _varint(handle, 0)
-        size, _ = _varint(handle, p)
+        off, p = read_varint(handle, 0)
+        size, _ = read_varint(handle, p)
         out += [(k.decode(), v) for k, v in _table_block(index, off, size) if k]  # "" is the bundle header
     return out
 

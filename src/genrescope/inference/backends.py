@@ -93,7 +93,8 @@ def check_finite_weights(path: str | os.PathLike) -> None:
                               f"{' ...' if len(bad) > 5 else ''}")
 
 
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def read_varint(buf, pos: int) -> tuple[int, int]:
+    """(value, next position) of the base-128 varint at ``buf[pos]`` (protobuf, LevelDB tables)."""
     out = shift = 0
     while True:
         b = buf[pos]
@@ -106,19 +107,21 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _fields(buf: memoryview, start: int = 0, end: int | None = None):
-    """``(field, wire_type, value)`` of one protobuf message; length-delimited values as memoryviews."""
+def protobuf_fields(buf, start: int = 0, end: int | None = None):
+    """``(field, wire_type, value)`` of one protobuf message; length-delimited and fixed-size values
+    as slices of ``buf`` (memoryviews of a memoryview, bytes of bytes). ValueError where the
+    message does not parse."""
     pos, end = start, len(buf) if end is None else end
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos)
         wire = key & 7
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = read_varint(buf, pos)
         elif wire in (1, 5):
             n = 8 if wire == 1 else 4
             value, pos = buf[pos:pos + n], pos + n
         elif wire == 2:
-            n, pos = _varint(buf, pos)
+            n, pos = read_varint(buf, pos)
             value, pos = buf[pos:pos + n], pos + n
         else:
             raise ValueError(f"wire type {wire}")
@@ -129,25 +132,25 @@ def _fields(buf: memoryview, start: int = 0, end: int | None = None):
 
 def _graph_tensors(model: memoryview):
     """``(name, (dtype, [buffers]))`` of every float tensor among the graph's initializers and Constant nodes."""
-    for field, wire, graph in _fields(model):
+    for field, wire, graph in protobuf_fields(model):
         if field != 7 or wire != 2:
             continue
-        for gfield, gwire, item in _fields(graph):
+        for gfield, gwire, item in protobuf_fields(graph):
             if gwire != 2:
                 continue
             if gfield == 5:  # initializer
                 yield from _tensor(item)
             elif gfield == 1:  # node: its attributes' tensors (field 5), a Constant's value
-                for nfield, nwire, attr in _fields(item):
+                for nfield, nwire, attr in protobuf_fields(item):
                     if nfield == 5 and nwire == 2:
-                        for afield, awire, t in _fields(attr):
+                        for afield, awire, t in protobuf_fields(attr):
                             if afield in (5, 10) and awire == 2:  # t, tensors
                                 yield from _tensor(t)
 
 
 def _tensor(t: memoryview):
     name, dtype, parts = "", None, []
-    for field, wire, value in _fields(t):
+    for field, wire, value in protobuf_fields(t):
         if field == 8 and wire == 2:
             name = bytes(value).decode("utf-8", "replace")
         elif field == 2 and wire == 0:
@@ -350,4 +353,4 @@ def _store(entry: Path, compiled, metadata: dict) -> None:
 
 
 __all__ = ["compiled_cache_dir", "BACKENDS", "PRECISIONS", "DEFAULT_BACKEND", "available_backends", "check_backend", "cpu_has_bf16",
-           "open_session", "OrtSession", "OpenVinoSession"]
+           "open_session", "OrtSession", "OpenVinoSession", "protobuf_fields", "read_varint"]
