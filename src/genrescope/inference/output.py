@@ -108,6 +108,16 @@ def _timeline_paths(template: str, preds) -> list[Path]:
     return out
 
 
+def prediction_object(pred, *, timeline: bool = False, top: int = 5, tags: bool = False) -> dict:
+    """The JSON object of one file, as ``--format json`` prints it (and the API's ``to_dict``)."""
+    d = pred.to_dict(timeline=timeline, top=top or None)
+    if not tags:
+        d.pop("tags", None)
+    elif top and d.get("tags"):
+        d["tags"] = d["tags"][:top]
+    return d
+
+
 def _json(obj) -> str:
     return json.dumps(obj, indent=1, allow_nan=False)
 
@@ -135,7 +145,8 @@ def run_predict(args) -> int:
         extras = annotate_predictions(predictor, preds, segments=args.segments, saliency=args.saliency)
     with_timeline = args.timeline is not None
     if args.format == "json":
-        print(_json([{**p.to_dict(timeline=with_timeline and args.timeline == "-", top=args.top or None),
+        print(_json([{**prediction_object(p, timeline=with_timeline and args.timeline == "-", top=args.top,
+                                          tags=args.tags),
                       **extras.get(id(p), {})} for p in preds]))
     elif args.format == "csv":
         print(predictions_csv(preds, args.top), end="")
