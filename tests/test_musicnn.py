@@ -26,7 +26,8 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from genrescope.config import MUSICNN_FEATURES, FeatureConfig  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
 from genrescope.features.spectrogram import log_mel  # noqa: E402
-from genrescope.models.musicnn import (PRETRAINED, PRETRAINED_DIR, Musicnn, MusicnnVGG, _tf_same_pad,  # noqa: E402
+from genrescope.config import pretrained_dir  # noqa: E402
+from genrescope.models.musicnn import (pretrained_taggers, Musicnn, MusicnnVGG, _tf_same_pad,  # noqa: E402
                                        load_musicnn)
 from genrescope.features.windows import slice_windows  # noqa: E402
 
@@ -39,7 +40,7 @@ def reference():
         return {k: z[k] for k in z.files}
 
 
-@pytest.fixture(scope="module", params=PRETRAINED)
+@pytest.fixture(scope="module", params=pretrained_taggers())
 def pretrained(request):
     model, config = load_musicnn(request.param)
     return request.param, model, config
@@ -49,8 +50,8 @@ def pretrained(request):
 def sessions():
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    return {n: ort.InferenceSession(str(PRETRAINED_DIR / n / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-            for n in PRETRAINED}
+    return {n: ort.InferenceSession(str(pretrained_dir() / n / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            for n in pretrained_taggers()}
 
 
 def _torch(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def test_onnx_matches_pytorch(pretrained, reference, sessions):
 
 def test_onnx_metadata_holds_labels_and_features(pretrained):
     name, _, config = pretrained
-    meta = {p.key: p.value for p in onnx.load(str(PRETRAINED_DIR / name / "model.onnx")).metadata_props}
+    meta = {p.key: p.value for p in onnx.load(str(pretrained_dir() / name / "model.onnx")).metadata_props}
     assert json.loads(meta["labels"]) == config["labels"] and len(config["labels"]) == 50
     assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == MUSICNN_FEATURES
     assert FeatureConfig.from_dict(config["features"]) == MUSICNN_FEATURES
@@ -97,7 +98,7 @@ def test_onnx_metadata_holds_labels_and_features(pretrained):
 def test_genrescope_onnx_runtime_wrapper_runs_it(reference):
     from genrescope.inference.onnx_model import OnnxModel
 
-    m = OnnxModel(PRETRAINED_DIR / "musicnn-msd" / "model.onnx", threads=1)
+    m = OnnxModel(pretrained_dir() / "musicnn-msd" / "model.onnx", threads=1)
     assert m.labels[0] == "rock" and m.feature_config == MUSICNN_FEATURES and m.window_frames == 187
     p = m.predict_windows(reference["patches"])
     assert np.abs(p - reference["probs/musicnn-msd"]).max() < 1e-4
@@ -108,7 +109,7 @@ def test_label_lists():
     _, mtt = load_musicnn("vgg-mtt")
     assert msd["labels"][:5] == ["rock", "pop", "alternative", "indie", "electronic"]
     assert mtt["labels"][:5] == ["guitar", "classical", "slow", "techno", "strings"]
-    assert (PRETRAINED_DIR / "LICENSE-musicnn.txt").read_text().count("ISC") >= 1
+    assert (pretrained_dir() / "LICENSE-musicnn.txt").read_text().count("ISC") >= 1
 
 
 def test_feature_path_to_tags():
@@ -137,7 +138,7 @@ def test_input_layouts_and_tf_padding():
 @pytest.fixture
 def model_copy(tmp_path):
     dest = tmp_path / "musicnn-mtt"
-    shutil.copytree(PRETRAINED_DIR / "musicnn-mtt", dest)
+    shutil.copytree(pretrained_dir() / "musicnn-mtt", dest)
     return dest
 
 
@@ -148,8 +149,8 @@ def _edit_weights(folder: Path, edit) -> None:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda s: s.pop("midend.2.conv.weight"), r"missing \['midend.2.conv.weight'\]"),
-    (lambda s: s.update({"extra.weight": torch.zeros(3)}), r"unexpected \['extra.weight'\]"),
+    (lambda s: s.pop("midend.2.conv.weight"), r"missing tensors \['midend.2.conv.weight'\]"),
+    (lambda s: s.update({"extra.weight": torch.zeros(3)}), r"unexpected tensors \['extra.weight'\]"),
     (lambda s: s.update({"dense.weight": torch.zeros(200, 1505)}), r"dense.weight: \(200, 1505\)"),
     (lambda s: s.update({"classifier.bias": torch.zeros(50, dtype=torch.float64)}), "classifier.bias.*float64"),
     (lambda s: s.update({"pool_bn.running_var": torch.full((1506,), float("nan"))}), "non-finite"),

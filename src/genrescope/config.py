@@ -15,6 +15,16 @@ from typing import Any
 from genrescope.errors import GenrescopeError
 
 LOG_KINDS = ("db", "log10_1p")
+
+
+def pretrained_dir():
+    """The folder of the models shipped inside the package (``genrescope/pretrained``)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "pretrained"
+
+
+
 PAD_MODES = ("constant", "reflect")
 
 

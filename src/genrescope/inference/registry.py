@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 
+from genrescope.config import pretrained_dir
 from genrescope.errors import CheckpointError
 
 #: The model ``genrescope predict`` uses when none is named.
@@ -22,7 +22,7 @@ ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
 
 
 def pretrained_root() -> Path:
-    return Path(str(resources.files("genrescope") / "pretrained"))
+    return pretrained_dir()
 
 
 def pretrained_names() -> list[str]:

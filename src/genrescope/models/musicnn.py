@@ -27,18 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genrescope.config import MUSICNN_FEATURES, FeatureConfig
+from genrescope.config import MUSICNN_FEATURES, FeatureConfig, pretrained_dir
 from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.models.layers import GenreModel, ModelConfig, classifier
-from genrescope.models.weights_check import check_finite
+from genrescope.models.weights_check import check_state_dict
 
 #: ``tf.compat.v1.layers.batch_normalization``'s default epsilon.
 TF_BN_EPS = 1e-3
 
-#: Converted models shipped in ``genrescope/pretrained/``.
-PRETRAINED = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+def pretrained_taggers() -> list[str]:
+    """Names of the converted taggers shipped in ``genrescope/pretrained/`` (the folders that
+    hold ``weights.safetensors``; the shipped-model list itself is the folder, read in one place)."""
+    root = pretrained_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "weights.safetensors").is_file()) if root.is_dir() else []
 
 
 def _as_tf_image(x: torch.Tensor) -> torch.Tensor:
@@ -337,10 +340,11 @@ def build_musicnn(config: dict[str, Any]) -> nn.Module:
 def resolve_pretrained(name_or_dir: str | Path) -> Path:
     """The folder of a shipped model name (``"musicnn-msd"``, ...) or a given folder."""
     p = Path(name_or_dir)
-    if str(name_or_dir) in PRETRAINED:
-        p = PRETRAINED_DIR / str(name_or_dir)
+    shipped = pretrained_taggers()
+    if str(name_or_dir) in shipped:
+        p = pretrained_dir() / str(name_or_dir)
     if not p.is_dir():
-        raise CheckpointError(f"{name_or_dir}: not a pretrained model folder nor one of {list(PRETRAINED)}")
+        raise CheckpointError(f"{name_or_dir}: not a pretrained model folder nor one of {shipped}")
     return p
 
 
@@ -350,7 +354,7 @@ def load_musicnn(name_or_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     Parameters
     ----------
     name_or_dir : str or path
-        A shipped name (see :data:`PRETRAINED`) or a folder holding ``config.json``
+        A shipped name (see :func:`pretrained_taggers`) or a folder holding ``config.json``
         and ``weights.safetensors``.
 
     Returns
@@ -397,18 +401,5 @@ def load_musicnn(name_or_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), config
 
 
-def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], *, where: str) -> None:
-    """Raise :class:`CheckpointError` unless ``state`` has exactly the keys, shapes and dtypes of ``expected``."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: {tuple(state[k].shape)} {state[k].dtype}, expected {tuple(v.shape)} {v.dtype}"
-             for k, v in expected.items() if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)]
-    problems = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else []) \
-        + ([f"wrong shape or dtype: {'; '.join(wrong)}"] if wrong else [])
-    if problems:
-        raise CheckpointError(f"{where}: weights do not match the architecture: {'; '.join(problems)}")
-    check_finite(state, where=where)
-
-
 __all__ = ["Musicnn", "MusicnnVGG", "MusicnnFinetune", "FinetuneConfig", "MUSICNN_BLOCKS", "ARCHITECTURES",
-           "PRETRAINED", "build_musicnn", "load_musicnn", "check_state_dict", "resolve_pretrained"]
+           "build_musicnn", "load_musicnn", "pretrained_taggers", "resolve_pretrained"]

@@ -13,17 +13,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def check_state_dict(state: dict[str, "torch.Tensor"], expected: dict[str, "torch.Tensor"], *, where: str) -> None:
-    """Raise CheckpointError unless ``state`` has exactly the names and shapes of ``expected``."""
+    """Raise CheckpointError unless ``state`` has exactly the names and shapes (and, where both
+    sides have one, dtypes) of ``expected``; then check that real tensors are finite."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: {tuple(state[k].shape)} in file, {tuple(v.shape)} in model"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+
+    def differs(a, b) -> bool:
+        da, db = getattr(a, "dtype", None), getattr(b, "dtype", None)
+        return tuple(a.shape) != tuple(b.shape) or (da is not None and db is not None and da != db)
+
+    wrong = [f"{k}: {tuple(state[k].shape)} {getattr(state[k], 'dtype', '')} in file, "
+             f"{tuple(v.shape)} {getattr(v, 'dtype', '')} in model"
+             for k, v in expected.items() if k in state and differs(state[k], v)]
     problems = ([f"missing tensors {missing}"] if missing else []) + \
         ([f"unexpected tensors {unexpected}"] if unexpected else []) + \
         ([f"shape mismatch: {'; '.join(wrong)}"] if wrong else [])
     if problems:
         raise CheckpointError(f"{where}: weights do not fit the model described in the checkpoint: "
                               f"{'; '.join(problems)}")
+    if not all(isinstance(v, _Shape) for v in state.values()):
+        check_finite(state, where=where)
 
 
 class _Shape:

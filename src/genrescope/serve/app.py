@@ -31,7 +31,6 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -42,15 +41,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genrescope import __version__
 from genrescope.errors import GenrescopeError
-from genrescope.serve.jobs import Budget, JobCancelled, JobGate, error_status, public_message
+from genrescope.serve.jobs import Budget, JobCancelled, JobGate, error_answer
 from genrescope.serve.models import ModelCatalog
-from genrescope.serve.settings import Settings
+from genrescope.serve.settings import STATIC_DIR, Settings
 from genrescope.serve.upload import BodyLimits, PendingBytes, UploadAborted, UploadError, receive_upload
 from genrescope.serve.workers import ProcessJobs, ThreadJobs
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(str(resources.files("genrescope") / "serve" / "static"))
 
 #: Top genres in a ``/api/predict`` answer when the form gives no ``top`` (the CLI's default).
 DEFAULT_TOP = 5
@@ -152,7 +150,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def genrescope_error(request, exc):
         if isinstance(exc, UploadAborted):  # the client is gone: one line, no traceback
             log.info("%s %s: %s", request.method, request.url.path, exc)
-        return _error(error_status(exc), public_message(exc))
+        return _error(*error_answer(exc))
 
     @app.exception_handler(Exception)
     async def internal_error(request, exc):  # the traceback goes to the log (the guard), never to the client
@@ -219,7 +217,7 @@ def _add_predict_routes(app: FastAPI, settings: Settings, catalog: ModelCatalog)
             log.info("analysis of %s stopped: the client left", upload.filename)
             return _error(499, "the client closed the connection")
         except GenrescopeError as e:
-            return _error(error_status(e), public_message(e, upload))
+            return _error(*error_answer(e, upload))
         finally:
             upload.remove()
             app.state.gate.leave()

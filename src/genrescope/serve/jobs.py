@@ -133,6 +133,12 @@ def error_status(err: Exception) -> int:
     return 500
 
 
+def error_answer(err: Exception, upload: Upload | None = None) -> tuple[int, str]:
+    """The HTTP status and the public message of an error a request caused: every answer
+    (the JSON endpoints, the event stream, the job workers) is made here."""
+    return error_status(err), public_message(err, upload)
+
+
 def public_message(err: Exception, upload: Upload | None = None) -> str:
     """The error as the client may see it: about the client's file name, never a server path."""
     if isinstance(err, AudioError) and upload is not None:
@@ -234,7 +240,8 @@ class StreamJob:
         except JobCancelled:
             log.info("analysis of %s stopped: the client left", self.upload.filename)
         except GenrescopeError as e:
-            self.emit({"event": "error", "status": error_status(e), "error": public_message(e, self.upload)})
+            status, message = error_answer(e, self.upload)
+            self.emit({"event": "error", "status": status, "error": message})
         except Exception:
             log.exception("analysis of an upload failed")
             self.emit({"event": "error", "status": 500, "error": "internal error (see the server log)"})

@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The page's files (HTML, JavaScript, icons, vendored libraries), served and exported from here.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
 
 def _default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))

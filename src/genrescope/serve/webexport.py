@@ -35,6 +35,7 @@ from pathlib import Path
 
 from genrescope import __version__
 from genrescope.errors import CheckpointError, GenrescopeError
+from genrescope.serve.settings import STATIC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,6 @@ WEB_FORMAT_VERSION = 1
 BROWSER_KINDS = ("log_mel", "mfcc", "stft")
 MANIFEST = "manifest.json"
 
-
-def _static_dir() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("genrescope") / "serve" / "static"))
 
 
 @dataclass
@@ -191,7 +187,7 @@ def export_web(out_dir: str | Path, models: list[str]) -> Path:
         raise GenrescopeError(f"{out}: exists and is not a folder")
     web = build_web_models([(_model_id(m), m) for m in models])
     out.mkdir(parents=True, exist_ok=True)
-    static = _static_dir()
+    static = STATIC_DIR
     if (out / "static").exists():
         shutil.rmtree(out / "static")
     shutil.copytree(static, out / "static", ignore=shutil.ignore_patterns("__pycache__", "docs.*"))
@@ -261,6 +257,6 @@ def add_web_routes(app, catalog) -> None:
 
     for route, media in (("sw.js", "text/javascript"), ("manifest.webmanifest", "application/manifest+json")):
         def page_file(route=route, media=media):
-            return FileResponse(_static_dir() / route, media_type=media, headers={"Cache-Control": "no-cache"})
+            return FileResponse(STATIC_DIR / route, media_type=media, headers={"Cache-Control": "no-cache"})
 
         app.add_api_route(f"/{route}", page_file, methods=["GET"], include_in_schema=False)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from genrescope.errors import GenrescopeError
 from genrescope.serve.jobs import (Budget, JobCancelled, JobFailed, JobMemoryError, JobTimeoutError, StreamJob,
-                                   error_status, predict_job, public_message)
+                                   error_answer, predict_job)
 from genrescope.serve.upload import Upload
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class ProcessJobs:
         except JobCancelled:
             log.info("analysis of %s stopped: the client left", upload.filename)
         except GenrescopeError as e:
-            emit({"event": "error", "status": error_status(e), "error": public_message(e, upload)})
+            status, message = error_answer(e, upload)
+            emit({"event": "error", "status": status, "error": message})
 
     def close(self) -> None:
         """Stop every worker (the server is shutting down)."""
@@ -411,7 +412,7 @@ def _run_job(job, catalog, settings, stop, send) -> tuple:
     except MemoryError:
         return ("error", 413, "the analysis ran out of memory")  # an allocation failed
     except GenrescopeError as e:
-        return ("error", error_status(e), public_message(e, upload))
+        return ("error", *error_answer(e, upload))
     except Exception:
         log.exception("analysis of an upload failed")
         return ("error", 500, "internal error (see the server log)")
