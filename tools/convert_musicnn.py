@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from genrescope.config import MUSICNN_FEATURES  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
-from genrescope.inference.backends import protobuf_fields, read_varint  # noqa: E402
+from genrescope.inference.protobuf import protobuf_fields, read_varint  # noqa: E402
 
 log = logging.getLogger("convert_musicnn")
 

@@ -9,9 +9,8 @@ Importing genrescope is light: numpy, ONNX Runtime and the models load only when
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from genrescope.errors import GenrescopeError  # noqa: E402  (light, no heavy imports)
+from genrescope.errors import GenrescopeError  # light: no heavy imports
+from genrescope.version import __version__
 
 __all__ = ["__version__", "GenrescopeError", "Model", "Result", "load_model"]
 

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from genrescope import __version__
+from genrescope.version import __version__
 
 EPILOG = "Run 'genrescope COMMAND --help' for the options of one command."
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from genrescope import __version__
+from genrescope.version import __version__
 from genrescope.config import FeatureConfig
 from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.models.weights_check import check_finite, check_state_dict, header_shapes, meta_shapes

@@ -39,7 +39,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genrescope import __version__
+from genrescope.version import __version__
 from genrescope.errors import GenrescopeError
 from genrescope.serve.jobs import Budget, JobCancelled, JobGate, error_answer
 from genrescope.serve.models import ModelCatalog

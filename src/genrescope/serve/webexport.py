@@ -33,7 +33,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genrescope import __version__
+from genrescope.version import __version__
 from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.serve.settings import STATIC_DIR
 

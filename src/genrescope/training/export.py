@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from genrescope import __version__
+from genrescope.version import __version__
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
 from genrescope.inference.onnx_model import (FRAMES_OUTPUT_NAME, INPUT_NAME, ONNX_FORMAT, ONNX_FORMAT_VERSION, OUTPUT_NAME,
