@@ -428,3 +428,25 @@ def test_serve_flags_reach_the_settings():
     assert s.max_job_mb == 256.0 and (s.backend, s.precision) == ("onnxruntime", "auto")
     default = settings_from_args(build_parser().parse_args(["serve"]))
     assert default.hosts == {"localhost", "127.0.0.1", "::1"} and default.allow_origins == ()
+
+
+def test_uvicorn_is_in_the_tested_range():
+    # serve/connections.py extends uvicorn's h11 protocol class, which is not public API:
+    # pyproject pins the range it was tested on, and the attributes it relies on must be there
+    import re
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    web = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    spec = next(d for d in web["project"]["optional-dependencies"]["web"] if d.startswith("uvicorn"))
+    lo, hi = re.fullmatch(r"uvicorn>=([\d.]+),<([\d.]+)", spec).groups()
+
+    def key(v):
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+    assert key(lo) <= key(version("uvicorn")) < key(hi), f"uvicorn {version('uvicorn')} outside {spec}"
+    for name in ("connection_made", "handle_events", "on_response_complete", "connection_lost"):
+        assert callable(getattr(H11Protocol, name, None)), name
