@@ -34,6 +34,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from genrescope.errors import GenrescopeError
@@ -57,6 +58,30 @@ def resident_bytes(pid: int) -> int | None:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job as the server sends it to a worker process (pickled over the worker's socket).
+
+    Attributes
+    ----------
+    kind : str
+        ``"predict"`` (one answer) or ``"stream"`` (events as the analysis goes).
+    model_id, path, filename, size, top
+        The model, the upload on disk, the client's name for it, its size, genres to list.
+    seconds, remaining_s : float
+        The job's time budget and what is left of it when it is sent.
+    """
+
+    kind: str
+    model_id: str
+    path: str
+    filename: str
+    size: int
+    top: int | None
+    seconds: float
+    remaining_s: float
 
 
 class ThreadJobs:
@@ -176,8 +201,8 @@ class ProcessJobs:
     def _run(self, kind: str, model_id: str, upload: Upload, top, budget: Budget, emit):
         w = self._take()
         left_at = None
-        w.send(("job", kind, model_id, str(upload.path), upload.filename, upload.size, top, budget.seconds,
-                budget.deadline - time.monotonic()))
+        w.send(JobRequest(kind, model_id, str(upload.path), upload.filename, upload.size, top, budget.seconds,
+                          budget.deadline - time.monotonic()))
         try:
             while True:
                 msg = w.receive(POLL_S)
@@ -377,7 +402,7 @@ def worker_main(fd: int) -> None:
         except (EOFError, OSError):
             return
         stop.clear()
-        send(_run_job(job[1:], catalog, settings, stop, send))
+        send(_run_job(job, catalog, settings, stop, send))
         _trim()
 
 
@@ -396,10 +421,10 @@ def _warm_up(predictor) -> None:
         log.debug("warm-up: %s", e)
 
 
-def _run_job(job, catalog, settings, stop, send) -> tuple:
-    kind, model_id, path, filename, size, top, seconds, remaining_s = job
-    upload = Upload(Path(path), filename, size)
-    budget = Budget(seconds, remaining_s=remaining_s, stop=stop)
+def _run_job(job: JobRequest, catalog, settings, stop, send) -> tuple:
+    kind, model_id, top = job.kind, job.model_id, job.top
+    upload = Upload(Path(job.path), job.filename, job.size)
+    budget = Budget(job.seconds, remaining_s=job.remaining_s, stop=stop)
     try:
         catalog.get(model_id)  # the model's own memory is the worker's (its first run is the job's)
         send(("loaded", resident_bytes(os.getpid())))
