@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 import genrescope
-from genrescope.cli import main
+from genrescope.commands import main
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "vibe_ace_excerpt.ogg"
 

@@ -17,7 +17,7 @@ from conftest import SHARED_DATA
 from genrescope.errors import GenrescopeError
 from genrescope.inference import backends
 from genrescope.inference.ensemble import ensemble
-from genrescope.inference.model import InferenceModel
+from genrescope.inference.inference_model import InferenceModel
 from genrescope.inference.predict import Predictor
 
 #: |delta p| allowed on any track-level probability, by precision
@@ -71,7 +71,7 @@ def test_auto_precision_is_what_the_cpu_allows_and_is_stated(write_audio):
 
 
 def test_cli_states_the_precision_in_json(write_audio, capsys):
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     _needs_openvino()
     path = write_audio("song.wav", duration=4.0)
@@ -174,7 +174,7 @@ def test_gated_model_runs_one_call_at_a_time():
     import time
 
     from genrescope.config import FeatureConfig
-    from genrescope.inference.model import one_call_at_a_time
+    from genrescope.inference.inference_model import one_call_at_a_time
 
     inside, most = [0], [0]
 

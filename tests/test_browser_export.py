@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.errors import GenrescopeError
 from genrescope.inference.onnx_model import OnnxModel
 from genrescope.inference.registry import pretrained_root

@@ -15,7 +15,7 @@ import pytest
 from genrescope.features import cache as gcache
 from genrescope.audio.decode import load_audio
 from genrescope.features.cache import FeatureCache, content_hash, extract_many
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
 from genrescope.features.spectrogram import compute

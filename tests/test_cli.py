@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from genrescope import __version__
-from genrescope.cli import build_parser, main
+from genrescope.commands import build_parser, main
 
 HEAVY = ("torch", "onnxruntime", "librosa", "numba", "scipy", "matplotlib", "fastapi")
 
@@ -18,7 +18,7 @@ def _subcommands():
 
 def test_help_is_light():
     # every subcommand's --help, in a fresh interpreter, imports nothing heavy
-    code = ("import sys\nfrom genrescope.cli import main\n"
+    code = ("import sys\nfrom genrescope.commands import main\n"
             "for cmd in sys.argv[1:]:\n"
             "    try:\n        main([cmd, '--help'])\n    except SystemExit:\n        pass\n"
             f"print([m for m in {HEAVY!r} if m in sys.modules])")

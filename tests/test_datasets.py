@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.datasets import Manifest, Skipped, Track, check_no_leakage, detect_layout, load_dataset
 from genrescope.datasets.fma import FMA_KNOWN_BAD_MEDIUM, FMA_KNOWN_BAD_SMALL, read_tracks_csv
 from genrescope.datasets.gtzan import FF_EXCLUDED_REASON, FF_UNLISTED_REASON, ff_lists, load_gtzan
@@ -130,7 +130,7 @@ def test_shipped_ff_lists_match_the_shared_copy():
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED_SPLITS.parent / "clips").is_dir(), reason="../shared/data is absent")
 def test_real_gtzan_excerpts_load_with_the_ff_split():
-    from genrescope.datasets.info import dataset_report
+    from genrescope.datasets.dataset_report import dataset_report
 
     m = load_dataset(SHARED_SPLITS.parent / "clips")
     assert m.layout == "gtzan" and len(m) == 17 and len(m.labels) == 9

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.inference.backbone import Backbone
 
 from conftest import synth_music
@@ -79,7 +79,7 @@ def _onnx_matches_torch_and_separates(out, styles, wav, capsys):
     a = Predictor(str(out / "best.onnx")).predict(wav)
     b = Predictor(str(out / "best.safetensors"), runtime="torch").predict(wav)
     np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)
-    assert main(["evaluate", str(out / "best.onnx"), str(styles), "--split-policy", "stratified", "--format",
+    assert main(["evaluate", str(out / "best.onnx"), str(styles), "--split", "stratified", "--format",
                  "json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
 

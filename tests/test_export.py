@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from genrescope.models.checkpoint import save_checkpoint  # noqa: E402
-from genrescope.cli import main  # noqa: E402
+from genrescope.commands import main  # noqa: E402
 from genrescope.errors import CheckpointError, GenrescopeError  # noqa: E402
 from genrescope.training.export import PARITY_TOLERANCE, check_parity, export_onnx, parity_inputs  # noqa: E402
 from genrescope.models import BUILTIN  # noqa: E402

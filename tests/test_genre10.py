@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.inference.predict import Predictor
 from genrescope.inference.registry import DEFAULT_MODEL, pretrained_info, pretrained_names, pretrained_root
 

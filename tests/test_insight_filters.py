@@ -135,7 +135,7 @@ def test_top_chunk_lands_on_the_loud_burst(tmp_path):
 
 @pytest.mark.slow
 def test_filters_command_on_a_shipped_model(write_audio, tmp_path, capsys):
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     write_audio("d/a.wav", duration=3.0, sr=16000)
     assert main(["filters", "musicnn-msd", str(tmp_path / "d"), "-o", str(tmp_path / "f")]) == 0

@@ -6,7 +6,7 @@ import builtins
 import numpy as np
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.config import MUSICNN_FEATURES
 from genrescope.insight.plot import envelope, file_features, thin_columns
 

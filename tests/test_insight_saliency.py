@@ -65,7 +65,7 @@ def test_saliency_of_a_file_peaks_at_the_watched_seconds(write_audio):
 
 @pytest.mark.slow
 def test_predict_saliency_json(write_audio, capsys):
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     path = write_audio("song.wav", duration=7.0, sr=16000)
     assert main(["predict", str(path), "--model", "musicnn-msd", "--saliency", "--format", "json"]) == 0

@@ -64,7 +64,7 @@ def test_boundaries_of_concatenated_real_excerpts(tmp_path, capsys):
     import soundfile as sf
 
     from genrescope.audio.decode import load_audio
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     parts = [SHARED_DATA / "gtzan" / "clips" / g / f"{g}.00000.wav" for g in ("metal", "classical", "disco", "jazz")]
     if not all(p.is_file() for p in parts):

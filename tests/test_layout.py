@@ -86,10 +86,68 @@ def test_every_package_says_what_it_is_for():
         assert doc and len(doc) > 20, f"{init.relative_to(PKG)} has no docstring saying what the package is for"
 
 
-def test_models_know_nothing_of_the_layers_above():
+#: The layers from the bottom up; a module may import its own layer and the ones below, never
+#: one above. The package root (version, errors, config) and the engines (a per-file task mapped
+#: over processes or a Ray cluster, nothing of genrescope's in them) are below everything; ``api``
+#: and ``commands`` are the top.
+LAYERS = (
+    ("genrescope.version", "genrescope.errors", "genrescope.config", "genrescope.engines"),
+    ("genrescope.audio",),
+    ("genrescope.features",),
+    ("genrescope.models",),
+    ("genrescope.inference",),
+    ("genrescope.training", "genrescope.insight", "genrescope.library", "genrescope.datasets",
+     "genrescope.learn"),
+    ("genrescope.serve",),
+    ("genrescope.commands", "genrescope.api", "genrescope.__main__"),
+)
+
+
+def layer_of(module: str) -> int | None:
+    if module == "genrescope":
+        return len(LAYERS) - 1  # the package root offers the API: the top
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def test_every_module_has_a_layer():
+    missing = [m for m in import_graph() if layer_of(m) is None]
+    assert not missing, f"modules outside the layer order (add them to LAYERS): {missing}"
+
+
+def test_no_layer_imports_one_above():
     graph = import_graph()
-    for m, deps in graph.items():
-        if m.startswith("genrescope.models"):
-            above = [d for d in deps if d.startswith(("genrescope.inference", "genrescope.training",
-                                                      "genrescope.serve", "genrescope.cli"))]
-            assert not above, f"{m} imports {above}"
+    wrong = [f"{m} -> {d}" for m, deps in graph.items() for d in deps
+             if layer_of(m) is not None and layer_of(d) is not None and layer_of(d) > layer_of(m)]
+    assert not wrong, "imports that reach up a layer:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_layer_check_catches_a_planted_upward_import():
+    assert layer_of("genrescope.models.musicnn") < layer_of("genrescope.serve.app")
+    assert layer_of("genrescope.audio.decode") < layer_of("genrescope.features.cache") < layer_of("genrescope.api")
+
+
+def test_argparse_only_in_the_commands_layer():
+    users = []
+    for path in PKG.rglob("*.py"):
+        name = _module_name(path)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if "argparse" in mods and not name.startswith("genrescope.commands"):
+                users.append(name)
+    assert not users, f"argparse outside genrescope.commands: {sorted(set(users))}"
+
+
+def test_no_two_modules_share_a_file_name():
+    seen: dict[str, list[str]] = {}
+    for path in PKG.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            seen.setdefault(path.name, []).append(str(path.relative_to(PKG)))
+    dirs = {p.name + ".py": str(p.relative_to(PKG)) for p in PKG.rglob("*") if p.is_dir() and (p / "__init__.py").exists()}
+    clashes = {n: ps for n, ps in seen.items() if len(ps) > 1}
+    clashes.update({n: ps + [dirs[n] + "/"] for n, ps in seen.items() if n in dirs})
+    assert not clashes, f"module names used twice: {clashes}"

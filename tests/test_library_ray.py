@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.library.core import PREDICTOR_HOOK
 from test_library_support import FAKE_HOOK, make_library
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.library import report as R
 from genrescope.library import tags as T
 from genrescope.library.command import tag_library

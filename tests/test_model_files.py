@@ -98,7 +98,7 @@ def test_cli_reports_a_hostile_model_in_one_line(tmp_path, capsys):
     import numpy as np
     import soundfile as sf
 
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     song = tmp_path / "song.wav"
     sf.write(song, np.zeros(22050 * 3, np.float32) + 0.01, 22050)

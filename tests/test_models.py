@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from genrescope.features import spectrogram as features  # noqa: E402
-from genrescope.cli import main  # noqa: E402
+from genrescope.commands import main  # noqa: E402
 from genrescope.config import FeatureConfig  # noqa: E402
 from genrescope.errors import GenrescopeError  # noqa: E402
 from genrescope.features.windows import slice_windows  # noqa: E402

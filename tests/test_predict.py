@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from genrescope.cli import main
+from genrescope.commands import main
 from genrescope.inference.predict import Predictor
 from genrescope.features.windows import window_starts
 
@@ -107,7 +107,7 @@ def test_ensemble_averages_members(write_audio):
 
 def test_predict_never_imports_torch(write_audio):
     path = write_audio("t.wav", duration=4.0)
-    code = ("import sys\nfrom genrescope.cli import main\n"
+    code = ("import sys\nfrom genrescope.commands import main\n"
             f"rc = main(['predict', {str(path)!r}, '--format', 'json'])\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', rc)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

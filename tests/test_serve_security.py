@@ -24,7 +24,7 @@ pytest.importorskip("httpx", reason="fastapi.testclient needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from genrescope.serve.app import create_app  # noqa: E402
-from genrescope.serve.models import ModelCatalog  # noqa: E402
+from genrescope.serve.model_catalog import ModelCatalog  # noqa: E402
 from genrescope.serve.server import BackgroundServer  # noqa: E402
 from genrescope.serve.settings import Settings  # noqa: E402
 
@@ -167,7 +167,7 @@ def test_decode_bombs_are_refused_by_their_header(client, bombs, name, words, ca
     for endpoint in ("/api/predict", "/api/predict/stream"):
         r = client.post(endpoint, files={"file": (name, bombs[name].read_bytes())})
         assert r.status_code == 422 and r.json()["error"].startswith(f"{name}: ") and words in r.json()["error"]
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     assert main(["predict", str(bombs[name])]) == 1  # the CLI's exit code for files that failed
     out = capsys.readouterr()
@@ -357,7 +357,7 @@ def test_cross_site_posts_need_allow_origin(song):
     ("http://evil.example", "127.0.0.1:8000", ("*",), True),
 ])
 def test_origin_rules(origin, host, allow, ok):
-    from genrescope.serve.guard import origin_allowed
+    from genrescope.serve.request_guard import origin_allowed
 
     assert origin_allowed(origin, host, allow) is ok
 
@@ -415,8 +415,8 @@ def test_model_catalog_keeps_a_bounded_number_loaded():
 
 
 def test_serve_flags_reach_the_settings():
-    from genrescope.cli import build_parser
-    from genrescope.serve.settings import settings_from_args
+    from genrescope.commands import build_parser
+    from genrescope.commands.serve_cmd import settings_from_args
 
     args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--allow-host", "music.lan", "--allow-host",
                                       "genre.lan", "--allow-origin", "https://example.org", "--max-connections",

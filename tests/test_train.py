@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from genrescope.cli import main  # noqa: E402
+from genrescope.commands import main  # noqa: E402
 from genrescope.config import FeatureConfig  # noqa: E402
 
 from conftest import synth_music  # noqa: E402
@@ -111,7 +111,7 @@ def test_cli_train_evaluate_compare_predict(two_styles, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "test (never used for selection)" in text
     assert (out / "learning_curves.png").is_file() and (out / "confusion_test.png").is_file()
-    assert main(["evaluate", str(out / "best.safetensors"), str(two_styles), "--split-policy", "stratified",
+    assert main(["evaluate", str(out / "best.safetensors"), str(two_styles), "--split", "stratified",
                  "--format", "json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["split"] == "test" and res["n"] == res["tracks"] == 2 and res["failed"] == []

@@ -1,3 +1,3 @@
-from genrescope.cli import main
+from genrescope.commands import main
 
 raise SystemExit(main())

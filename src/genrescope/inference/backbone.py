@@ -100,7 +100,7 @@ def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDI
     The composed model also reports the backbone's own tags (``tag_labels``): its windows
     give the head's probabilities first, then the taggers' tag probabilities of the same pass.
     """
-    from genrescope.inference.model import InferenceModel
+    from genrescope.inference.inference_model import InferenceModel
 
     backbone = Backbone(backbone_name, blocks=tuple(blocks), **engine)
     precision = "bf16" if "bf16" in (backbone.precision, head.precision) else "fp32"

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from genrescope.errors import CheckpointError
-from genrescope.inference.model import InferenceModel
+from genrescope.inference.inference_model import InferenceModel
 
 
 def ensemble(name: str, members: list[InferenceModel], *, parallel: bool = False) -> InferenceModel:

@@ -196,7 +196,7 @@ def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, pro
         # runs one call at a time (each call already has every core it was given)
         import copy
 
-        from genrescope.inference.model import one_call_at_a_time
+        from genrescope.inference.inference_model import one_call_at_a_time
 
         predictor = copy.copy(predictor)
         predictor.model, jobs = one_call_at_a_time(predictor.model), 2

@@ -20,7 +20,7 @@ from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
 from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
 from genrescope.inference.ensemble import ensemble, share_threads
-from genrescope.inference.model import InferenceModel
+from genrescope.inference.inference_model import InferenceModel
 from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
 
 RUNTIMES = ("onnx", "torch")

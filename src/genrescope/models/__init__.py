@@ -37,7 +37,7 @@ REGISTRY: dict[str, str] = {
     "cnn-gru": "genrescope.models.crnn",
     "mfcc-cnn": "genrescope.models.mfcc_cnn",
     "features-mlp": "genrescope.models.mlp",
-    "timeline-cnn": "genrescope.models.timeline",
+    "timeline-cnn": "genrescope.models.timeline_cnn",
     "parallel-cnn-bilstm": "genrescope.models.parallel",
     "resnet-chunk": "genrescope.models.resnet",
     "musicnn": "genrescope.models.musicnn",

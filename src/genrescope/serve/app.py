@@ -13,7 +13,7 @@ Routes (the page uses exactly these; ``/openapi.json`` describes the HTTP ones a
   (see :mod:`genrescope.serve.live`)
 
 Every error is a 4xx/5xx status with the body ``{"error": "..."}`` and the security
-headers (:mod:`genrescope.serve.guard`, which also checks Host and Origin). An upload takes
+headers (:mod:`genrescope.serve.request_guard`, which also checks Host and Origin). An upload takes
 a job slot only once its body is in (:mod:`genrescope.serve.upload` bounds the body);
 inference runs in a bounded pool (``max_jobs`` threads, each handing its jobs to a worker
 process of its own; ``max_queue`` more may wait, then 429) within a time and a memory
@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from genrescope.version import __version__
 from genrescope.errors import GenrescopeError
 from genrescope.serve.jobs import Budget, JobCancelled, JobGate, error_answer
-from genrescope.serve.models import ModelCatalog
+from genrescope.serve.model_catalog import ModelCatalog
 from genrescope.serve.settings import STATIC_DIR, Settings
 from genrescope.serve.upload import BodyLimits, PendingBytes, UploadAborted, UploadError, receive_upload
 from genrescope.serve.workers import ProcessJobs, ThreadJobs
@@ -88,7 +88,7 @@ class _App(FastAPI):
     """FastAPI whose whole stack, its error middleware included, sits inside the guard."""
 
     def build_middleware_stack(self):
-        from genrescope.serve.guard import GuardedApp
+        from genrescope.serve.request_guard import GuardedApp
 
         return GuardedApp(super().build_middleware_stack(), self.state.settings)
 

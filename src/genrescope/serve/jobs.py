@@ -24,7 +24,7 @@ import numpy as np
 
 from genrescope.errors import (AudioError, AudioTooShortError, CheckpointError, CorruptAudioError,
                                EmptyAudioError, GenrescopeError, UnsupportedAudioError)
-from genrescope.serve.models import UnknownModelError
+from genrescope.serve.model_catalog import UnknownModelError
 from genrescope.serve.stream import AudioTooLongError, TimelineStream
 from genrescope.serve.upload import Upload, UploadError
 

@@ -15,7 +15,7 @@ A socket that sends no audio for ``live_idle_s`` seconds is closed (1008), and w
 slot is taken a newcomer takes the slot of one silent for :data:`EVICT_SILENT_S` seconds, so
 idle sockets cannot hold the ``max_live`` slots; a first message that is not a small JSON object is a
 1008 error, never a crash. Browsers on other websites cannot open it (the Origin check of
-:mod:`genrescope.serve.guard`). The query parameter ``model`` picks a model id from ``GET /api/models``. The server
+:mod:`genrescope.serve.request_guard`). The query parameter ``model`` picks a model id from ``GET /api/models``. The server
 resamples to the model's rate and computes the features itself
 (:class:`~genrescope.serve.stream.LiveEstimator`); the browser only captures samples.
 """
@@ -29,7 +29,7 @@ import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from genrescope.errors import GenrescopeError
-from genrescope.serve.models import ModelCatalog
+from genrescope.serve.model_catalog import ModelCatalog
 from genrescope.serve.settings import Settings
 from genrescope.serve.stream import LiveEstimator
 

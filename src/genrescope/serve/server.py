@@ -55,23 +55,21 @@ def _server(app, log_level: str = "warning"):
     return uvicorn.Server(config)
 
 
-def serve_forever(args) -> int:
-    """The CLI handler behind :func:`genrescope.serve.run_serve`."""
+def serve_forever(settings, *, host: str = "127.0.0.1", port: int = 8000, verbose: int = 0) -> int:
+    """Serve ``settings``' app on ``host:port`` until Ctrl+C (``genrescope serve``)."""
     _need_web_extra()
     from genrescope.serve.app import create_app
-    from genrescope.serve.settings import settings_from_args
 
-    settings = settings_from_args(args)
     app = create_app(settings)
-    sock = bind(args.host, args.port)
+    sock = bind(host, port)
     app.state.runner.prestart()  # the job workers load their models while uvicorn starts
     url = url_of(sock)
     print(f"genrescope serve: open {url}/ in a browser (API: {url}/docs); Ctrl+C stops it", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in ("127.0.0.1", "localhost", "::1"):
         print("genrescope serve: listening beyond this machine; browsers allow the microphone only on "
               "localhost or https; requests must name this server by an IP address or a name given to "
               "--allow-host", file=sys.stderr, flush=True)
-    level = {0: "warning", 1: "info"}.get(args.verbose, "debug")
+    level = {0: "warning", 1: "info"}.get(verbose, "debug")
     _server(app, level).run(sockets=[sock])
     return 0
 

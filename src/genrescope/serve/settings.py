@@ -1,6 +1,6 @@
 """The web app's settings: every limit the server enforces, in one frozen dataclass.
 
-``genrescope serve`` fills it from its flags (:func:`settings_from_args`); tests and the
+``genrescope serve`` fills it from its flags (``commands/serve_cmd.py``); tests and the
 load bench build it directly. Nothing here imports the web stack, so the CLI can read
 its defaults without importing FastAPI.
 """
@@ -161,28 +161,3 @@ class Settings:
                 "max_jobs": self.max_jobs, "max_queue": self.max_queue, "max_live": self.max_live,
                 "job_timeout_s": self.job_timeout_s, "max_job_mb": self.max_job_mb,
                 "body_timeout_s": self.body_timeout_s, "live_idle_s": self.live_idle_s}
-
-
-def settings_from_args(args) -> Settings:
-    """Settings from the parsed ``genrescope serve`` arguments."""
-    return Settings(
-        model=args.model, model_dir=Path(args.model_dir) if args.model_dir else None, runtime=args.runtime,
-        backend=args.backend, precision=args.precision,
-        max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_jobs=args.max_jobs or _default_jobs(),
-        max_queue=args.max_queue, threads=args.threads, max_live=args.max_live,
-        live_seconds=args.live_seconds, live_interval_s=args.live_interval,
-        tmp_dir=Path(args.tmp_dir) if args.tmp_dir else None, **_hardening_args(args))
-
-
-def _hardening_args(args) -> dict:
-    """The host, origin and timeout flags, where the parser has them (tests build bare namespaces)."""
-    out = {"host": getattr(args, "host", "127.0.0.1")}
-    if getattr(args, "allow_host", None):
-        out["allowed_hosts"] = tuple(args.allow_host)
-    if getattr(args, "allow_origin", None):
-        out["allow_origins"] = tuple(args.allow_origin)
-    for flag, key in (("max_connections", "max_connections"), ("job_timeout", "job_timeout_s"),
-                      ("max_models", "max_models"), ("max_job_mb", "max_job_mb")):
-        if getattr(args, flag, None) is not None:
-            out[key] = getattr(args, flag)
-    return out

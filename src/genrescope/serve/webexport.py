@@ -206,23 +206,6 @@ def export_web(out_dir: str | Path, models: list[str]) -> Path:
     return out
 
 
-def run_export_cli(args) -> int:
-    """``genrescope export``: ``--web DIR`` writes the serverless page, else the ONNX export of a checkpoint."""
-    if not getattr(args, "web", None):
-        if not args.checkpoint:
-            raise GenrescopeError("export: give a CHECKPOINT to export to ONNX, or --web DIR")
-        from genrescope.training.export import run_export
-
-        return run_export(args)
-    models = list(args.model or []) + ([args.checkpoint] if args.checkpoint else [])
-    out = export_web(args.web, models or ["default"])
-    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    manifest = json.loads((out / "webmodels" / MANIFEST).read_text())
-    print(f"wrote {out} ({total / 1e6:.1f} MB): models {', '.join(m['id'] for m in manifest['models'])}")
-    print(f"serve it with any static file server, e.g.: python -m http.server -b 127.0.0.1 -d {out} 8000")
-    return 0
-
-
 def add_web_routes(app, catalog) -> None:
     """Routes of the served page's in-browser mode and app files: ``/webmodels/manifest.json``
     (every model on offer that the browser can run), its graph files (by manifest name only,
@@ -232,7 +215,7 @@ def add_web_routes(app, catalog) -> None:
 
     from fastapi.responses import FileResponse, JSONResponse
 
-    from genrescope.serve.models import UnknownModelError
+    from genrescope.serve.model_catalog import UnknownModelError
 
     built: dict[str, WebModels] = {}
     lock = threading.Lock()

@@ -3,7 +3,7 @@
 :class:`ProcessJobs` (the default) runs each job in one of at most ``max_jobs`` worker
 processes, started as ``python -c`` with ``genrescope serve`` (:meth:`ProcessJobs.prestart`)
 or else when a job finds none idle (about a second), and kept for the next jobs. A worker
-holds its own :class:`~genrescope.serve.models.ModelCatalog` (the default model is loaded
+holds its own :class:`~genrescope.serve.model_catalog.ModelCatalog` (the default model is loaded
 and run once on silence when it starts) and runs one job at a time: :func:`~genrescope.serve.jobs.predict_job` or a
 :class:`~genrescope.serve.jobs.StreamJob`, the code that runs in a thread otherwise. The
 server's thread that handed the job over relays the worker's answer, stream events and
@@ -368,7 +368,7 @@ def worker_main(fd: int) -> None:
     from multiprocessing.connection import Connection
 
     from genrescope.inference.runtimes import numpy_blas_one_thread
-    from genrescope.serve.models import ModelCatalog
+    from genrescope.serve.model_catalog import ModelCatalog
 
     conn = Connection(fd)
     stop = threading.Event()

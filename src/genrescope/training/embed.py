@@ -107,7 +107,8 @@ def run_embed(args) -> int:
     from genrescope.datasets import load_dataset
 
     backbone = Backbone(args.backbone)
-    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed)
+    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
+                            fma_subset=args.fma_subset)
     tracks, embs, spans, failed = manifest_embeddings(manifest, backbone, cache_root=args.cache, jobs=args.jobs,
                                                       progress=not args.no_progress, engine=args.engine,
                                                       address=args.ray_address)

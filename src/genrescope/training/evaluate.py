@@ -8,9 +8,6 @@ the confusion matrix, always saying which split and how many tracks.
 from __future__ import annotations
 
 import csv
-import io
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +95,7 @@ def evaluate_table(model, csv_path: str, split: str | None = None) -> Report:
     names, X, labels, splits = read_table(csv_path)
     if split is not None:
         if splits is None:
-            raise GenrescopeError(f"{csv_path}: no split column, so --split {split} cannot be applied")
+            raise GenrescopeError(f"{csv_path}: no split column, so --eval-split {split} cannot be applied")
         keep = [i for i, s in enumerate(splits) if s == split]
         if not keep:
             raise GenrescopeError(f"{csv_path}: no rows with split {split!r}")
@@ -136,55 +133,6 @@ def evaluate_dataset(predictor, manifest, split: str, *, jobs: int = 1, progress
     win_pred = np.concatenate([p.timeline.probs.argmax(1) for _, p in ok])
     return {"split": split, "tracks": len(ok), "failed": failed, "track": score(y, track_pred, labels),
             "window": score(win_true, win_pred, labels)}
-
-
-def run_evaluate(args) -> int:
-    from genrescope.inference.runtimes import load_inference_model
-
-    model = load_inference_model(args.model, runtime=args.runtime)
-    if args.features_csv:
-        rep = evaluate_table(model, args.features_csv, args.split)
-        where = f"{args.features_csv}" + (f" (split {args.split})" if args.split else "")
-        if args.format == "json":
-            print(json.dumps({"model": model.name, "data": where, **rep.to_dict()}, indent=2, allow_nan=False))
-        else:
-            print(f"model {model.name} on {where}: {rep.n} rows\n")
-            print(rep.format())
-            print(f"\naccuracy {rep.accuracy:.4f}\nmacro-F1 {rep.macro_f1:.4f}")
-        return 0
-    if not args.dataset:
-        raise GenrescopeError("give a DATASET, or --features-csv TABLE.csv")
-    from genrescope.datasets import load_dataset
-    from genrescope.inference.predict import Predictor
-
-    split = args.split or "test"
-    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split_policy, seed=args.seed)
-    predictor = Predictor(args.model, runtime=args.runtime)
-    res = evaluate_dataset(predictor, manifest, split, jobs=args.jobs, progress=not args.no_progress)
-    _warn_if_selected_on(args.model, split)
-    if args.format == "json":
-        print(json.dumps({"model": predictor.name, "split": split, "tracks": res["tracks"],
-                          "accuracy": res["track"].accuracy, "macro_f1": res["track"].macro_f1, "n": res["tracks"],
-                          "window": res["window"].to_dict(), "track": res["track"].to_dict(),
-                          "failed": res["failed"]}, indent=2, allow_nan=False))
-    else:
-        print(f"model {predictor.name} on split '{split}' of {args.dataset}: {res['tracks']} tracks"
-              + (f", {len(res['failed'])} unreadable" if res["failed"] else "") + "\n")
-        print("track level:\n" + res["track"].format())
-        print(f"\nwindow level: accuracy {res['window'].accuracy:.4f}, macro-F1 {res['window'].macro_f1:.4f} "
-              f"(n={res['window'].n})")
-        print(f"\naccuracy {res['track'].accuracy:.4f}\nmacro-F1 {res['track'].macro_f1:.4f}")
-    if args.plots:
-        out = Path(args.plots)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_confusion(res["track"], out / f"confusion_{split}.png", f"{predictor.name}: {split}, track level")
-    return 0
-
-
-def _warn_if_selected_on(model: str, split: str) -> None:
-    if split == "valid":
-        print(f"note: if {model} was trained by genrescope, the valid split chose its epoch; its score there is "
-              f"optimistic. Use --split test.", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- compare
@@ -227,20 +175,7 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _rank_key(row: dict) -> tuple:
+def rank_key(row: dict) -> tuple:
     """Best first: test macro-F1 where there is one (0.0 is a score, not a gap), else valid; none last."""
     f1 = row["test_track_f1"] if row["test_track_f1"] is not None else row["valid_track_f1"]
     return (f1 is None, -(f1 or 0.0))
-
-
-def run_compare(args) -> int:
-    rows = sorted(compare_rows(args.checkpoints), key=_rank_key)
-    if args.format == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(COMPARE_COLUMNS))
-        w.writeheader()
-        w.writerows(rows)
-        print(buf.getvalue(), end="")
-    else:
-        print(format_markdown(rows))
-    return 0

@@ -250,23 +250,26 @@ def parity_inputs(model: "nn.Module", feature_config: FeatureConfig, *, seed: in
     return [rng.normal(size=(3, cfg.n_bins, n)).astype(np.float32) for n in lengths]
 
 
-def run_export(args) -> int:
-    """``genrescope export CHECKPOINT --onnx OUT.onnx``."""
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                      opset: int = DEFAULT_OPSET, dynamic_time: bool = True, check: bool = True
+                      ) -> tuple[OnnxModel, float | None]:
+    """Export a genrescope checkpoint to ONNX (``out``, default: beside it with ``.onnx``) and,
+    with ``check``, compare ONNX Runtime's outputs with PyTorch's on random input.
+
+    Returns the exported model and the largest absolute difference (None without ``check``);
+    the caller compares it with :data:`PARITY_TOLERANCE`.
+    """
     from genrescope.models.checkpoint import load_checkpoint
 
-    out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
-    model, info = load_checkpoint(args.checkpoint)
-    path = export_onnx(model, out, feature_config=info["feature_config"], labels=info["labels"],
-                       model_name=info["model_name"], dynamic_time=not args.static_time, opset=args.opset,
-                       provenance=_checkpoint_provenance(info, args.checkpoint))
+    dest = Path(out) if out else Path(checkpoint).with_suffix(".onnx")
+    model, info = load_checkpoint(checkpoint)
+    path = export_onnx(model, dest, feature_config=info["feature_config"], labels=info["labels"],
+                       model_name=info["model_name"], dynamic_time=dynamic_time, opset=opset,
+                       provenance=_checkpoint_provenance(info, checkpoint))
     om = OnnxModel(path)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {om!r}")
-    if args.no_check:
-        return 0
-    diff = check_parity(om, model, parity_inputs(model, om.feature_config, dynamic_time=om.dynamic_time))
-    ok = diff <= PARITY_TOLERANCE
-    print(f"parity with PyTorch: max |diff| = {diff:.2e} ({'ok' if ok else f'ABOVE {PARITY_TOLERANCE:g}'})")
-    return 0 if ok else 1
+    if not check:
+        return om, None
+    return om, check_parity(om, model, parity_inputs(model, om.feature_config, dynamic_time=om.dynamic_time))
 
 
-__all__ = ["export_onnx", "check_parity", "parity_inputs", "run_export", "DEFAULT_OPSET", "PARITY_TOLERANCE"]
+__all__ = ["export_onnx", "check_parity", "parity_inputs", "export_checkpoint", "DEFAULT_OPSET", "PARITY_TOLERANCE"]

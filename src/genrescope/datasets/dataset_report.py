@@ -1,12 +1,10 @@
-"""``genrescope dataset info``: counts per class and split, duration, skipped and unreadable files."""
+"""What a dataset holds: counts per class and split, duration, skipped and unreadable files, leakage."""
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, defaultdict
 from typing import Any
 
-from genrescope.datasets.layouts import load_dataset
 from genrescope.datasets.manifest import SPLITS, Manifest
 from genrescope.datasets.splits import find_leakage
 from genrescope.errors import GenrescopeError
@@ -110,19 +108,4 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_dataset_info(args) -> int:
-    """Entry point of ``genrescope dataset info`` (arguments from :mod:`genrescope.cli`).
-
-    Returns 0 whenever the dataset loads, whatever files it finds unreadable; a dataset
-    that cannot be loaded at all raises :class:`~genrescope.errors.DatasetError`.
-    """
-    manifest = load_dataset(args.path, args.layout, split=args.split, seed=args.seed, fma_subset=args.fma_subset)
-    report = dataset_report(manifest, check=not args.no_check)
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_report(report))
-    return 0
-
-
-__all__ = ["run_dataset_info", "dataset_report", "format_report", "check_files", "format_duration"]
+__all__ = ["dataset_report", "format_report", "check_files", "format_duration"]
