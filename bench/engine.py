@@ -42,7 +42,7 @@ def commands(lib: Path, work: Path, name: str, backbone: str) -> dict[str, list[
 
 
 def timed(argv: list[str]) -> float:
-    from genrescope.cli import main
+    from genrescope.commands import main
 
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
