@@ -234,8 +234,7 @@ def test_evaluate_when_every_file_fails_is_a_clear_error(tmp_path):
 
 def test_compare_ranks_a_test_f1_of_zero_as_a_score(capsys, monkeypatch):
     """A model whose test macro-F1 is 0.0 ranks below one with 0.5, whatever its valid F1."""
-    from types import SimpleNamespace
-
+    from genrescope.commands import main
     from genrescope.training import evaluate
 
     rows = [{"model": "zero.safetensors", "test_track_f1": 0.0, "valid_track_f1": 0.9},
@@ -243,6 +242,6 @@ def test_compare_ranks_a_test_f1_of_zero_as_a_score(capsys, monkeypatch):
             {"model": "half.safetensors", "test_track_f1": 0.5, "valid_track_f1": 0.4},
             {"model": "valid-only.safetensors", "test_track_f1": None, "valid_track_f1": 0.3}]
     monkeypatch.setattr(evaluate, "compare_rows", lambda paths: [dict(r) for r in rows])
-    assert evaluate.run_compare(SimpleNamespace(checkpoints=[], format="csv")) == 0
+    assert main(["compare", "any.safetensors", "--format", "csv"]) == 0
     order = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert order == ["half.safetensors", "valid-only.safetensors", "zero.safetensors", "none.safetensors"]
