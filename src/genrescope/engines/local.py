@@ -11,8 +11,10 @@ reported as failed.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator, Sequence
@@ -22,7 +24,10 @@ from genrescope.engines.worker import MAX_TRIES, open_task, run_one
 _WORKER: dict = {}
 
 
-def _init(blob: bytes) -> None:
+def _init(blob: bytes, parent: int, from_main_thread: bool) -> None:
+    from genrescope.lifeline import exit_with_parent
+
+    exit_with_parent(parent, death_signal=from_main_thread)  # a killed parent leaves no worker behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _WORKER["fn"] = open_task(blob)
 
@@ -63,8 +68,9 @@ def run_local(paths: list[str], task, jobs: int = 1, args: Sequence[tuple] | Non
 
 def _pool_pass(paths: list[str], extra: list[tuple], todo: list[int], blob: bytes, jobs: int):
     """Run until ``todo`` is empty or the pool breaks; returns the indices in flight at a break."""
+    main = threading.current_thread() is threading.main_thread()  # the thread that will start the workers
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                               initargs=(blob,))
+                               initargs=(blob, os.getpid(), main))
     running: dict = {}  # future -> index
     try:
         while todo or running:
