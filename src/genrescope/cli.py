@@ -393,7 +393,8 @@ def _add_tag(sub) -> None:
     _add_engine(p)
     p.add_argument("--journal", metavar="FILE", default=None, help="journal file (default: REPORT.journal)")
     p.add_argument("--undo", metavar="REPORT", default=None,
-                   help="restore the tag values REPORT says a run replaced, and nothing else")
+                   help="restore the tag values REPORT says a run replaced, and nothing else; REPORT may also "
+                        "be a run's journal (REPORT.journal), which a killed run leaves behind")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=("genrescope.library.command", "run_tag"))
 
