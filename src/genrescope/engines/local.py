@@ -72,6 +72,7 @@ def _pool_pass(paths: list[str], extra: list[tuple], todo: list[int], blob: byte
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                                initargs=(blob, os.getpid(), main))
     running: dict = {}  # future -> index
+    finished = False  # the pass ended by itself (done, or a broken pool), not by Ctrl-C or the consumer
     try:
         while todo or running:
             while todo and len(running) < 2 * jobs:
@@ -85,14 +86,19 @@ def _pool_pass(paths: list[str], extra: list[tuple], todo: list[int], blob: byte
             for fut in done:
                 result, error = fut.result()  # BrokenProcessPool when a worker died
                 yield running.pop(fut), result, error
+        finished = True
         return []
     except BrokenProcessPool:
+        finished = True
         return list(running.values())
     except BaseException:  # Ctrl-C, or the consumer stopped: end the workers now, not after the queue
         _stop_workers(pool)
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the pool's manager thread when nothing is left to do: one still closing its
+        # wake-up pipe at interpreter exit races concurrent.futures' atexit hook, which then
+        # writes to the closed pipe ("OSError: [Errno 9] Bad file descriptor" after a good run).
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _stop_workers(ex: ProcessPoolExecutor) -> None:
