@@ -253,3 +253,42 @@ def test_two_timelines_with_one_stem_do_not_overwrite(write_audio, tmp_path, cap
     first, second = tmp_path / "tl_song.csv", tmp_path / "tl_song-2.csv"
     assert f"timeline of {a} -> {first}" in err and f"timeline of {b} -> {second}" in err
     assert len(first.read_text().splitlines()) - 1 == 2 and len(second.read_text().splitlines()) - 1 == 3
+
+
+def test_json_tags_only_with_tags_and_limited_by_top(write_audio, capsys):
+    """``tags`` comes with --tags (as the table's "other tags"), and --top limits them too."""
+    path = write_audio("t.wav", duration=4.0, sr=16000)
+    assert main(["predict", str(path), "--format", "json"]) == 0
+    (plain,) = json.loads(capsys.readouterr().out)
+    assert "tags" not in plain and len(plain["genres"]) == 5
+    assert main(["predict", str(path), "--format", "json", "--tags", "--top", "3"]) == 0
+    (tagged,) = json.loads(capsys.readouterr().out)
+    assert len(tagged["genres"]) == 3 and len(tagged["tags"]) == 3
+    assert main(["predict", str(path), "--format", "json", "--tags", "--top", "0"]) == 0
+    (every,) = json.loads(capsys.readouterr().out)
+    assert len(every["tags"]) > 50 and every["tags"][:3] == tagged["tags"]
+
+
+def test_csv_timeline_without_a_path_is_an_error_not_dropped(write_audio, capsys):
+    path = write_audio("c.wav", duration=4.0, sr=16000)
+    assert main(["predict", str(path), "--format", "csv", "--timeline"]) == 2
+    err = capsys.readouterr().err
+    assert "--timeline" in err and "timeline.csv" in err and "Traceback" not in err
+
+
+def test_one_window_is_singular_and_segments_end_at_the_duration(write_audio, capsys):
+    from genrescope.inference.predict import Predictor
+    from genrescope.insight.segments import segment_timeline
+
+    path = write_audio("one.wav", duration=2.0, sr=16000)  # shorter than one 3 s window
+    assert main(["predict", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 window," in out and "1 windows" not in out
+    long = write_audio("long.wav", duration=61.459, sr=16000)
+    pred = Predictor("musicnn-msd").predict(long)
+    assert pred.timeline.end_s[-1] > pred.duration_s  # the last window's frames run past the audio
+    segs = segment_timeline(pred.timeline, pred.genres, duration_s=pred.duration_s)
+    assert segs[-1]["end_s"] == pytest.approx(pred.duration_s, abs=1e-3)
+    assert main(["predict", str(long), "--model", "musicnn-msd", "--segments", "--format", "json"]) == 0
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["segments"][-1]["end_s"] <= obj["duration_s"]

@@ -18,7 +18,7 @@ def annotate_predictions(predictor, preds, *, segments: bool, saliency: bool) ->
             continue
         extra: dict = {}
         if segments:
-            extra["segments"] = segment_timeline(p.timeline, p.genres)
+            extra["segments"] = segment_timeline(p.timeline, p.genres, duration_s=p.duration_s)
         if saliency:
             try:
                 extra["saliency"] = occlusion_saliency(predictor, p.path)
