@@ -292,3 +292,35 @@ def test_one_window_is_singular_and_segments_end_at_the_duration(write_audio, ca
     assert main(["predict", str(long), "--model", "musicnn-msd", "--segments", "--format", "json"]) == 0
     (obj,) = json.loads(capsys.readouterr().out)
     assert obj["segments"][-1]["end_s"] <= obj["duration_s"]
+
+
+def test_messages_name_the_real_problem(write_audio, tmp_path, capsys):
+    """A non-model file as --model, a text file named .mp3, and a path that never existed each
+    get a message about what is really wrong."""
+    song = write_audio("s.wav", duration=2.0, sr=16000)
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("hello")
+    assert main(["predict", str(song), "--model", str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "not a model file" in err and "PyTorch" not in err and "--runtime" not in err
+    text = tmp_path / "notes.mp3"
+    text.write_text("just some text, not audio\n" * 20)
+    assert main(["predict", str(text)]) == 1
+    out = capsys.readouterr().out
+    assert "not audio" in out and "not a supported audio file" not in out and "genrescope[av]" not in out
+    assert main(["tag", str(tmp_path / "nope"), "--report", str(tmp_path / "r.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "vanished" not in err
+
+
+def test_without_torch_models_and_train_say_what_to_install(tmp_path):
+    """The plain install has no PyTorch: models and train answer with one line naming the extra."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from genrescope.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    for args in (["models"], ["train", str(tmp_path), "--out", str(tmp_path / "o")]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert out.returncode == 2, out
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "PyTorch" in lines[0] and "genrescope[train]" in lines[0], out.stderr
+        assert "Traceback" not in out.stderr and "name " not in out.stdout  # no empty table either

@@ -198,6 +198,9 @@ def format_split_summary(summary: dict, classes: list[str]) -> str:
 
 
 def run_train(args) -> int:
+    from genrescope.errors import require_torch
+
+    require_torch("genrescope train")
     from genrescope.models import default_config
     from genrescope.training.train import fit
 
