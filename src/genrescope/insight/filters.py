@@ -281,23 +281,27 @@ def find_top_chunks(model, cfg, files: list[Path], *, kind: str = "log_mel", top
     skipped = [n for n in heaps if n not in maps]
     if skipped:
         log.warning("filters: no time map for %s", ", ".join(skipped))
-    out: dict[str, list[list[Chunk]]] = {}
-    for layer, hs in heaps.items():
-        m = maps[layer]
-        out[layer] = []
-        lo, hi = ranges[layer]
-        for c, h in enumerate(hs):
-            chunks = []
-            if hi[c] - lo[c] <= CONSTANT_TOL * max(1.0, abs(hi[c])):
-                out[layer].append(chunks)  # a constant output (weights decayed to zero): no chunk is its own
-                continue
-            for value, fi, w0, t in sorted(h, reverse=True):
-                f0, f1 = m.frames(t)
-                f0, f1 = max(0, w0 + f0), w0 + f1
-                s0, s1 = frames_to_samples(f0, f1, cfg, lengths[fi])
-                chunks.append(Chunk(value, str(files[fi]), s0, s1, (f0, f1)))
-            out[layer].append(chunks)
-    return out
+    return {layer: [_chunks(h, maps[layer], cfg, files, lengths, constant=bool(flat))
+                    for h, flat in zip(hs, _constant(*ranges[layer]))] for layer, hs in heaps.items()}
+
+
+def _constant(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(C,) bool: the filters whose activation never moved over the data (weights decayed to zero)."""
+    return hi - lo <= CONSTANT_TOL * np.maximum(1.0, np.abs(hi))
+
+
+def _chunks(heap: list, m: TimeMap, cfg, files: list[Path], lengths: list[int], *, constant: bool) -> list[Chunk]:
+    """One filter's heap of ``(value, file index, window start frame, t)`` as Chunks, best first;
+    none for a constant filter (no chunk is its own: every input gives the same value)."""
+    if constant:
+        return []
+    chunks = []
+    for value, fi, w0, t in sorted(heap, reverse=True):
+        f0, f1 = m.frames(t)
+        f0, f1 = max(0, w0 + f0), w0 + f1
+        s0, s1 = frames_to_samples(f0, f1, cfg, lengths[fi])
+        chunks.append(Chunk(value, str(files[fi]), s0, s1, (f0, f1)))
+    return chunks
 
 
 def write_report(results: dict[str, list[list[Chunk]]], out_dir: str | os.PathLike, cfg, maps_note: str = "") -> Path:
