@@ -231,7 +231,7 @@ def test_evaluate_when_every_file_fails_is_a_clear_error(tmp_path):
             load_audio(path)  # raises: not audio
 
     manifest = load_dataset(tmp_path, split="stratified", seed=0)
-    msg = r"none of the \d+ tracks of split 'test' could be analysed; the first: .*\.wav: not a supported"
+    msg = r"none of the \d+ tracks of split 'test' could be analysed; the first: .*\.wav: not audio"
     with pytest.raises(GenrescopeError, match=msg):
         evaluate_dataset(Failing(), manifest, "test")
 
