@@ -132,3 +132,45 @@ def test_killed_server_leaves_no_job_worker(tmp_path):
     pytest.importorskip("uvicorn")
     left = _kill_and_watch(_genrescope("serve", "--port", "0"), tmp_path, want=1)
     assert left == []
+
+
+@pytest.mark.slow
+def test_killed_server_leaves_no_worker_mid_job(tmp_path):
+    """Killed while a job worker analyses a long upload: the worker stops too, not when its song ends."""
+    import socket
+
+    import soundfile as sf
+
+    from conftest import synth_music
+
+    pytest.importorskip("uvicorn")
+    if sys.platform != "linux":
+        pytest.skip("reads /proc")
+    sf.write(str(tmp_path / "long.wav"), synth_music(240.0, 16000), 16000, subtype="PCM_16")
+    data = (tmp_path / "long.wav").read_bytes()
+    proc = subprocess.Popen(_genrescope("serve", "--port", "0"), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        boundary = "orphanTestBoundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"long.wav\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+                f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+        conn.sendall(head + body)
+        time.sleep(4.0)  # the upload is in and a worker analyses it (minutes of audio)
+        kids = {k for k in _descendants(proc.pid) if _alive(k)}
+        assert kids, "no job worker"
+    finally:
+        proc.kill()
+        proc.wait()
+    end = time.monotonic() + GRACE_S
+    while time.monotonic() < end and any(_alive(k) for k in kids):
+        time.sleep(0.1)
+    left = [k for k in kids if _alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    conn.close()
+    assert left == [], f"job workers {left} outlived their killed server by {GRACE_S} s"
