@@ -104,7 +104,7 @@ def _bad_files(tmp_path, write_audio):
     return {
         "missing.wav": (AudioNotFoundError, "file not found"),
         "empty.wav": (EmptyAudioError, "empty (0 bytes)"),
-        "notes.wav": ((UnsupportedAudioError, CorruptAudioError), "not a supported audio file"),
+        "notes.wav": ((UnsupportedAudioError, CorruptAudioError), "not audio: its contents are not .wav audio"),
         "cut_header.wav": ((CorruptAudioError, UnsupportedAudioError), ""),
         "sliver.wav": (CorruptAudioError, "truncated"),
         "zero.wav": (EmptyAudioError, "no audio samples"),

@@ -67,6 +67,11 @@ def test_head_on_backbone_trains_exports_and_predicts(styles, tmp_path, capsys):
     pred = json.loads(capsys.readouterr().out)[0]
     assert {g["label"] for g in pred["genres"]} == {"low", "high"} and pred["multi_label"] is False
     assert len(pred["timeline"]["start_s"]) == 2  # 4 s of audio, 2.99 s windows, the last end-aligned
+    # saliency of a head behind a backbone: its windows also carry the backbone's tags
+    assert main(["predict", str(styles / "high" / "high0.wav"), "--model", str(out / "best.onnx"),
+                 "--format", "json", "--saliency"]) == 0
+    sal = json.loads(capsys.readouterr().out)[0]["saliency"]
+    assert set(sal["labels"]) == {"low", "high"} and len(sal["drop"][0]) == 2
     pytest.importorskip("torch")
     _onnx_matches_torch_and_separates(out, styles, styles / "low" / "low1.wav", capsys)
 

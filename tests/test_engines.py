@@ -161,3 +161,17 @@ def test_engine_options_are_checked(music, capsys):
         map_files(["a"], ScaleTask(1), engine="spark")
     with pytest.raises(GenrescopeError, match="2 argument tuples for 1 paths"):
         map_files(["a"], ScaleTask(1), args=[(), ()])
+
+
+def test_a_finished_local_run_leaves_no_pool_thread_behind(music):
+    """Once every result is in, the pool's manager thread has ended: one still closing its pipe
+    at interpreter exit made concurrent.futures' atexit hook print "Bad file descriptor"."""
+    import threading
+
+    def managers():
+        return [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread" and t.is_alive()]
+
+    before = set(managers())
+    paths = _paths(music)
+    assert len(list(map_files(paths, ScaleTask(2), jobs=2))) == len(paths)
+    assert set(managers()) - before == set()

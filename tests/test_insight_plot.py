@@ -43,8 +43,17 @@ def test_plot_without_a_model(write_audio, tmp_path, capsys):
     assert main(["plot", str(path), "-o", str(out)]) == 0
     w, h = _png_size(out)
     assert w == 1320 and 800 < h < 1100  # 4 panels
-    assert main(["plot", str(path), "-o", str(out), "--segments"]) == 2
-    assert "need a --model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_segments_without_a_model_use_the_default_model(write_audio, tmp_path):
+    """As predict does, plot --segments / --saliency take the default model (genre10, a head
+    behind a backbone) when --model is not given."""
+    path = write_audio("a.wav", duration=7.0, sr=16000)
+    out = tmp_path / "a.png"
+    assert main(["plot", str(path), "-o", str(out), "--segments", "--saliency"]) == 0
+    w, h = _png_size(out)
+    assert w == 1320 and h > 1100  # the timeline panel is there
 
 
 @pytest.mark.slow

@@ -74,3 +74,55 @@ def test_predict_saliency_json(write_audio, capsys):
     assert s["labels"] == [g["label"] for g in out["genres"][:5]]
     assert len(s["drop"]) == len(s["start_s"]) == len(s["end_s"]) and len(s["drop"][0]) == 5
     assert s["end_s"][-1] == pytest.approx(out["duration_s"], abs=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["genre10", "musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "gtzan-features"])
+def test_saliency_of_every_shipped_model(name, write_audio):
+    """Every shipped model gives saliency over its own genres, or a plain error (a table model);
+    genre10 is a head behind a backbone, whose windows also carry the taggers' tags."""
+    from genrescope.inference.predict import Predictor
+
+    predictor = Predictor(name)
+    path = write_audio("song.wav", duration=7.0, sr=16000)
+    if predictor.model.kind == "table":
+        with pytest.raises(GenrescopeError, match="does not read fixed windows"):
+            occlusion_saliency(predictor, path)
+        return
+    sal = occlusion_saliency(predictor, path)
+    genres = predictor.model.genre_labels
+    assert len(sal["labels"]) == min(5, len(genres)) and set(sal["labels"]) <= set(genres)
+    assert np.array(sal["drop"]).shape == (len(sal["start_s"]), len(sal["labels"]))
+    assert sal["window_s"] == pytest.approx(predictor.model.window_frames / predictor.model.feature_config.frame_rate,
+                                            abs=1e-3)
+
+
+def _saliency(drop: list[float], step: float = 0.5, window_s: float = 3.0) -> dict:
+    starts = [k * step for k in range(len(drop))]
+    return {"occlude_s": step, "window_s": window_s, "labels": ["rock"], "start_s": starts,
+            "end_s": [t + step for t in starts], "drop": [[d] for d in drop]}
+
+
+def test_strongest_stretch_spans_a_window():
+    from genrescope.insight.saliency import strongest_stretch
+
+    drop = [0.0] * 20
+    drop[10] = drop[11] = 0.3  # 5.0-6.0 s: the peak
+    start, end, mean = strongest_stretch(_saliency(drop), 0)
+    assert end - start == pytest.approx(3.0)  # one window: 6 stretches of 0.5 s
+    assert start <= 5.0 and end >= 6.0 and mean == pytest.approx(0.1)
+
+
+def test_saliency_lines_name_whole_seconds_and_meaningful_drops():
+    from genrescope.insight.annotate import format_annotations
+
+    drop = [0.0] * 20
+    drop[10] = 0.3
+    text = format_annotations({"saliency": _saliency(drop)})
+    import re
+
+    m = re.search(r"rock rests most on 0:0(\d)-0:0(\d) .* by (\S+) on average", text)
+    assert m and int(m[1]) <= 5 <= int(m[2]) and int(m[2]) - int(m[1]) >= 2, text  # a window, not 0:05-0:05
+    assert m[3] == "0.05"  # 0.3 over six stretches, two decimals
+    flat = format_annotations({"saliency": _saliency([-0.0002] * 20)})
+    assert "rests most" not in flat and "-0.0" not in flat and "no stretch" in flat

@@ -124,6 +124,41 @@ def test_resumed_run_reports_the_whole_library_and_undo_restores_all(tmp_path):
     assert len(recs) == len(files)
 
 
+@pytest.mark.parametrize("give", ["journal", "report"])
+def test_undo_of_a_killed_run_from_its_journal(tmp_path, give):
+    """A killed run leaves a journal and no report: ``--undo`` takes the journal (or the report
+    name, whose journal stands in for it) and restores every file the run wrote."""
+    files = make_library(tmp_path / "lib", per_format=2)
+    tags0 = {p: T.read_snapshot(p) for p in files}
+    CountingPredictor.stop_after = 4
+    with pytest.raises(KeyboardInterrupt):
+        _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert not (tmp_path / "r.csv").exists()
+    touched = [p for p in files if T.read_snapshot(p) != tags0[p]]
+    assert touched  # the killed run wrote some files
+    target = tmp_path / ("r.csv.journal" if give == "journal" else "r.csv")
+    assert main(["tag", "--undo", str(target)]) == 0
+    assert {p: T.read_snapshot(p) for p in files} == tags0
+    # the journal forgot them: a new run redoes every file, and finds no "existing" genre of the killed run
+    CountingPredictor.stop_after = None
+    CountingPredictor.calls.clear()
+    recs = _tag(tmp_path / "lib", tmp_path / "r2.csv", write=True)
+    assert not any(r["note"] and "existing genre kept" in r["note"] for r in recs if Path(r["path"]) in touched)
+
+
+def test_undo_from_a_journal_with_a_write_cut_short(tmp_path, monkeypatch):
+    """Killed after the rename but before the journal's commit: the journal's pending row is
+    enough for ``--undo JOURNAL`` to restore the file."""
+    p = write_track(tmp_path / "lib" / "a.mp3", "mp3")
+    monkeypatch.setattr(Journal, "finish", lambda *a, **k: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        _tag(tmp_path / "lib", tmp_path / "r.csv", write=True)
+    assert T.read_snapshot(p)[1]["TCON"]
+    monkeypatch.undo()
+    assert main(["tag", "--undo", str(tmp_path / "r.csv.journal")]) == 0
+    assert T.read_snapshot(p)[1] == {"TCON": None, "TXXX:GENRESCOPE": None}
+
+
 def test_write_cut_short_before_the_journal_commit(tmp_path, monkeypatch):
     """Killed after the rename but before the journal says done: the next run still knows
     the previous tags, so its report can undo the file."""

@@ -253,3 +253,74 @@ def test_two_timelines_with_one_stem_do_not_overwrite(write_audio, tmp_path, cap
     first, second = tmp_path / "tl_song.csv", tmp_path / "tl_song-2.csv"
     assert f"timeline of {a} -> {first}" in err and f"timeline of {b} -> {second}" in err
     assert len(first.read_text().splitlines()) - 1 == 2 and len(second.read_text().splitlines()) - 1 == 3
+
+
+def test_json_tags_only_with_tags_and_limited_by_top(write_audio, capsys):
+    """``tags`` comes with --tags (as the table's "other tags"), and --top limits them too."""
+    path = write_audio("t.wav", duration=4.0, sr=16000)
+    assert main(["predict", str(path), "--format", "json"]) == 0
+    (plain,) = json.loads(capsys.readouterr().out)
+    assert "tags" not in plain and len(plain["genres"]) == 5
+    assert main(["predict", str(path), "--format", "json", "--tags", "--top", "3"]) == 0
+    (tagged,) = json.loads(capsys.readouterr().out)
+    assert len(tagged["genres"]) == 3 and len(tagged["tags"]) == 3
+    assert main(["predict", str(path), "--format", "json", "--tags", "--top", "0"]) == 0
+    (every,) = json.loads(capsys.readouterr().out)
+    assert len(every["tags"]) > 50 and every["tags"][:3] == tagged["tags"]
+
+
+def test_csv_timeline_without_a_path_is_an_error_not_dropped(write_audio, capsys):
+    path = write_audio("c.wav", duration=4.0, sr=16000)
+    assert main(["predict", str(path), "--format", "csv", "--timeline"]) == 2
+    err = capsys.readouterr().err
+    assert "--timeline" in err and "timeline.csv" in err and "Traceback" not in err
+
+
+def test_one_window_is_singular_and_segments_end_at_the_duration(write_audio, capsys):
+    from genrescope.inference.predict import Predictor
+    from genrescope.insight.segments import segment_timeline
+
+    path = write_audio("one.wav", duration=2.0, sr=16000)  # shorter than one 3 s window
+    assert main(["predict", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 window," in out and "1 windows" not in out
+    long = write_audio("long.wav", duration=61.459, sr=16000)
+    pred = Predictor("musicnn-msd").predict(long)
+    assert pred.timeline.end_s[-1] > pred.duration_s  # the last window's frames run past the audio
+    segs = segment_timeline(pred.timeline, pred.genres, duration_s=pred.duration_s)
+    assert segs[-1]["end_s"] == pytest.approx(pred.duration_s, abs=1e-3)
+    assert main(["predict", str(long), "--model", "musicnn-msd", "--segments", "--format", "json"]) == 0
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["segments"][-1]["end_s"] <= obj["duration_s"]
+
+
+def test_messages_name_the_real_problem(write_audio, tmp_path, capsys):
+    """A non-model file as --model, a text file named .mp3, and a path that never existed each
+    get a message about what is really wrong."""
+    song = write_audio("s.wav", duration=2.0, sr=16000)
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("hello")
+    assert main(["predict", str(song), "--model", str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "not a model file" in err and "PyTorch" not in err and "--runtime" not in err
+    text = tmp_path / "notes.mp3"
+    text.write_text("just some text, not audio\n" * 20)
+    assert main(["predict", str(text)]) == 1
+    out = capsys.readouterr().out
+    assert "not audio" in out and "not a supported audio file" not in out and "genrescope[av]" not in out
+    assert main(["tag", str(tmp_path / "nope"), "--report", str(tmp_path / "r.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "vanished" not in err
+
+
+def test_without_torch_models_and_train_say_what_to_install(tmp_path):
+    """The plain install has no PyTorch: models and train answer with one line naming the extra."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from genrescope.commands import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    for args in (["models"], ["train", str(tmp_path), "--out", str(tmp_path / "o")]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert out.returncode == 2, out
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "PyTorch" in lines[0] and "genrescope[train]" in lines[0], out.stderr
+        assert "Traceback" not in out.stderr and "name " not in out.stdout  # no empty table either

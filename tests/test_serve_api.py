@@ -222,7 +222,7 @@ def test_stream_stops_when_the_client_leaves(tmp_path):
 @pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict/stream"])
 @pytest.mark.parametrize("name, status, words", [
     ("empty.wav", 422, "empty"),
-    ("notes.mp3", 415, "not a supported audio file"),
+    ("notes.mp3", 415, "not audio: its contents are not .mp3 audio"),
     ("sliver.wav", 422, "truncated"),
     ("cut_header.wav", 422, "truncated or damaged"),
     ("short.wav", 422, "at least 1.00 s"),

@@ -108,8 +108,12 @@ def test_cli_train_evaluate_compare_predict(two_styles, tmp_path, capsys):
     args = ["train", str(two_styles), "--model", "mfcc-cnn", "--out", str(out), "--epochs", "2", "--window-s", "1.0",
             "--cache", str(tmp_path / "c"), "-j", "1", "--no-progress", "--split", "stratified", "--augment", "crop,gain"]
     assert main(args) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "test (never used for selection)" in text
+    first = captured.err.splitlines()[0]
+    assert first.startswith(f"dataset {two_styles}") and "a folder per genre" in first and "split stratified" in first
+    assert "training mfcc-cnn on 2 classes: train " in captured.err and "{'" not in captured.err  # no raw dict
     assert (out / "learning_curves.png").is_file() and (out / "confusion_test.png").is_file()
     assert main(["evaluate", str(out / "best.safetensors"), str(two_styles), "--split", "stratified",
                  "--format", "json"]) == 0
@@ -227,7 +231,7 @@ def test_evaluate_when_every_file_fails_is_a_clear_error(tmp_path):
             load_audio(path)  # raises: not audio
 
     manifest = load_dataset(tmp_path, split="stratified", seed=0)
-    msg = r"none of the \d+ tracks of split 'test' could be analysed; the first: .*\.wav: not a supported"
+    msg = r"none of the \d+ tracks of split 'test' could be analysed; the first: .*\.wav: not audio"
     with pytest.raises(GenrescopeError, match=msg):
         evaluate_dataset(Failing(), manifest, "test")
 
@@ -245,3 +249,34 @@ def test_compare_ranks_a_test_f1_of_zero_as_a_score(capsys, monkeypatch):
     assert main(["compare", "any.safetensors", "--format", "csv"]) == 0
     order = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert order == ["half.safetensors", "valid-only.safetensors", "zero.safetensors", "none.safetensors"]
+
+
+def test_a_gtzan_named_subset_says_its_layout_and_warns_of_untrained_classes(tmp_path, capsys):
+    """Genre folders of GTZAN-named files read as GTZAN with its official split, where this
+    subset's classical tracks are all valid/test ones: the first line says so and a warning
+    names the class with no training track."""
+    import soundfile as sf
+
+    from conftest import synth_music
+    from genrescope.datasets import load_dataset
+    from genrescope.datasets.gtzan import ff_lists
+
+    lists = ff_lists()
+    root = tmp_path / "mine"
+    for k, genre in enumerate(("classical", "jazz", "metal")):
+        ids = [f"{genre}.{i:05d}" for i in range(100) if f"{genre}.{i:05d}" in lists]
+        train = [t for t in ids if lists[t] == "train"]
+        other = [t for t in ids if lists[t] in ("valid", "test")]
+        picked = other[:3] if genre == "classical" else train[:2] + other[:1]
+        for j, track in enumerate(picked):
+            (root / genre).mkdir(parents=True, exist_ok=True)
+            sf.write(str(root / genre / f"{track}.wav"), synth_music(1.5, 8000, seed=10 * k + j), 8000)
+    manifest = load_dataset(root)
+    assert manifest.layout == "gtzan"
+    out = tmp_path / "run"
+    main(["train", str(root), "--model", "mfcc-cnn", "--out", str(out), "--epochs", "1", "--window-s", "1.0",
+          "--cache", str(tmp_path / "c"), "-j", "1", "--no-progress"])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"dataset {root}") and "GTZAN" in err[0] and "split gtzan-ff" in err[0]
+    warning = next(line for line in err if "no training tracks" in line)
+    assert "classical" in warning and "jazz" not in warning and "--split stratified" in warning

@@ -55,3 +55,15 @@ class DatasetError(GenrescopeError):
 
 class CheckpointError(GenrescopeError):
     """A checkpoint or model file is missing, corrupt or incompatible."""
+
+
+def require_torch(what: str) -> None:
+    """Raise a one-line GenrescopeError saying what to install when PyTorch is missing.
+
+    ``what`` names the command or option that needs it, e.g. ``"genrescope train"``.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise GenrescopeError(f"{what} needs PyTorch, which is not installed here: "
+                              "pip install 'genrescope[train]'") from e

@@ -106,9 +106,9 @@ def _classify_sf_error(path: Path, err: Exception) -> AudioError:
     if "format not recognised" in low or "unknown format" in low or "not supported" in low \
             or "unimplemented format" in low or "not a wav" in low \
             or "does not exist or is not a regular file" in low:
-        ext = path.suffix.lower() or "no extension"
-        hint = "" if _have_av() else " (install genrescope[av] to try the FFmpeg decoder)"
-        return UnsupportedAudioError(path, f"not a supported audio file ({ext}){hint}")
+        from genrescope.audio.files import not_audio_reason
+
+        return UnsupportedAudioError(path, not_audio_reason(path, _have_av()))
     return CorruptAudioError(path, f"cannot be decoded, the file looks truncated or damaged ({msg.strip()})")
 
 

@@ -9,6 +9,26 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".aif", ".aiff", ".flac", ".ogg", ".o
                     ".m4a", ".aac", ".mp4", ".wma", ".webm")
 
 
+#: What the extensions the plain install (libsndfile) decodes are; the rest need FFmpeg (the av extra).
+LIBSNDFILE_EXTENSIONS = (".wav", ".au", ".snd", ".aif", ".aiff", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+
+
+def not_audio_reason(path: str | os.PathLike, have_ffmpeg: bool) -> str:
+    """Why a file no decoder recognises was refused, in the words that fit its name.
+
+    A name with an audio extension that a decoder here reads means the contents are the
+    problem (a renamed text file, a damaged download), not the format.
+    """
+    ext = Path(path).suffix.lower()
+    if ext in LIBSNDFILE_EXTENSIONS or (have_ffmpeg and ext in AUDIO_EXTENSIONS):
+        return (f"not audio: its contents are not {ext} audio (or any format genrescope decodes), although "
+                "the name says so; a renamed or damaged file?")
+    if ext in AUDIO_EXTENSIONS:
+        return f"{ext} files need the FFmpeg decoder: pip install 'genrescope[av]'"
+    hint = "" if have_ffmpeg else " (install genrescope[av] to try the FFmpeg decoder)"
+    return f"not a supported audio file ({ext or 'no extension'}){hint}"
+
+
 def is_audio_path(path: str | os.PathLike) -> bool:
     """True when the file name has an audio extension genrescope knows."""
     return str(path).lower().endswith(AUDIO_EXTENSIONS)

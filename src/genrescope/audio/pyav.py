@@ -25,7 +25,9 @@ def _open(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise UnsupportedAudioError(path, f"not a supported audio file ({e})") from e
+        from genrescope.audio.files import not_audio_reason
+
+        raise UnsupportedAudioError(path, not_audio_reason(path, True)) from e
     if not container.streams.audio:
         container.close()
         raise UnsupportedAudioError(path, "has no audio stream")

@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
                                    "use the model's own feature config. Needs matplotlib (the train extra).",
                        epilog="example: genrescope plot song.mp3 --model musicnn-msd --segments -o song.png")
     p.add_argument("file", metavar="FILE", help="an audio file")
-    p.add_argument("-m", "--model", default=None, help="shipped model name or model file: add its genre timeline")
+    p.add_argument("-m", "--model", default=None, help="shipped model name or model file: add its genre timeline "
+                   "(--segments and --saliency use the default model, genre10, unless --model says otherwise)")
     p.add_argument("-o", "--output", metavar="PNG", required=True, help="the PNG to write")
     p.add_argument("--segments", action="store_true", help="mark the labelled segments on the timeline")
     p.add_argument("--saliency", action="store_true", help="shade the top genre's occlusion saliency")

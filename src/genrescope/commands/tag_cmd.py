@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--report", metavar="REPORT", default=None,
                    help="report file, .csv or .jsonl (default: genrescope-tag.csv)")
     p.add_argument("--write", action="store_true", help="write the tags into the files (default: dry run)")
+    p.add_argument("--write-damaged", action="store_true",
+                   help="with --write, also write files whose audio decodes to less than half of what their "
+                        "header promises (default: reported as damaged and left alone)")
     p.add_argument("--overwrite", action="store_true", help="replace genre tags the files already have")
     p.add_argument("--top", type=int, default=1, help="genres to write per file (default: %(default)s)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
@@ -36,7 +39,8 @@ def add_parser(sub) -> None:
     add_engine(p)
     p.add_argument("--journal", metavar="FILE", default=None, help="journal file (default: REPORT.journal)")
     p.add_argument("--undo", metavar="REPORT", default=None,
-                   help="restore the tag values REPORT says a run replaced, and nothing else")
+                   help="restore the tag values REPORT says a run replaced, and nothing else; REPORT may also "
+                        "be a run's journal (REPORT.journal), which a killed run leaves behind")
     add_progress(p)
 
 

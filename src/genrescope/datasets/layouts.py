@@ -167,4 +167,30 @@ def load_dataset(path: str | os.PathLike, layout: str = "auto", *, split: str = 
     return apply_split_policy(manifest, split, seed=seed, fractions=fractions)
 
 
-__all__ = ["LAYOUTS", "SPLIT_POLICIES", "detect_layout", "load_layout", "apply_split_policy", "load_dataset"]
+def split_problems(manifest: Manifest) -> list[str]:
+    """Warnings about a split that leaves a class without training tracks (one line each)."""
+    trained = {t.label for t in manifest.entries if t.split == "train"}
+    missing = [label for label in manifest.labels if label not in trained]
+    if not missing or not any(t.split for t in manifest.entries):
+        return []
+    hint = ("; this looks like a subset of GTZAN, whose official split puts these tracks elsewhere: "
+            "--split stratified splits the tracks you have" if manifest.split_policy == "gtzan-ff" else
+            "; --split stratified splits the tracks you have")
+    counts = {label: sum(t.label == label for t in manifest.entries) for label in missing}
+    listed = ", ".join(f"{label} ({n} tracks)" for label, n in counts.items())
+    return [f"{manifest.root}: the {manifest.split_policy} split leaves no training tracks for {listed}{hint}"]
+
+
+def describe(manifest: Manifest) -> str:
+    """One line: where the data is, its layout, the split chosen and its track counts."""
+    counts = {s: sum(t.split == s for t in manifest.entries) for s in ("train", "valid", "test")}
+    layout = {"gtzan": "GTZAN (genre.000NN file names; --layout folders reads plain genre folders)",
+              "folders": "a folder per genre", "fma": "FMA", "csv": "a CSV manifest"}.get(manifest.layout,
+                                                                                         manifest.layout)
+    return (f"dataset {manifest.root}: {len(manifest.entries)} tracks, {len(manifest.labels)} classes, layout "
+            f"{layout}, split {manifest.split_policy} (train {counts['train']}, valid {counts['valid']}, "
+            f"test {counts['test']})")
+
+
+__all__ = ["LAYOUTS", "SPLIT_POLICIES", "detect_layout", "load_layout", "apply_split_policy", "load_dataset",
+           "describe", "split_problems"]

@@ -11,8 +11,10 @@ reported as failed.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator, Sequence
@@ -22,7 +24,10 @@ from genrescope.engines.worker import MAX_TRIES, open_task, run_one
 _WORKER: dict = {}
 
 
-def _init(blob: bytes) -> None:
+def _init(blob: bytes, parent: int, from_main_thread: bool) -> None:
+    from genrescope.lifeline import exit_with_parent
+
+    exit_with_parent(parent, death_signal=from_main_thread)  # a killed parent leaves no worker behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _WORKER["fn"] = open_task(blob)
 
@@ -63,9 +68,11 @@ def run_local(paths: list[str], task, jobs: int = 1, args: Sequence[tuple] | Non
 
 def _pool_pass(paths: list[str], extra: list[tuple], todo: list[int], blob: bytes, jobs: int):
     """Run until ``todo`` is empty or the pool breaks; returns the indices in flight at a break."""
+    main = threading.current_thread() is threading.main_thread()  # the thread that will start the workers
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                               initargs=(blob,))
+                               initargs=(blob, os.getpid(), main))
     running: dict = {}  # future -> index
+    finished = False  # the pass ended by itself (done, or a broken pool), not by Ctrl-C or the consumer
     try:
         while todo or running:
             while todo and len(running) < 2 * jobs:
@@ -79,14 +86,19 @@ def _pool_pass(paths: list[str], extra: list[tuple], todo: list[int], blob: byte
             for fut in done:
                 result, error = fut.result()  # BrokenProcessPool when a worker died
                 yield running.pop(fut), result, error
+        finished = True
         return []
     except BrokenProcessPool:
+        finished = True
         return list(running.values())
     except BaseException:  # Ctrl-C, or the consumer stopped: end the workers now, not after the queue
         _stop_workers(pool)
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the pool's manager thread when nothing is left to do: one still closing its
+        # wake-up pipe at interpreter exit races concurrent.futures' atexit hook, which then
+        # writes to the closed pipe ("OSError: [Errno 9] Bad file descriptor" after a good run).
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _stop_workers(ex: ProcessPoolExecutor) -> None:

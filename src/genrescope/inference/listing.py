@@ -9,6 +9,14 @@ def run_models(args) -> int:
     ``--pretrained``, the shipped models and their provenance; no torch needed then)."""
     if getattr(args, "pretrained", False):
         return _print_pretrained(args.format)
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        from genrescope.errors import GenrescopeError
+
+        raise GenrescopeError("genrescope models lists the architectures you can train, and they need PyTorch, "
+                              "which is not installed here: pip install 'genrescope[train]' (the shipped models: "
+                              "genrescope models --pretrained)") from e
     from genrescope.models import REGISTRY, list_models
 
     rows = list_models(n_classes=args.n_classes)

@@ -8,7 +8,7 @@ JSON schema (``--format json``): one array, one object per input file::
      "precision": "fp32" | "bf16" | null,   # the arithmetic that ran (--backend openvino: bf16)
      "error": str | null,          # why this file failed; genres is then []
      "warnings": [str, ...],       # what did not stop it: truncated or damaged file, silence
-     "tags": [{"label": ..., "probability": ...}],            # with --tags, taggers only
+     "tags": [{"label": ..., "probability": ...}],            # with --tags (taggers and heads), --top of them
      "timeline": {"labels": [...], "multi_label": bool,       # with --timeline
                   "start_s": [...], "end_s": [...], "probabilities": [[...], ...]},
      "segments": [{"start_s", "end_s", "label", "probability"}, ...],   # with --segments
@@ -39,7 +39,8 @@ def format_table(pred, top: int, tags: bool) -> str:
     if pred.error:
         return f"{pred.path}\n  error: {pred.error}\n"
     multi = pred.timeline.multi_label
-    head = (f"{pred.path}  ({pred.duration_s:.1f} s, {len(pred.timeline.probs)} windows, model {pred.model}"
+    n = len(pred.timeline.probs)
+    head = (f"{pred.path}  ({pred.duration_s:.1f} s, {n} window{'' if n == 1 else 's'}, model {pred.model}"
             + (", tag probabilities" if multi else "") + ")")
     lines = [head]
     genres = pred.genres if not top else pred.genres[:top]
@@ -109,7 +110,8 @@ def _timeline_paths(template: str, preds) -> list[Path]:
 
 
 def prediction_object(pred, *, timeline: bool = False, top: int = 5, tags: bool = False) -> dict:
-    """The JSON object of one file, as ``--format json`` prints it (and the API's ``to_dict``)."""
+    """One file's JSON object, as ``--format json`` prints it (and the API's ``to_dict``): ``tags``
+    only with ``tags`` (``--tags``), ``top`` (0: all) limiting genres and tags alike, as in the table."""
     d = pred.to_dict(timeline=timeline, top=top or None)
     if not tags:
         d.pop("tags", None)
@@ -127,6 +129,9 @@ def run_predict(args) -> int:
     from genrescope.inference.predict import Predictor, predict_files
     from genrescope.inference.runtimes import numpy_blas_one_thread
 
+    if args.timeline == "-" and args.format == "csv":
+        raise GenrescopeError("--format csv --timeline: give the timeline a file of its own (--timeline "
+                              "timeline.csv, or tl_{stem}.csv for several files); stdout holds the genre rows")
     numpy_blas_one_thread()  # the cores go to the model runtime's own threads
     files = find_audio_files(args.paths)
     if not files:

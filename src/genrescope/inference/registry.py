@@ -45,6 +45,10 @@ def pretrained_info(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+#: The files a model can be given as.
+MODEL_SUFFIXES = (".onnx", ".safetensors")
+
+
 def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple[str, Path]:
     """(display name, file) for a shipped name, a checkpoint or an ONNX file."""
     s = str(model)
@@ -60,6 +64,9 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
             raise CheckpointError(f"shipped model {s!r} has no PyTorch weights; use --runtime onnx")
         return s, d / "model.onnx"
     if p.is_file():
+        if p.suffix.lower() not in MODEL_SUFFIXES:
+            raise CheckpointError(f"{p}: not a model file: a model is a .onnx or .safetensors file, a training "
+                                  f"run's folder or a shipped name ({', '.join(pretrained_names())})")
         if runtime == "onnx" and p.suffix == ".safetensors":
             onnx = p.with_suffix(".onnx")
             if onnx.is_file():

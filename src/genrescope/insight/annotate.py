@@ -18,7 +18,7 @@ def annotate_predictions(predictor, preds, *, segments: bool, saliency: bool) ->
             continue
         extra: dict = {}
         if segments:
-            extra["segments"] = segment_timeline(p.timeline, p.genres)
+            extra["segments"] = segment_timeline(p.timeline, p.genres, duration_s=p.duration_s)
         if saliency:
             try:
                 extra["saliency"] = occlusion_saliency(predictor, p.path)
@@ -30,6 +30,7 @@ def annotate_predictions(predictor, preds, *, segments: bool, saliency: bool) ->
 
 def format_annotations(extra: dict) -> str:
     """Lines for the table output."""
+    from genrescope.insight.saliency import strongest_stretch
     from genrescope.insight.segments import fmt_time, format_segments
 
     lines = []
@@ -38,10 +39,12 @@ def format_annotations(extra: dict) -> str:
     if "saliency" in extra:
         s = extra["saliency"]
         for j, g in enumerate(s["labels"][:3]):
-            col = [row[j] for row in s["drop"]]
-            k = max(range(len(col)), key=col.__getitem__)
-            lines.append(f"  {g} rests most on {fmt_time(s['start_s'][k])}-{fmt_time(s['end_s'][k])} "
-                         f"(silencing it drops {g} by {col[k]:.3f})")
+            start, end, drop = strongest_stretch(s, j)
+            if round(drop, 2) <= 0:  # under half a percentage point: nothing worth naming
+                lines.append(f"  {g}: no stretch of the song matters much (silencing any lowers it by under 0.01)")
+            else:
+                lines.append(f"  {g} rests most on {fmt_time(start)}-{fmt_time(end)} "
+                             f"(silencing those seconds lowers {g} by {drop:.2f} on average)")
     if "saliency_error" in extra:
         lines.append(f"  saliency: {extra['saliency_error']}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -180,6 +180,18 @@ def filter_activations(out, m: TimeMap):
     return a.numpy()
 
 
+def inside_window(m: TimeMap, n: int, window_frames: int) -> np.ndarray:
+    """(n,) bool: the positions whose receptive field lies inside the model window.
+
+    A position whose field reaches past the window's edge sees the layer's zero padding, which
+    looks like digital silence beside the music: a fake onset or pause at every window edge,
+    where most filters would otherwise find their maximum. All positions when none lies inside.
+    """
+    fields = np.array([m.frames(t) for t in range(n)]).reshape(-1, 2)
+    ok = (fields[:, 0] >= 0) & (fields[:, 1] <= window_frames)
+    return ok if ok.any() else np.ones(n, bool)
+
+
 def frames_to_samples(f0: int, f1: int, cfg, n_samples: int) -> tuple[int, int]:
     """Samples spanned by STFT frames [f0, f1) (centred frames: frame f is centred on f * hop)."""
     half = cfg.n_fft // 2 if cfg.center else 0
@@ -217,9 +229,20 @@ class Chunk:
     frames: tuple[int, int]  # the receptive field, in STFT frames of the file
 
 
+#: A filter whose activation varies by less than this (relative) over the whole data is constant.
+CONSTANT_TOL = 1e-6
+
+
 def find_top_chunks(model, cfg, files: list[Path], *, kind: str = "log_mel", top: int = 1,
                     window_frames: int | None = None, batch: int = 4) -> dict[str, list[list[Chunk]]]:
-    """For every conv layer, every filter's ``top`` chunks of ``files`` (highest activation first)."""
+    """For every conv layer, every filter's ``top`` chunks of ``files`` (highest activation first).
+
+    The activation is the conv's output as its layer uses it (musicnn's front end flips the
+    channels whose batch norm inverts them), at positions whose receptive field lies inside the
+    model window (:func:`inside_window`). A filter whose output is the same for every input (its
+    weights decayed to zero in training: most of musicnn-msd's first-layer filters) gets no
+    chunk: an empty list, where a tie would have named an arbitrary chunk for every such filter.
+    """
     import torch
 
     from genrescope.audio.decode import load_audio
@@ -227,6 +250,7 @@ def find_top_chunks(model, cfg, files: list[Path], *, kind: str = "log_mel", top
     from genrescope.features.windows import slice_windows
 
     heaps: dict[str, list[list]] = {}
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # layer -> each filter's lowest and highest activation
     maps: dict[str, TimeMap] = {}
     lengths: list[int] = []
     for fi, path in enumerate(files):
@@ -240,29 +264,44 @@ def find_top_chunks(model, cfg, files: list[Path], *, kind: str = "log_mel", top
                     continue
                 maps[layer] = m
                 acts = filter_activations(out, m)  # (b, C, T')
+                inside = inside_window(m, acts.shape[2], windows.shape[2])
+                acts = acts[:, :, inside]
+                lo, hi = ranges.setdefault(layer, (np.full(acts.shape[1], np.inf), np.full(acts.shape[1], -np.inf)))
+                np.minimum(lo, acts.min(axis=(0, 2)), out=lo)
+                np.maximum(hi, acts.max(axis=(0, 2)), out=hi)
                 hs = heaps.setdefault(layer, [[] for _ in range(acts.shape[1])])
                 flat = acts.transpose(1, 0, 2).reshape(acts.shape[1], -1)  # (C, b * T')
                 best = flat.argmax(axis=1)
+                positions = np.flatnonzero(inside)
                 for c, k in enumerate(best):
                     b, t = divmod(int(k), acts.shape[2])
+                    t = int(positions[t])
                     item = (float(flat[c, k]), fi, int(starts[i + b]), t)
                     (heapq.heappush if len(hs[c]) < top else heapq.heappushpop)(hs[c], item)
     skipped = [n for n in heaps if n not in maps]
     if skipped:
         log.warning("filters: no time map for %s", ", ".join(skipped))
-    out: dict[str, list[list[Chunk]]] = {}
-    for layer, hs in heaps.items():
-        m = maps[layer]
-        out[layer] = []
-        for h in hs:
-            chunks = []
-            for value, fi, w0, t in sorted(h, reverse=True):
-                f0, f1 = m.frames(t)
-                f0, f1 = max(0, w0 + f0), w0 + f1
-                s0, s1 = frames_to_samples(f0, f1, cfg, lengths[fi])
-                chunks.append(Chunk(value, str(files[fi]), s0, s1, (f0, f1)))
-            out[layer].append(chunks)
-    return out
+    return {layer: [_chunks(h, maps[layer], cfg, files, lengths, constant=bool(flat))
+                    for h, flat in zip(hs, _constant(*ranges[layer]))] for layer, hs in heaps.items()}
+
+
+def _constant(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(C,) bool: the filters whose activation never moved over the data (weights decayed to zero)."""
+    return hi - lo <= CONSTANT_TOL * np.maximum(1.0, np.abs(hi))
+
+
+def _chunks(heap: list, m: TimeMap, cfg, files: list[Path], lengths: list[int], *, constant: bool) -> list[Chunk]:
+    """One filter's heap of ``(value, file index, window start frame, t)`` as Chunks, best first;
+    none for a constant filter (no chunk is its own: every input gives the same value)."""
+    if constant:
+        return []
+    chunks = []
+    for value, fi, w0, t in sorted(heap, reverse=True):
+        f0, f1 = m.frames(t)
+        f0, f1 = max(0, w0 + f0), w0 + f1
+        s0, s1 = frames_to_samples(f0, f1, cfg, lengths[fi])
+        chunks.append(Chunk(value, str(files[fi]), s0, s1, (f0, f1)))
+    return chunks
 
 
 def write_report(results: dict[str, list[list[Chunk]]], out_dir: str | os.PathLike, cfg, maps_note: str = "") -> Path:
@@ -285,6 +324,8 @@ def write_report(results: dict[str, list[list[Chunk]]], out_dir: str | os.PathLi
         for c, chunks in enumerate(filters):
             if not chunks:
                 mels.append(None)
+                rows.append(f"<tr><td>{c}</td><td colspan='4'>constant output whatever the input (its weights are "
+                            "zero): no chunk</td></tr>")
                 continue
             ch = chunks[0]
             y = audio.setdefault(ch.file, load_audio(ch.file, sr=cfg.sr))
@@ -356,7 +397,9 @@ def run_filters(args) -> int:
     index = write_report(results, args.output, cfg, f"{args.checkpoint} over {len(files)} files of {args.dataset}; "
                          "each chunk is the filter's receptive field around its highest activation")
     n = sum(len(v) for v in results.values())
-    print(f"{len(results)} conv layers, {n} filters, {len(files)} files -> {index}")
+    constant = sum(not chunks for v in results.values() for chunks in v)
+    print(f"{len(results)} conv layers, {n} filters ({constant} with a constant output, so no chunk), "
+          f"{len(files)} files -> {index}")
     return 0
 
 

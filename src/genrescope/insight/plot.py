@@ -110,7 +110,8 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike, *, model: str | N
     model : str, optional
         A shipped name or model file: its features are drawn and its timeline is added.
     segments, saliency : bool
-        Add the labelled segments / the top genre's occlusion saliency to the timeline (need a model).
+        Add the labelled segments / the top genre's occlusion saliency to the timeline (with
+        the default model when ``model`` is None).
     """
     Figure, Canvas = _matplotlib()
     from genrescope.audio.decode import load_audio
@@ -118,6 +119,10 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike, *, model: str | N
 
     pred = predictor = None
     cfg = DEFAULT_FEATURES
+    if model is None and (segments or saliency):  # they need a model: the one predict uses by default
+        from genrescope.inference.registry import DEFAULT_MODEL
+
+        model = DEFAULT_MODEL
     if model is not None:
         from genrescope.inference.predict import Predictor
 
@@ -125,8 +130,6 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike, *, model: str | N
         if predictor.model.kind != "table":
             cfg = predictor.model.feature_config
         pred = predictor.predict(path)
-    elif segments or saliency:
-        raise GenrescopeError("plot: --segments and --saliency need a --model")
     y = load_audio(path, sr=cfg.sr)
     duration = len(y) / cfg.sr
     feats = file_features(y, cfg)
@@ -148,7 +151,7 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike, *, model: str | N
         if segments:
             from genrescope.insight.segments import segment_timeline
 
-            segs = segment_timeline(pred.timeline, pred.genres)
+            segs = segment_timeline(pred.timeline, pred.genres, duration_s=pred.duration_s)
         if saliency:
             from genrescope.insight.saliency import occlusion_saliency
 

@@ -72,8 +72,8 @@ def occlusion_saliency(predictor, path: str | os.PathLike, *, occlude_s: float =
     Returns
     -------
     dict
-        ``{"method": "occlusion", "occlude_s", "labels": [top genres], "start_s": [...], "end_s": [...],
-        "drop": [[per label] per stretch]}``: one row per stretch of the song.
+        ``{"method": "occlusion", "occlude_s", "window_s", "labels": [top genres], "start_s": [...],
+        "end_s": [...], "drop": [[per label] per stretch]}``: one row per stretch of the song.
     """
     from genrescope.audio.decode import load_audio
     from genrescope.features.spectrogram import compute
@@ -87,7 +87,12 @@ def occlusion_saliency(predictor, path: str | os.PathLike, *, occlude_s: float =
     feats = compute(y, cfg, m.kind)
     windows, start_s, _ = slice_windows(feats, cfg, win_frames=m.window_frames)
     chunk = max(1, round(occlude_s * cfg.frame_rate))
-    drops = occlusion_drops(m.predict_windows, windows, chunk, silence_value(cfg, m.kind))
+    n_labels = len(m.labels)  # a head behind a backbone also returns the backbone's tags after its genres
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return m.predict_windows(x)[:, :n_labels]
+
+    drops = occlusion_drops(predict, windows, chunk, silence_value(cfg, m.kind))
     # every stretch onto one absolute grid of `chunk` frames; overlapping windows are averaged
     n_frames = feats.shape[1]
     n_bins = -(-max(n_frames, m.window_frames) // chunk)
@@ -102,18 +107,42 @@ def occlusion_saliency(predictor, path: str | os.PathLike, *, occlude_s: float =
     mean = total[keep] / count[keep][:, None]
     starts = np.flatnonzero(keep) * chunk / cfg.frame_rate
     duration = len(y) / cfg.sr
-    track = windows_probs_order(predictor, m.predict_windows(windows), top)
+    track = windows_probs_order(predictor, predict(windows), top)
     cols = [m.labels.index(g) for g in track]
-    return {"method": "occlusion", "occlude_s": round(chunk / cfg.frame_rate, 4), "labels": track,
+    return {"method": "occlusion", "occlude_s": round(chunk / cfg.frame_rate, 4),
+            "window_s": round(m.window_frames / cfg.frame_rate, 3), "labels": track,
             "start_s": [round(float(t), 3) for t in starts],
             "end_s": [round(float(min(t + chunk / cfg.frame_rate, duration)), 3) for t in starts],
             "drop": np.round(mean[:, cols].astype(np.float64), 4).tolist()}
 
 
 def windows_probs_order(predictor, probs: np.ndarray, top: int) -> list[str]:
-    """The track's top genres (the genre labels ranked by the mean window probability)."""
+    """The track's top genres (the genre labels ranked by the mean window probability).
+
+    ``probs`` holds one column per ``model.labels`` (a head's extra tag columns cut off).
+    """
     m = predictor.model
-    mean = probs.mean(axis=0)
+    mean = probs[:, :len(m.labels)].mean(axis=0)
     genres = set(m.genre_labels)
     ranked = [m.labels[i] for i in np.argsort(-mean, kind="stable") if m.labels[i] in genres]
     return ranked[:top]
+
+
+def strongest_stretch(saliency: dict, column: int) -> tuple[float, float, float]:
+    """The stretch of at least one model window whose silencing lowers a genre the most.
+
+    Adjacent ``occlude_s`` stretches are pooled into spans of one model window (``window_s``;
+    the stretches alone are too short to name in whole seconds) and the span with the largest
+    mean drop wins.
+
+    Returns
+    -------
+    tuple
+        ``(start_s, end_s, mean drop)`` of that span for the ``column``-th reported genre.
+    """
+    drop = np.asarray([row[column] for row in saliency["drop"]], np.float64)
+    step = saliency["occlude_s"] or 1.0
+    span = max(1, min(len(drop), int(np.ceil(saliency.get("window_s", step) / step - 1e-9))))
+    means = np.convolve(drop, np.ones(span) / span, mode="valid")  # (len(drop) - span + 1,)
+    k = int(np.argmax(means))
+    return float(saliency["start_s"][k]), float(saliency["end_s"][k + span - 1]), float(means[k])

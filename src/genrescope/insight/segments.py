@@ -66,7 +66,7 @@ def viterbi(log_emit: np.ndarray, switch_cost: float) -> np.ndarray:
 
 
 def segment_timeline(timeline, genres: list[tuple[str, float]] | None = None, *, switch_cost: float = SWITCH_COST,
-                     max_genres: int = MAX_GENRES) -> list[dict]:
+                     max_genres: int = MAX_GENRES, duration_s: float | None = None) -> list[dict]:
     """Labelled stretches of a :class:`~genrescope.inference.predict.Timeline`.
 
     Parameters
@@ -76,6 +76,9 @@ def segment_timeline(timeline, genres: list[tuple[str, float]] | None = None, *,
     genres : list of (label, probability), optional
         The track's genre ranking (``Prediction.genres``); candidates are its first
         ``max_genres``. Default: every label, ranked by the timeline's mean.
+    duration_s : float, optional
+        The audio's end (seconds): the last segment ends there, not where the last window's
+        padded frames end.
 
     Returns
     -------
@@ -100,6 +103,8 @@ def segment_timeline(timeline, genres: list[tuple[str, float]] | None = None, *,
     for a, b in itertools.pairwise(cuts):
         start = float(timeline.start_s[0]) if a == 0 else (centres[a - 1] + centres[a]) / 2
         end = float(timeline.end_s[-1]) if b == len(path) else (centres[b - 1] + centres[b]) / 2
+        if duration_s is not None:
+            end = min(end, float(duration_s))
         out.append({"start_s": round(float(start), 3), "end_s": round(float(end), 3), "label": cand[path[a]],
                     "probability": round(float(probs[a:b, idx[path[a]]].mean()), 4)})
     return out

@@ -27,7 +27,8 @@ def options_from(args) -> TagOptions:
     if args.windows < 0:
         raise GenrescopeError(f"--windows {args.windows}: must be 0 (all) or more")
     return TagOptions(model=args.model, top=args.top, min_confidence=args.min_confidence, windows=args.windows,
-                      write=args.write, overwrite=args.overwrite, runtime=args.runtime)
+                      write=args.write, overwrite=args.overwrite, runtime=args.runtime,
+                      write_damaged=getattr(args, "write_damaged", False))
 
 
 def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal: str | None = None,
@@ -97,6 +98,12 @@ def run_tag(args) -> int:
     records = tag_library(args.paths, opts, report_path=report_path, journal=args.journal, engine=args.engine,
                           jobs=args.jobs, ray_address=args.ray_address, progress=not args.no_progress)
     failed = [r for r in records if r["status"] == "failed"]
+    for r in records:
+        if r["status"] == "damaged":  # its note holds the decode warnings too
+            print(f"genrescope: warning: {r['path']}: {r['note']}", file=sys.stderr)
+            continue
+        for w in r.get("warnings") or []:
+            print(f"genrescope: warning: {w}", file=sys.stderr)
     for r in failed:
         print(f"genrescope: {r['error']}", file=sys.stderr)
     print(_summary(records, opts, report_path), file=sys.stderr)

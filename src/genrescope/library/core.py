@@ -39,9 +39,18 @@ class TagOptions:
     write: bool = False
     overwrite: bool = False
     runtime: str = "onnx"
+    write_damaged: bool = False  # also write files that decode much shorter than their header says
 
     def job_key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if not self.write_damaged:  # the key of a run without it stays what it was before the option
+            del fields["write_damaged"]
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: A file whose audio decodes to less than this share of what its header promises is
+#: "cut short": reported, and written only with ``write_damaged``.
+SHORT_SHARE = 0.5
 
 
 def make_predictor(model: str = "default", *, runtime: str = "onnx", threads: int | None = None):
@@ -58,15 +67,38 @@ def make_predictor(model: str = "default", *, runtime: str = "onnx", threads: in
 
 
 def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
-    """``{"model", "duration_s", "genres": [[label, prob], ...]}`` of one file, best first.
+    """``{"model", "duration_s", "header_s", "warnings", "genres": [[label, prob], ...]}`` of one
+    file, genres best first.
 
-    Raises GenrescopeError for unreadable audio. With ``windows`` > 0 and a song longer
-    than that many model windows, only ``windows`` windows spread evenly over it are
-    analysed and their timelines pooled into one track answer.
+    ``header_s`` is the length the file's header promises (None when it does not say);
+    ``warnings`` the decode warnings (truncated, damaged, silent), one line each. Raises
+    GenrescopeError for unreadable audio. With ``windows`` > 0 and a song longer than that
+    many model windows, only ``windows`` windows spread evenly over it are analysed and their
+    timelines pooled into one track answer.
     """
     pred = _predict_windows(predictor, path, windows) if windows > 0 else predictor.predict(path)
     return {"model": pred.model, "duration_s": None if pred.duration_s is None else round(float(pred.duration_s), 3),
+            "header_s": _header_seconds(path), "warnings": list(getattr(pred, "warnings", None) or []),
             "genres": [[str(g), round(float(p), 4)] for g, p in pred.genres]}
+
+
+def _header_seconds(path: str | os.PathLike) -> float | None:
+    """The length the header promises, or None when it gives none (or cannot be read)."""
+    from genrescope.audio.decode import audio_info
+
+    try:
+        info = audio_info(path)
+    except (GenrescopeError, OSError):
+        return None
+    return round(info.frames / info.sr, 3) if info.frames and info.sr else None
+
+
+def cut_short(analysis: dict) -> str | None:
+    """Why a file's audio counts as cut short (much shorter than its header says), or None."""
+    got, promised = analysis.get("duration_s"), analysis.get("header_s")
+    if got is None or not promised or got >= SHORT_SHARE * promised:
+        return None
+    return f"only {got:.1f} s of the {promised:.1f} s its header promises decode"
 
 
 def _predict_windows(predictor, path, n: int):
@@ -82,7 +114,8 @@ def _predict_windows(predictor, path, n: int):
     info = audio_info(path)
     if n * cfg.window_s >= info.frames / info.sr:
         return predictor.predict(path)
-    y = np.concatenate(list(iter_audio_blocks(path, sr=cfg.sr)))  # (n_samples,) at the model's rate
+    notes: list[str] = []
+    y = np.concatenate(list(iter_audio_blocks(path, sr=cfg.sr, notes=notes)))  # (n_samples,) at the model's rate
     duration = len(y) / cfg.sr
     win = _segment_samples(predictor.model)
     parts = []
@@ -92,7 +125,7 @@ def _predict_windows(predictor, path, n: int):
     tls = [p.timeline for p in parts]
     tl = Timeline(np.concatenate([t.start_s for t in tls]), np.concatenate([t.end_s for t in tls]),
                   np.concatenate([t.probs for t in tls]), tls[0].labels, tls[0].multi_label)
-    return predictor.rank(Prediction(str(path), parts[0].model, duration, timeline=tl))
+    return predictor.rank(Prediction(str(path), parts[0].model, duration, timeline=tl, warnings=notes))
 
 
 def _segment_samples(model) -> int:
@@ -115,7 +148,15 @@ def record(path: str, analysis: dict | None, *, status: str, error: str | None =
     a = analysis or {}
     return {"path": path, "status": status, "genres": a.get("genres", []), "model": a.get("model"),
             "duration_s": a.get("duration_s"), "written": extra.get("written"),
-            "previous": extra.get("previous"), "note": extra.get("note"), "error": error}
+            "previous": extra.get("previous"), "note": extra.get("note"), "error": error,
+            "warnings": list(a.get("warnings") or [])}  # for stderr; the report keeps them in the note
+
+
+def _note(path: str, analysis: dict, *notes: str | None) -> str | None:
+    """The report's note: ``notes`` and the file's decode warnings (without the path they start with)."""
+    warns = [w.removeprefix(f"{path}: ") for w in analysis.get("warnings") or []]
+    parts = [n for n in (*notes, *warns) if n]
+    return "; ".join(dict.fromkeys(parts)) or None
 
 
 def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> dict:
@@ -126,6 +167,12 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> d
     ``--undo`` puts back.
     """
     try:
+        short = cut_short(analysis)
+        if short and opts.write and not opts.write_damaged:
+            rec = record(path, analysis, status="damaged", note=_note(path, analysis, f"cut short: {short}; not written "
+                                                                                 "(--write-damaged writes it anyway)"))
+            journal.finish(path, os.stat(path), rec)
+            return rec
         kind, current = T.read_snapshot(path)
         if kind is None:
             rec = record(path, analysis, status="no-tags",
@@ -151,7 +198,8 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> d
             journal.begin_write(path, before, plan)
             rewrite(path, lambda tmp: T.apply_snapshot(tmp, kind, plan))
         rec = record(path, analysis, status=status, written=changed or None,
-                     previous={k: before.get(k) for k in changed} or None, note=note)
+                     previous={k: before.get(k) for k in changed} or None,
+                     note=_note(path, analysis, f"cut short: {short}" if short else None, note))
         journal.finish(path, os.stat(path), rec, rewritten=rewritten)
         return rec
     except (GenrescopeError, OSError) as e:

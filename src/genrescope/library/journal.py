@@ -29,6 +29,19 @@ CREATE TABLE IF NOT EXISTS pending (
 """
 
 
+#: The first bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_journal(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a SQLite file (a tagging journal, not a report)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def default_path(report_path: str | os.PathLike) -> Path:
     """Where a report's journal lives unless told otherwise: beside it, ``REPORT.journal``."""
     p = Path(report_path)
@@ -100,6 +113,26 @@ class Journal:
         row = self.db.execute("SELECT previous, planned FROM pending WHERE path=? AND job=?",
                               (path, self.job)).fetchone()
         return None if row is None else (json.loads(row[0]), json.loads(row[1]))
+
+    def written_records(self) -> list[dict]:
+        """Every change this journal knows was made or begun, of any job, as report-like records.
+
+        Finished writes are their ``written`` records; an interrupted one (a pending row: the
+        run was killed around the rename) is ``{"path", "status": "pending", "written": the
+        changed fields' planned values, "previous": their values before}``.
+        """
+        out = []
+        for (text,) in self.db.execute("SELECT record FROM done ORDER BY path"):
+            rec = json.loads(text)
+            if rec.get("status") == "written" and rec.get("written"):
+                out.append(rec)
+        for path, prev, plan in self.db.execute("SELECT path, previous, planned FROM pending ORDER BY path"):
+            previous, planned = json.loads(prev), json.loads(plan)
+            changed = {k: v for k, v in planned.items() if v != previous.get(k)}
+            if changed:
+                out.append({"path": path, "status": "pending", "written": changed,
+                            "previous": {k: previous.get(k) for k in changed}})
+        return out
 
     def forget(self, path: str) -> None:
         """Drop every record of ``path`` (all jobs): after an undo the file must be redone."""

@@ -7,8 +7,9 @@ except ``genres``, written ``label:prob;label:prob``):
     the file (absolute).
 ``status``
     ``written``, ``would-write`` (a dry run: nothing was written), ``unchanged`` (the tags
-    already say this), ``no-tags`` (a container genrescope writes no tags into, e.g. wav)
-    or ``failed``.
+    already say this), ``no-tags`` (a container genrescope writes no tags into, e.g. wav),
+    ``damaged`` (its audio decodes to less than half of what its header promises, so it was
+    not written; ``--write-damaged`` writes it anyway) or ``failed``.
 ``genres``
     the whole ranking, best first: ``[[label, probability], ...]``.
 ``model``, ``duration_s``
@@ -19,7 +20,8 @@ except ``genres``, written ``label:prob;label:prob``):
     ``{field: values or null}``: the same fields before the run (null: absent);
     ``genrescope tag --undo REPORT`` restores them.
 ``note``, ``error``
-    why an existing genre was kept, or why the file failed (one line naming the file).
+    why an existing genre was kept, the file's decode warnings (truncated, damaged, silent),
+    or why the file failed (one line naming the file).
 """
 from __future__ import annotations
 

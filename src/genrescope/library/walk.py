@@ -61,7 +61,8 @@ def _walk_one(path: str, seen_dirs: set, seen_files: set, *, explicit: bool) -> 
     try:
         st = os.stat(path)
     except OSError as e:
-        yield Skipped(path, _why(path, e))
+        never = explicit and e.errno == errno.ENOENT and not os.path.islink(path)
+        yield Skipped(path, f"{path}: no such file or folder" if never else _why(path, e))  # a path the user gave
         return
     if os.path.isdir(path):
         key = (st.st_dev, st.st_ino)

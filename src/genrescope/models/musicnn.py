@@ -59,6 +59,20 @@ def _tf_same_pad(kernel: int) -> tuple[int, int]:
     return before, kernel - 1 - before
 
 
+class _SignedConv2d(nn.Conv2d):
+    """A Conv2d whose output channels may be multiplied by +-1 inside its own forward.
+
+    The front end's inference path flips the channels whose batch norm inverts them (see
+    :class:`_FrontendBranch`); doing it here means forward hooks (the filters report) see the
+    activations the max over mel really takes, not the pre-flip ones (whose maxima, for an
+    inverted channel, sit on the quietest frames of the data).
+    """
+
+    def forward(self, x: torch.Tensor, sign: torch.Tensor | None = None) -> torch.Tensor:
+        out = super().forward(x)
+        return out if sign is None else out * sign  # sign: (1, filters, 1, 1)
+
+
 class _FrontendBranch(nn.Module):
     """One front-end filter shape: conv over (time, mel), ReLU, batch norm, max over mel.
 
@@ -70,7 +84,7 @@ class _FrontendBranch(nn.Module):
     def __init__(self, filters: int, kernel: tuple[int, int]):
         super().__init__()
         self.time_pad = _tf_same_pad(kernel[0])
-        self.conv = nn.Conv2d(1, filters, kernel)
+        self.conv = _SignedConv2d(1, filters, kernel)
         self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,11 +96,11 @@ class _FrontendBranch(nn.Module):
         # the 4-D one. A channel whose batch-norm scale is negative needs the min over mel,
         # taken as -max(-c): those channels are multiplied by -1 (exact in float; both runtimes
         # fold the constant into the conv), so one max serves every channel and the graph has no
-        # second reduction. Same numbers. self.conv is still called, so its hooks (the filters
-        # report) see the real activations.
+        # second reduction. Same numbers. The flip happens inside self.conv, so its hooks (the
+        # filters report) see the activations the max takes.
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)  # (filters,)
         sign = torch.where(scale < 0, -1.0, 1.0)[None, :, None]  # (1, filters, 1)
-        c = self.conv(x) * sign[..., None]  # (B, filters, T, n_mels - k_f + 1)
+        c = self.conv(x, sign[..., None])  # (B, filters, T, n_mels - k_f + 1), flipped where scale < 0
         pooled = c.amax(dim=3) * sign  # max over mel, or min where scale < 0
         return F.batch_norm(F.relu(pooled), self.bn.running_mean, self.bn.running_var, self.bn.weight,
                         self.bn.bias, training=False, eps=self.bn.eps)  # (B, filters, T)

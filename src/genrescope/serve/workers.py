@@ -265,7 +265,10 @@ class _Worker:
 
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the server's genrescope
+        main = threading.current_thread() is threading.main_thread()  # PR_SET_PDEATHSIG follows this thread
         code = ("import signal; signal.signal(signal.SIGUSR1, signal.SIG_IGN); "  # until the worker sets its own
+                f"from genrescope.lifeline import exit_with_parent; exit_with_parent({os.getpid()}, "
+                f"death_signal={main}); "  # a killed server leaves no worker behind
                 f"from genrescope.serve.workers import worker_main; worker_main({theirs.fileno()})")
         self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),), env=env,
                                      stdin=subprocess.DEVNULL)

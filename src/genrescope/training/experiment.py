@@ -142,9 +142,13 @@ def _load_data(args, plan: Plan, fc: FeatureConfig):
         raise GenrescopeError("--backbone needs a DATASET folder or manifest" if plan.backbone else
                               "give a DATASET folder/manifest, or --features-csv TABLE.csv")
     from genrescope.datasets import load_dataset
+    from genrescope.datasets.layouts import describe, split_problems
 
     manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
                             fma_subset=args.fma_subset)
+    print(describe(manifest), file=sys.stderr)  # the first line: which layout and split were chosen
+    for problem in split_problems(manifest):
+        print(f"genrescope: warning: {problem}", file=sys.stderr)
     desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
     if plan.backbone:
         from genrescope.inference.backbone import Backbone
@@ -180,7 +184,23 @@ def _refit(args, plan: Plan, data, out: Path, cfg, fc, mcfg, selection, base_pro
     return result
 
 
+def format_split_summary(summary: dict, classes: list[str]) -> str:
+    """``10 classes: train 28 tracks, valid 6 tracks, test 6 tracks``, with the classes a split lacks.
+
+    ``summary`` is :meth:`~genrescope.training.data.TrainData.split_summary`'s
+    ``{split: {"tracks": n, "per_class": [...]}}``.
+    """
+    parts = []
+    for split, info in summary.items():
+        empty = [c for c, n in zip(classes, info["per_class"]) if n == 0]
+        parts.append(f"{split} {info['tracks']} tracks" + (f" (none of {', '.join(empty)})" if empty else ""))
+    return f"{len(classes)} classes: {', '.join(parts)}"
+
+
 def run_train(args) -> int:
+    from genrescope.errors import require_torch
+
+    require_torch("genrescope train")
     from genrescope.models import default_config
     from genrescope.training.train import fit
 
@@ -194,7 +214,8 @@ def run_train(args) -> int:
     if mcfg.kind != data.kind:
         raise GenrescopeError(f"model {plan.model} reads {mcfg.kind} input, the data is {data.kind}")
     out = Path(args.out or f"runs/{plan.model}")
-    print(f"training {plan.model} on {data.split_summary()} -> {out}", file=sys.stderr)
+    print(f"training {plan.model} on {format_split_summary(data.split_summary(), data.classes)} -> {out}",
+          file=sys.stderr)
     base_prov = {"dataset": dataset_desc, **plan.provenance}
     result = fit(plan.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
                  provenance={**base_prov, "command": "genrescope " + shlex.join(sys.argv[1:])},

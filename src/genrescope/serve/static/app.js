@@ -16,6 +16,7 @@
   const SUMMARY_TOP = 6;   // genres in the summary
   const CHART_SHOWN = 5;   // timeline lines shown at first
   const LEGEND_FIRST = 12; // legend chips before "more"
+  const MIN_SMOOTHED = 4;  // fewer windows than this: nothing to smooth, the chart shows them raw
 
   const STATIC = document.documentElement.dataset.mode === 'static';
   const state = {
@@ -29,6 +30,7 @@
     job: null,        // the analysis on screen (see newJob)
     colors: new Map(),
     chart: null,
+    rawChart: false,  // the chart shows the model's raw windows instead of the smoothed belief
     live: null,
     debug: { updates: { timeupdate: 0, seeked: 0, frame: 0, data: 0 }, estimates: 0 },
   };
@@ -147,7 +149,7 @@
   // ------------------------------------------------------------------ file analysis
   function newJob(file) {
     return { name: file.name, labels: [], genreLabels: [], multi: true, duration: 0, start: [], end: [],
-             probs: [], ranking: [], done: false, failed: false, shown: null, touched: false };
+             probs: [], ranking: [], done: false, failed: false, shown: null, touched: false, mode: state.mode };
   }
 
   async function analyse(file) {
@@ -293,7 +295,8 @@
       renderSummary(job);
       renderChart(job);
       renderSegments(job, r);
-      $('saliency-btn').hidden = false;
+      // saliency reruns the model in this browser on the analysis it holds: not for a server's analysis
+      $('saliency-btn').hidden = job.mode !== 'browser';
       updatePlayback('data');
     } else if (ev.event === 'error') {
       failJob(job, ev.error);
@@ -371,9 +374,37 @@
   }
 
   // ------------------------------------------------------------------ timeline chart (uPlot)
+  // the rows the chart draws: the smoothed belief (insight.js smooth), or the raw windows on demand
+  function chartRows(job) {
+    const raw = state.rawChart || job.start.length < MIN_SMOOTHED;
+    job.view = raw ? job.probs : window.GenrescopeInsight.smooth(job.start, job.end, job.probs);
+    job.viewRaw = raw;
+    return job.view;
+  }
+
   function chartData(job) {
     const x = job.start.map((s, k) => (s + job.end[k]) / 2);
-    return [x, ...job.gidx.map((j) => job.probs.map((row) => row[j]))];
+    const rows = chartRows(job);
+    return [x, ...job.gidx.map((j) => rows.map((row) => row[j]))];
+  }
+
+  function chartNote(job) {
+    const span = window.GenrescopeInsight.SMOOTH_SPAN_S;
+    const note = $('chart-note');
+    note.dataset.view = job.viewRaw ? 'raw' : 'smoothed';
+    note.textContent = job.viewRaw
+      ? 'Lines: each model window\u2019s own probabilities (one point per window, unsmoothed).'
+      : `Lines: each genre\u2019s probability averaged over a centred ${span} s span of model windows ` +
+        '(single windows are noisy; sections last longer). Tick \u201craw windows\u201d to see them.';
+  }
+
+  // the segments bar spans exactly the chart's plot area, so a segment sits under its seconds
+  function alignSegments() {
+    if (!state.chart) return;
+    const plot = state.chart.over.getBoundingClientRect(), box = $('chart').getBoundingClientRect();
+    const bar = $('segments');
+    bar.style.marginLeft = `${Math.round(plot.left - box.left)}px`;
+    bar.style.width = `${Math.round(plot.width)}px`;
   }
 
   function renderChart(job) {
@@ -397,7 +428,7 @@
           label: g, stroke: colorOf(g), width: 2, show: job.shown.has(g), points: { show: false } }))],
         legend: { show: false },
         cursor: { drag: { x: false, y: false }, points: { show: false }, y: false },
-        hooks: { setCursor: [(u) => hoverReadout(job, u)] },
+        hooks: { setCursor: [(u) => hoverReadout(job, u)], setSize: [() => alignSegments()] },
       };
       state.chart = new uPlot(opts, chartData(job), box);
       const head = el('div', 'playhead');
@@ -416,6 +447,8 @@
       });
     }
     renderLegend(job);
+    chartNote(job);
+    alignSegments();
     movePlayhead($('player').currentTime);
   }
 
@@ -449,7 +482,7 @@
   function hoverReadout(job, u) {
     const i = u.cursor.idx;
     if (i == null || !job.probs[i]) { $('hover').textContent = ''; return; }
-    const row = job.probs[i];
+    const row = (job.view || job.probs)[i];
     const top = job.genreLabels.map((g, j) => [g, row[job.gidx[j]]]).sort((a, b) => b[1] - a[1]).slice(0, 3);
     $('hover').textContent = `${fmtTime(job.start[i])}–${fmtTime(job.end[i])}: ` +
       top.map(([g, p]) => `${g} ${pct(p)}`).join(', ');
@@ -464,10 +497,10 @@
   // ------------------------------------------------------------------ segments, saliency
   function renderSegments(job, r) {
     const segs = state.segments = window.GenrescopeInsight.segments(r.timeline, r.genres);
-    const box = $('segments'), dur = Math.max(r.duration_s, 1e-6);
+    const box = $('segments'), dur = Math.max(r.duration_s, 1);  // the chart's x range: [0, max(duration, 1)]
     box.replaceChildren(...segs.map((g) => {
       const d = el('div', 'seg', g.label);
-      d.style.width = `${((g.end_s - g.start_s) / dur) * 100}%`;
+      d.style.width = `${((Math.min(g.end_s, dur) - g.start_s) / dur) * 100}%`;
       d.style.background = colorOf(g.label);
       d.title = `${fmtTime(g.start_s)}–${fmtTime(g.end_s)} ${g.label} (${pct(g.probability)})`;
       return d;
@@ -478,11 +511,7 @@
 
   async function showSaliency() {
     const job = state.job;
-    if (!job || !job.done) return;
-    if (state.mode !== 'browser') {
-      showError('Saliency runs in this browser: switch "In this browser" on, then ask again.');
-      return;
-    }
+    if (!job || !job.done || job.mode !== 'browser') return;  // the button shows only then
     const top = job.ranking[0].label;
     $('saliency-btn').disabled = true;
     try {
@@ -681,6 +710,10 @@
     $('model').addEventListener('change', onModelChange);
     $('record').addEventListener('click', () => (state.live ? stopLive() : startLive()));
     $('saliency-btn').addEventListener('click', showSaliency);
+    $('raw-toggle').addEventListener('change', (e) => {
+      state.rawChart = e.target.checked;
+      if (state.job && state.job.start.length) renderChart(state.job);
+    });
     $('in-browser').addEventListener('change', () => {
       setMode($('in-browser').checked ? 'browser' : 'server');
       if (state.file) analyse(state.file);
@@ -701,6 +734,7 @@
         if (!state.chart) return;
         const w = $('chart').clientWidth;
         state.chart.setSize({ width: Math.max(280, w), height: w < 500 ? 200 : 260 });
+        alignSegments();
         movePlayhead(player.currentTime);
       }, 100);
     });

@@ -61,5 +61,33 @@
     return out;
   }
 
-  root.GenrescopeInsight = { viterbi, segments, SWITCH_COST, MAX_GENRES };
+  // The timeline as a person can read it: each window's probabilities replaced by the mean over
+  // the windows within a centred span of spanS seconds, each weighted by how much of the span it
+  // covers. The model's 3 s windows are noisy (one bar of a fill or a break swings them); genres
+  // change with a song's sections, which last 10-30 s, so a 12 s span (about four windows) keeps
+  // the sections and drops the window-to-window jitter. Returns one row per window, like probs.
+  const SMOOTH_SPAN_S = 12;
+
+  function smooth(start, end, probs, spanS = SMOOTH_SPAN_S) {
+    const n = start.length;
+    const out = new Array(n);
+    let lo = 0;
+    for (let k = 0; k < n; k++) {
+      const c = (start[k] + end[k]) / 2, a = c - spanS / 2, b = c + spanS / 2;
+      while (lo < n && end[lo] <= a) lo++;
+      const row = new Float64Array(probs[k].length);
+      let wsum = 0;
+      for (let i = lo; i < n && start[i] < b; i++) {
+        const w = Math.min(b, end[i]) - Math.max(a, start[i]);
+        if (w <= 0) continue;
+        const p = probs[i];
+        for (let j = 0; j < row.length; j++) row[j] += w * p[j];
+        wsum += w;
+      }
+      out[k] = wsum > 0 ? Array.from(row, (v) => v / wsum) : Array.from(probs[k]);
+    }
+    return out;
+  }
+
+  root.GenrescopeInsight = { viterbi, segments, smooth, SWITCH_COST, MAX_GENRES, SMOOTH_SPAN_S };
 })(typeof self !== 'undefined' ? self : globalThis);
