@@ -187,7 +187,7 @@ def test_non_finite_model_output_never_reaches_any_output(write_audio, tmp_path,
 
 
 def test_json_output_refuses_nan(monkeypatch):
-    from genrescope.inference.output import _json
+    from genrescope.inference.output import json_text as _json
 
     with pytest.raises(ValueError):
         _json([{"probability": float("nan")}])

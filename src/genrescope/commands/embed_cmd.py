@@ -23,6 +23,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from genrescope.training.embed import run_embed
+    import sys
 
-    return run_embed(args)
+    from genrescope.training.embed import write_embeddings
+
+    r = write_embeddings(args.dataset, args.backbone, args.out, layout=args.layout, split=args.split, seed=args.seed,
+                         fma_subset=args.fma_subset, cache=args.cache, jobs=args.jobs, engine=args.engine,
+                         address=args.ray_address, parquet=args.parquet, progress=not args.no_progress)
+    print(f"{r['tracks']} tracks, {r['windows']} windows, {r['dim']}-d {r['backbone']} embeddings -> {r['out']}/ "
+          f"({', '.join(r['written'])})")
+    for f in r["failed"]:
+        print(f"unreadable: {f}", file=sys.stderr)
+    return 1 if r["failed"] else 0

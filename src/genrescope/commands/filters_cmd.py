@@ -20,6 +20,27 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from genrescope.insight.filters import run_filters
+    from genrescope.errors import GenrescopeError
 
-    return run_filters(args)
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise GenrescopeError("genrescope filters needs PyTorch: pip install 'genrescope[train]'") from e
+    from genrescope.audio.files import find_audio_files
+    from genrescope.insight.filters import find_top_chunks, load_torch_model, write_report
+
+    files = find_audio_files([args.dataset])[: args.max_files]
+    if not files:
+        raise GenrescopeError(f"{args.dataset}: no audio files found")
+    model, cfg, _ = load_torch_model(args.checkpoint)
+    kind = getattr(getattr(model, "config", None), "kind", "log_mel")
+    if kind not in ("log_mel", "stft", "mfcc"):
+        raise GenrescopeError(f"{args.checkpoint}: filters need a spectrogram model, not {kind!r} input")
+    results = find_top_chunks(model, cfg, files, kind=kind, top=args.top)
+    index = write_report(results, args.output, cfg, f"{args.checkpoint} over {len(files)} files of {args.dataset}; "
+                         "each chunk is the filter's receptive field around its highest activation")
+    n = sum(len(v) for v in results.values())
+    constant = sum(not chunks for v in results.values() for chunks in v)
+    print(f"{len(results)} conv layers, {n} filters ({constant} with a constant output, so no chunk), "
+          f"{len(files)} files -> {index}")
+    return 0

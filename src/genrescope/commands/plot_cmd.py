@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from genrescope.insight.plot import run_plot
+    from genrescope.insight.plot import plot_file
 
-    return run_plot(args)
+    out = plot_file(args.file, args.output, model=args.model, segments=args.segments, saliency=args.saliency)
+    print(f"wrote {out}")
+    return 0

@@ -41,6 +41,69 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from genrescope.inference.output import run_predict
+    import os
+    import sys
 
-    return run_predict(args)
+    from genrescope.audio.files import find_audio_files
+    from genrescope.errors import GenrescopeError
+    from genrescope.inference.predict import Predictor, predict_files
+    from genrescope.inference.runtimes import numpy_blas_one_thread
+
+    if args.timeline == "-" and args.format == "csv":
+        raise GenrescopeError("--format csv --timeline: give the timeline a file of its own (--timeline "
+                              "timeline.csv, or tl_{stem}.csv for several files); stdout holds the genre rows")
+    numpy_blas_one_thread()  # the cores go to the model runtime's own threads
+    files = find_audio_files(args.paths)
+    if not files:
+        raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")
+    jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(files)))
+    predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads or (1 if jobs > 1 else None),
+                          backend=args.backend, precision=args.precision)
+    show_progress = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
+    preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
+    extras: dict = {}
+    if args.segments or args.saliency:
+        from genrescope.insight.annotate import annotate_predictions
+
+        extras = annotate_predictions(predictor, preds, segments=args.segments, saliency=args.saliency)
+    _print(args, preds, extras)
+    _report_problems(args, preds)
+    return 1 if any(p.error for p in preds) else 0
+
+
+def _print(args, preds, extras: dict) -> None:
+    import sys
+
+    from genrescope.inference import output as out
+
+    inline = args.timeline == "-"
+    if args.format == "json":
+        print(out.json_text([{**out.prediction_object(p, timeline=inline, top=args.top, tags=args.tags),
+                              **extras.get(id(p), {})} for p in preds]))
+    elif args.format == "csv":
+        print(out.predictions_csv(preds, args.top), end="")
+    else:
+        from genrescope.insight.annotate import format_annotations
+
+        for p in preds:
+            print(out.format_table(p, args.top, args.tags)
+                  + (format_annotations(extras[id(p)]) if id(p) in extras else ""))
+            if inline:
+                print(out.format_timeline_table(p))
+    if args.timeline is not None and not inline:
+        ok = [p for p in preds if p.error is None]
+        for p, path in zip(ok, out.timeline_paths(args.timeline, ok)):
+            path.write_text(out.timeline_csv(p))
+            print(f"timeline of {p.path} -> {path}", file=sys.stderr)
+
+
+def _report_problems(args, preds) -> None:
+    import sys
+
+    for p in preds:
+        for note in p.warnings:
+            print(f"genrescope: warning: {note}", file=sys.stderr)
+    if args.format != "table":
+        for p in preds:
+            if p.error:
+                print(f"genrescope: {p.error}", file=sys.stderr)

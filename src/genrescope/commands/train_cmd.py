@@ -66,6 +66,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from genrescope.training.experiment import run_train
+    import dataclasses
 
-    return run_train(args)
+    from genrescope.training.experiment import TrainRequest, run_train
+
+    names = [f.name for f in dataclasses.fields(TrainRequest)]
+    req = TrainRequest(**{n: getattr(args, n) for n in names})
+    return run_train(dataclasses.replace(req, model_opt=tuple(req.model_opt)))

@@ -1,4 +1,4 @@
-"""``genrescope predict``: run the Predictor over files and print tables, JSON or CSV.
+"""What ``genrescope predict`` prints: tables, JSON and CSV of Predictions.
 
 JSON schema (``--format json``): one array, one object per input file::
 
@@ -23,8 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import sys
 from pathlib import Path
 
 from genrescope.errors import GenrescopeError
@@ -92,7 +90,7 @@ def predictions_csv(preds, top: int) -> str:
     return buf.getvalue()
 
 
-def _timeline_paths(template: str, preds) -> list[Path]:
+def timeline_paths(template: str, preds) -> list[Path]:
     """Where each prediction's timeline CSV goes; two files with one stem get ``-2``, ``-3``... (no overwrite)."""
     if "{stem}" not in template:
         if len(preds) > 1:
@@ -120,56 +118,5 @@ def prediction_object(pred, *, timeline: bool = False, top: int = 5, tags: bool 
     return d
 
 
-def _json(obj) -> str:
+def json_text(obj) -> str:
     return json.dumps(obj, indent=1, allow_nan=False)
-
-
-def run_predict(args) -> int:
-    from genrescope.audio.decode import find_audio_files
-    from genrescope.inference.predict import Predictor, predict_files
-    from genrescope.inference.runtimes import numpy_blas_one_thread
-
-    if args.timeline == "-" and args.format == "csv":
-        raise GenrescopeError("--format csv --timeline: give the timeline a file of its own (--timeline "
-                              "timeline.csv, or tl_{stem}.csv for several files); stdout holds the genre rows")
-    numpy_blas_one_thread()  # the cores go to the model runtime's own threads
-    files = find_audio_files(args.paths)
-    if not files:
-        raise GenrescopeError(f"no audio files found in {' '.join(map(str, args.paths))}")
-    jobs = args.jobs or (os.cpu_count() or 1)
-    jobs = max(1, min(jobs, len(files)))
-    threads = args.threads or (1 if jobs > 1 else None)
-    predictor = Predictor(args.model, runtime=args.runtime, threads=threads, backend=args.backend,
-                          precision=args.precision)
-    show_progress = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
-    preds = predict_files(predictor, files, jobs=jobs, progress=show_progress)
-    extras: dict = {}
-    if getattr(args, "segments", False) or getattr(args, "saliency", False):
-        from genrescope.insight.annotate import annotate_predictions, format_annotations
-
-        extras = annotate_predictions(predictor, preds, segments=args.segments, saliency=args.saliency)
-    with_timeline = args.timeline is not None
-    if args.format == "json":
-        print(_json([{**prediction_object(p, timeline=with_timeline and args.timeline == "-", top=args.top,
-                                          tags=args.tags),
-                      **extras.get(id(p), {})} for p in preds]))
-    elif args.format == "csv":
-        print(predictions_csv(preds, args.top), end="")
-    else:
-        for p in preds:
-            print(format_table(p, args.top, args.tags) + (format_annotations(extras[id(p)]) if id(p) in extras else ""))
-            if with_timeline and args.timeline == "-":
-                print(format_timeline_table(p))
-    if with_timeline and args.timeline != "-":
-        ok = [p for p in preds if p.error is None]
-        for p, path in zip(ok, _timeline_paths(args.timeline, ok)):
-            path.write_text(timeline_csv(p))
-            print(f"timeline of {p.path} -> {path}", file=sys.stderr)
-    for p in preds:
-        for note in p.warnings:
-            print(f"genrescope: warning: {note}", file=sys.stderr)
-    failed = [p for p in preds if p.error]
-    if failed and args.format != "table":
-        for p in failed:
-            print(f"genrescope: {p.error}", file=sys.stderr)
-    return 1 if failed else 0

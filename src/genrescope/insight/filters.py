@@ -378,31 +378,6 @@ def _grid_png(mels: list, path: Path, title: str, cols: int = 16) -> Path | None
     return path
 
 
-def run_filters(args) -> int:
-    """``genrescope filters CHECKPOINT DATASET -o DIR``."""
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise GenrescopeError("genrescope filters needs PyTorch: pip install 'genrescope[train]'") from e
-    from genrescope.audio.decode import find_audio_files
-
-    files = find_audio_files([args.dataset])[: args.max_files]
-    if not files:
-        raise GenrescopeError(f"{args.dataset}: no audio files found")
-    model, cfg, _ = load_torch_model(args.checkpoint)
-    kind = getattr(getattr(model, "config", None), "kind", "log_mel")
-    if kind not in ("log_mel", "stft", "mfcc"):
-        raise GenrescopeError(f"{args.checkpoint}: filters need a spectrogram model, not {kind!r} input")
-    results = find_top_chunks(model, cfg, files, kind=kind, top=args.top)
-    index = write_report(results, args.output, cfg, f"{args.checkpoint} over {len(files)} files of {args.dataset}; "
-                         "each chunk is the filter's receptive field around its highest activation")
-    n = sum(len(v) for v in results.values())
-    constant = sum(not chunks for v in results.values() for chunks in v)
-    print(f"{len(results)} conv layers, {n} filters ({constant} with a constant output, so no chunk), "
-          f"{len(files)} files -> {index}")
-    return 0
-
-
 __all__ = [
     "TimeMap",
     "conv_time_maps",
@@ -410,6 +385,5 @@ __all__ = [
     "find_top_chunks",
     "frames_to_samples",
     "load_torch_model",
-    "run_filters",
     "write_report",
 ]

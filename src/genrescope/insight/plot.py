@@ -167,10 +167,3 @@ def plot_file(path: str | os.PathLike, out: str | os.PathLike, *, model: str | N
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
     return out
-
-
-def run_plot(args) -> int:
-    """``genrescope plot FILE [--model M] -o out.png``."""
-    out = plot_file(args.file, args.output, model=args.model, segments=args.segments, saliency=args.saliency)
-    print(f"wrote {out}")
-    return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import sys
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -102,19 +102,23 @@ def train_data(manifest, backbone: Backbone, **kw):
     return TrainData(classes, "table", backbone.feature_config, items, labels, ids)
 
 
-def run_embed(args) -> int:
-    """``genrescope embed``: window and track embeddings of a dataset (or of files)."""
+def write_embeddings(dataset: str | os.PathLike, backbone_name: str, out_dir: str | os.PathLike, *,
+                     layout: str = "auto", split: str = "auto", seed: int = 0, fma_subset: str | None = None,
+                     cache: str | None = None, jobs: int = 0, engine: str = "local", address: str | None = None,
+                     parquet: bool = False, progress: bool = True) -> dict:
+    """Window and track embeddings of a dataset's tracks written into ``out_dir`` (``genrescope embed``).
+
+    Returns ``embeddings.json``'s content plus ``written`` (the file names) and ``out``.
+    """
     from genrescope.datasets import load_dataset
 
-    backbone = Backbone(args.backbone)
-    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
-                            fma_subset=args.fma_subset)
-    tracks, embs, spans, failed = manifest_embeddings(manifest, backbone, cache_root=args.cache, jobs=args.jobs,
-                                                      progress=not args.no_progress, engine=args.engine,
-                                                      address=args.ray_address)
+    backbone = Backbone(backbone_name)
+    manifest = load_dataset(dataset, layout=layout, split=split, seed=seed, fma_subset=fma_subset)
+    tracks, embs, spans, failed = manifest_embeddings(manifest, backbone, cache_root=cache, jobs=jobs,
+                                                      progress=progress, engine=engine, address=address)
     if not tracks:
-        raise GenrescopeError(f"{args.dataset}: no readable tracks")
-    out = Path(args.out)
+        raise GenrescopeError(f"{dataset}: no readable tracks")
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     win = np.concatenate(embs)
     track = np.stack([e.mean(axis=0) for e in embs])
@@ -134,16 +138,12 @@ def run_embed(args) -> int:
         for i, (t, e) in enumerate(zip(tracks, embs)):
             w.writerow([i, t.track_id, t.label, t.split or "", t.artist or "", len(e), t.path])
     written = ["windows.npy", "windows.csv", "tracks.npy", "tracks.csv"]
-    if args.parquet:
+    if parquet:
         written += _write_parquet(out, tracks, embs, spans, track)
     meta = {"backbone": backbone.name, "dim": int(win.shape[1]), "windows": int(len(win)), "tracks": len(tracks),
             "feature_config": backbone.feature_config.to_dict(), "failed": failed}
     (out / "embeddings.json").write_text(json.dumps(meta, indent=2))
-    print(f"{len(tracks)} tracks, {len(win)} windows, {win.shape[1]}-d {backbone.name} embeddings -> {out}/ "
-          f"({', '.join(written)})")
-    for f in failed:
-        print(f"unreadable: {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return {**meta, "written": written, "out": str(out)}
 
 
 def _write_parquet(out: Path, tracks, embs, spans, track) -> list[str]:

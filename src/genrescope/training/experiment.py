@@ -1,6 +1,6 @@
-"""``genrescope train``: from a dataset (or a feature table) to a checkpoint, an ONNX
-export, logs and plots. Glue between the CLI, the datasets, the training loop and the
-evaluation; the loop itself is :func:`genrescope.training.train.fit`."""
+"""One training run: from a dataset (or a feature table) to a checkpoint, an ONNX export,
+logs and plots (``genrescope train``). Glue between a :class:`TrainRequest`, the datasets,
+the training loop and the evaluation; the loop itself is :func:`genrescope.training.train.fit`."""
 from __future__ import annotations
 
 import json
@@ -18,14 +18,56 @@ from genrescope.errors import GenrescopeError
 log = logging.getLogger(__name__)
 
 
-def feature_config_for(model_name: str, args) -> FeatureConfig:
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything one ``genrescope train`` run is asked for (the command's flags, typed).
+
+    ``model`` is the architecture (``genrescope models``); ``backbone``/``head``/``finetune``
+    ask for a head on a pretrained tagger; ``layout``/``split``/``fma_subset`` how the dataset
+    is read and split; the optimisation and feature fields override the defaults of
+    :class:`~genrescope.training.train.TrainConfig` and of the model's feature config.
+    """
+
+    dataset: str | None = None
+    model: str = "resnet-chunk"
+    model_opt: tuple[str, ...] = ()
+    out: str | None = None
+    features_csv: str | None = None
+    backbone: str | None = None
+    head: str = "linear"
+    finetune: int | None = None
+    layout: str = "auto"
+    split: str = "auto"
+    fma_subset: str | None = None
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    patience: int = 8
+    balance: str = "weights"
+    windows_per_track: int = 4
+    augment: str = "all"
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    refit: bool = False
+    sr: int | None = None
+    n_mels: int | None = None
+    window_s: float | None = None
+    window_hop_s: float | None = None
+    cache: str | None = None
+    jobs: int = 0
+    no_progress: bool = False
+
+
+def feature_config_for(model_name: str, req) -> FeatureConfig:
     """The model's default front end with the command line's overrides."""
     from genrescope.models import default_features
 
     fc = default_features(model_name)
-    changes = {k: getattr(args, k) for k in ("sr", "n_mels", "window_s", "window_hop_s")
-               if getattr(args, k, None) is not None}
-    if "sr" in changes and getattr(args, "fmax", None) is None and fc.fmax is not None:
+    changes = {k: getattr(req, k) for k in ("sr", "n_mels", "window_s", "window_hop_s")
+               if getattr(req, k, None) is not None}
+    if "sr" in changes and getattr(req, "fmax", None) is None and fc.fmax is not None:
         changes["fmax"] = min(fc.fmax, changes["sr"] / 2)
     return fc.replace(**changes) if changes else fc
 
@@ -53,22 +95,22 @@ def parse_model_opts(opts: list[str]) -> dict:
     return out
 
 
-def train_config_from_args(args):
+def train_config_for(req: TrainRequest):
     from genrescope.training.augment import AugmentConfig
     from genrescope.training.train import TrainConfig
 
-    aug = args.augment
+    aug = req.augment
     names = None if aug in (None, "all") else ([] if aug == "none" else [a.strip() for a in aug.split(",") if a.strip()])
     from genrescope.training.augment import AUGMENTATIONS
 
     bad = sorted(set(names or []) - set(AUGMENTATIONS))
     if bad:
         raise GenrescopeError(f"--augment: unknown {bad}; choose from {', '.join(AUGMENTATIONS)}, all or none")
-    kw = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-              patience=args.patience, seed=args.seed, balance=args.balance, augment=AugmentConfig.from_names(names),
-              device=args.device)
-    if args.windows_per_track:
-        kw["windows_per_track"] = args.windows_per_track
+    kw = dict(epochs=req.epochs, batch_size=req.batch_size, lr=req.lr, weight_decay=req.weight_decay,
+              patience=req.patience, seed=req.seed, balance=req.balance, augment=AugmentConfig.from_names(names),
+              device=req.device)
+    if req.windows_per_track:
+        kw["windows_per_track"] = req.windows_per_track
     return TrainConfig(**kw)
 
 
@@ -94,7 +136,7 @@ def load_table_data(csv_path: str, feature_config: FeatureConfig, *, seed: int =
 
 @dataclass(frozen=True)
 class Plan:
-    """What ``genrescope train`` was asked for, resolved once (``args`` is never rewritten).
+    """What ``genrescope train`` was asked for, resolved once (the request is never rewritten).
 
     ``model`` is the architecture really trained (``musicnn-finetune`` for ``--finetune``,
     ``features-mlp`` for a head on ``--backbone`` embeddings), ``model_opt`` the model-config
@@ -107,20 +149,20 @@ class Plan:
     provenance: dict = field(default_factory=dict)
 
 
-def plan_from_args(args) -> Plan:
+def plan_for(req: TrainRequest) -> Plan:
     """Resolve ``--model``, ``--backbone``, ``--finetune`` and ``--head`` into one :class:`Plan`."""
     from genrescope.models import model_names
 
-    backbone, finetune = getattr(args, "backbone", None), getattr(args, "finetune", None)
-    head_hidden = "hidden=" + ("" if getattr(args, "head", "linear") == "linear" else "256,")
-    opts = tuple(args.model_opt)
+    backbone, finetune = getattr(req, "backbone", None), getattr(req, "finetune", None)
+    head_hidden = "hidden=" + ("" if getattr(req, "head", "linear") == "linear" else "256,")
+    opts = tuple(req.model_opt)
     if finetune is not None:
         if not backbone:
             raise GenrescopeError("--finetune N needs --backbone NAME (a musicnn tagger)")
         # end to end on log-mel windows: the backbone is a part of the model, not a feature extractor
         return Plan("musicnn-finetune", (f"backbone={backbone}", f"train_blocks={finetune}", head_hidden, *opts),
                     None, {"finetuned_from": backbone})
-    model = "features-mlp" if backbone and args.model == "resnet-chunk" else args.model  # the CLI default: a head
+    model = "features-mlp" if backbone and req.model == "resnet-chunk" else req.model  # the CLI default: a head
     if model not in model_names():
         raise GenrescopeError(f"unknown model {model!r}; `genrescope models` lists them")
     if not backbone:
@@ -132,40 +174,40 @@ def plan_from_args(args) -> Plan:
     return Plan(model, opts, backbone, {"backbone": backbone})
 
 
-def _load_data(args, plan: Plan, fc: FeatureConfig):
+def _load_data(req: TrainRequest, plan: Plan, fc: FeatureConfig):
     """The training data, the feature config it was computed with, and a description of the dataset."""
     from genrescope.models import default_config
 
-    if args.features_csv and not plan.backbone:
-        return load_table_data(args.features_csv, fc, seed=args.seed), fc, {"features_csv": str(args.features_csv)}
-    if not args.dataset:
+    if req.features_csv and not plan.backbone:
+        return load_table_data(req.features_csv, fc, seed=req.seed), fc, {"features_csv": str(req.features_csv)}
+    if not req.dataset:
         raise GenrescopeError("--backbone needs a DATASET folder or manifest" if plan.backbone else
                               "give a DATASET folder/manifest, or --features-csv TABLE.csv")
     from genrescope.datasets import load_dataset
     from genrescope.datasets.layouts import describe, split_problems
 
-    manifest = load_dataset(args.dataset, layout=args.layout, split=args.split, seed=args.seed,
-                            fma_subset=args.fma_subset)
+    manifest = load_dataset(req.dataset, layout=req.layout, split=req.split, seed=req.seed,
+                            fma_subset=req.fma_subset)
     print(describe(manifest), file=sys.stderr)  # the first line: which layout and split were chosen
     for problem in split_problems(manifest):
         print(f"genrescope: warning: {problem}", file=sys.stderr)
-    desc = {"root": str(args.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
+    desc = {"root": str(req.dataset), "layout": manifest.layout, "split_policy": manifest.split_policy}
     if plan.backbone:
         from genrescope.inference.backbone import Backbone
         from genrescope.training.embed import train_data
 
         bb = Backbone(plan.backbone)
-        data = train_data(manifest, bb, cache_root=args.cache, jobs=args.jobs, progress=not args.no_progress)
+        data = train_data(manifest, bb, cache_root=req.cache, jobs=req.jobs, progress=not req.no_progress)
         return data, bb.feature_config, desc
     from genrescope.training.data import from_manifest
 
     probe = default_config(plan.model, feature_config=fc, n_classes=max(1, len(manifest.labels)))
-    data = from_manifest(manifest, fc, probe.kind, cache_root=args.cache, jobs=args.jobs,
-                         progress=not args.no_progress)
+    data = from_manifest(manifest, fc, probe.kind, cache_root=req.cache, jobs=req.jobs,
+                         progress=not req.no_progress)
     return data, fc, desc
 
 
-def _refit(args, plan: Plan, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
+def _refit(req: TrainRequest, plan: Plan, data, out: Path, cfg, fc, mcfg, selection, base_prov: dict):
     """Retrain on train + valid for the selected number of epochs; the result replaces best.*"""
     import dataclasses
 
@@ -179,7 +221,7 @@ def _refit(args, plan: Plan, data, out: Path, cfg, fc, mcfg, selection, base_pro
             "selection": {"split": "valid", "best_epoch": selection.best_epoch, **sel},
             "note": "refit on train+valid after selection; the stored 'valid' metrics are on training data"}
     result = fit(plan.model, data.merged_for_refit(), out / "refit", cfg=rcfg, feature_config=fc, model_config=mcfg,
-                 provenance=prov, progress=not args.no_progress)
+                 provenance=prov, progress=not req.no_progress)
     result.valid = selection.valid  # report the honest, pre-refit validation score
     return result
 
@@ -197,33 +239,33 @@ def format_split_summary(summary: dict, classes: list[str]) -> str:
     return f"{len(classes)} classes: {', '.join(parts)}"
 
 
-def run_train(args) -> int:
+def run_train(req: TrainRequest) -> int:
     from genrescope.errors import require_torch
 
     require_torch("genrescope train")
     from genrescope.models import default_config
     from genrescope.training.train import fit
 
-    plan = plan_from_args(args)
-    cfg = train_config_from_args(args)
-    data, fc, dataset_desc = _load_data(args, plan, feature_config_for(plan.model, args))
+    plan = plan_for(req)
+    cfg = train_config_for(req)
+    data, fc, dataset_desc = _load_data(req, plan, feature_config_for(plan.model, req))
     opts = parse_model_opts(list(plan.model_opt))
     if data.kind == "table":  # the width of a row: 57 table columns, or the backbone's embedding size
         opts.setdefault("n_bins", data.n_bins)
     mcfg = default_config(plan.model, feature_config=fc, n_classes=data.n_classes, **opts)
     if mcfg.kind != data.kind:
         raise GenrescopeError(f"model {plan.model} reads {mcfg.kind} input, the data is {data.kind}")
-    out = Path(args.out or f"runs/{plan.model}")
+    out = Path(req.out or f"runs/{plan.model}")
     print(f"training {plan.model} on {format_split_summary(data.split_summary(), data.classes)} -> {out}",
           file=sys.stderr)
     base_prov = {"dataset": dataset_desc, **plan.provenance}
-    result = fit(plan.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=args.resume,
+    result = fit(plan.model, data, out, cfg=cfg, feature_config=fc, model_config=mcfg, resume=req.resume,
                  provenance={**base_prov, "command": "genrescope " + shlex.join(sys.argv[1:])},
-                 progress=not args.no_progress)
+                 progress=not req.no_progress)
     if result is None:  # a non-zero rank under torchrun
         return 0
-    if args.refit:
-        result = _refit(args, plan, data, out, cfg, fc, mcfg, result, base_prov)
+    if req.refit:
+        result = _refit(req, plan, data, out, cfg, fc, mcfg, result, base_prov)
     _report(out, result, data.classes)
     return 0
 
