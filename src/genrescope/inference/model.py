@@ -38,6 +38,11 @@ class InferenceModel:
     #: a head behind taggers also reports their tags: then ``predict_windows`` gives
     #: (N, len(labels) + len(tag_labels)), the model's own labels first, then the tags
     tag_labels: list[str] | None = None
+    #: a head learnt on pooled rows (:mod:`genrescope.learn`): ``predict_windows`` also gives the
+    #: backbone's rows, its last ``row_width`` columns, and ``predict_track`` maps a song's (N, D)
+    #: rows to its (G,) track answer (the pooled features the head was learnt on)
+    predict_track: Callable[[np.ndarray], np.ndarray] | None = None
+    row_width: int = 0
 
     @property
     def genre_labels(self) -> list[str]:
@@ -65,4 +70,4 @@ def one_call_at_a_time(model: InferenceModel) -> InferenceModel:
         return call
 
     return dataclasses.replace(model, predict_windows=gate(model.predict_windows),
-                               predict_frames=gate(model.predict_frames))
+                               predict_frames=gate(model.predict_frames), predict_track=gate(model.predict_track))

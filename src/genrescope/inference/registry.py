@@ -21,6 +21,28 @@ DEFAULT_MODEL = "genre10"
 ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
 
 
+#: Environment variable naming the folder of learnt models (``genrescope learn``).
+MODELS_ENV = "GENRESCOPE_MODELS"
+
+
+def learnt_models_root() -> Path:
+    """Where ``genrescope learn`` keeps models by default and ``--model NAME`` finds them:
+    ``$GENRESCOPE_MODELS``, else ``$XDG_DATA_HOME/genrescope/models`` (``~/.local/share/...``)."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data).expanduser() / "genrescope" / "models"
+
+
+def learnt_model_names() -> list[str]:
+    """Names of the learnt model folders in :func:`learnt_models_root` (each usable as ``--model NAME``)."""
+    root = learnt_models_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file() and (p / "config.json").is_file())
+
+
 def pretrained_root() -> Path:
     return Path(str(resources.files("genrescope") / "pretrained"))
 
@@ -69,6 +91,12 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
         return _display_name(p), p
     if p.is_dir() and (p / "best.safetensors").is_file():
         return resolve_model_path(p / "best.safetensors", runtime)
+    if p.is_dir() and (p / "model.onnx").is_file():  # a model folder (``genrescope learn --out DIR``)
+        if runtime == "torch":
+            raise CheckpointError(f"{p}: a learnt model runs on ONNX only; use --runtime onnx")
+        return p.resolve().name, p / "model.onnx"
+    if os.sep not in s and "/" not in s and s in learnt_model_names():  # a learnt model by name
+        return resolve_model_path(learnt_models_root() / s, runtime)
     raise CheckpointError(f"{s}: not a file and not a shipped model (shipped: {', '.join(pretrained_names())})")
 
 
