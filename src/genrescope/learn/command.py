@@ -17,7 +17,7 @@ import numpy as np
 from genrescope.errors import GenrescopeError
 from genrescope.learn.labels import Track, read_tracks
 from genrescope.learn.taxonomy import MIN_TRACKS, Taxonomy, alias_spellings, build_taxonomy, read_aliases
-from genrescope.learn.thresholds import MIN_PRECISION, coverage, label_thresholds
+from genrescope.learn.thresholds import MIN_PRECISION, coverage, label_precision, label_thresholds
 
 
 @dataclass
@@ -96,6 +96,7 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     seconds = {"embedding": round(emb.seconds, 2), "learning": round(time.perf_counter() - t1, 2)}
     info = {"library": library, "label_source": label_source, "aliases": str(aliases) if aliases else None,
             "min_tracks": min_tracks, "min_precision": min_precision,
+            "threshold_precision": dict(zip(tax.labels, label_precision(learnt.cv.probs, y, th))),
             "counts": tax.counts, "rare": tax.rare, "dropped": tax.dropped, "untagged": len(untagged),
             "spellings": tax.spellings, "cv": figs, "seconds": seconds,
             "backbone_per_file_s": round(emb.per_file_s, 3)}

@@ -79,13 +79,13 @@ def split_genres(values: list[str]) -> list[str]:
     for value in values:
         for part in _SPLIT.split(str(value).strip()):
             part = part.strip()
+            if part.upper() in ("(RX)", "(CR)"):  # ID3v1 remix / cover markers: no genre
+                continue
             m = _NUMERIC.match(part)
             if m:
                 number = int(m.group(1) or m.group(3))
                 rest = (m.group(2) or "").strip()
                 part = rest or _id3v1_name(number) or ""
-                if part in ("RX", "CR"):  # ID3v1 "(RX)" remix / "(CR)" cover: no genre
-                    part = ""
             if part:
                 out.append(part)
     return out

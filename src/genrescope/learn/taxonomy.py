@@ -134,6 +134,12 @@ def _follow(key: str, aliases: dict[str, str | None]) -> str | None:
     return key
 
 
+def _spelling_rank(item: tuple[str, int]) -> tuple:
+    """Commonest first; on a tie, a capitalised spelling ("Rock") before "rock" and "ROCK"."""
+    s, n = item
+    return n, not s.islower() and not s.isupper(), not s.islower(), s
+
+
 def build_taxonomy(track_genres: list[list[str]], *, aliases: dict[str, str | None] | None = None,
                    min_tracks: int = MIN_TRACKS, alias_names: dict[str, str] | None = None) -> Taxonomy:
     """The taxonomy of a library whose tracks have these genres (one list per track).
@@ -170,7 +176,7 @@ def build_taxonomy(track_genres: list[list[str]], *, aliases: dict[str, str | No
     for k, c in spell.items():
         direct = {s: n for s, n in c.items() if label_key(s) == k}  # spelled as itself, not via an alias
         if direct or k not in names:
-            names[k] = max((direct or c).items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0]  # commonest
+            names[k] = max((direct or c).items(), key=_spelling_rank)[0]
     order = sorted(final, key=lambda k: (-final[k], names[k].casefold()))
     tax.labels = [names[k] for k in order]
     tax.counts = {names[k]: final[k] for k in order}

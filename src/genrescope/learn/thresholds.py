@@ -68,3 +68,13 @@ def coverage(probs: np.ndarray, y: np.ndarray, thresholds: list[float | None]) -
     pred, conf = probs.argmax(1), probs.max(1)
     ok = np.array([passes(c, thresholds[p]) for p, c in zip(pred, conf)], dtype=bool)
     return Coverage(int(ok.sum()), int((ok & (pred == y)).sum()), len(y))
+
+
+def label_precision(probs: np.ndarray, y: np.ndarray, thresholds: list[float | None]) -> list[float | None]:
+    """Per label, the out-of-fold precision of the tracks its threshold lets through (None: none)."""
+    pred, conf = probs.argmax(1), probs.max(1)
+    out: list[float | None] = []
+    for g, t in enumerate(thresholds):
+        ok = (pred == g) & np.array([passes(c, t) for c in conf], dtype=bool)
+        out.append(float(np.mean(y[ok] == g)) if ok.any() else None)
+    return out
