@@ -61,10 +61,7 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     from genrescope.learn.model_dir import save_model
     from genrescope.learn.report import cv_figures, results_text, taxonomy_table
 
-    if not 0 < min_precision <= 1:
-        raise GenrescopeError(f"--min-precision must be in (0, 1], got {min_precision}")
-    if folds < 2:
-        raise GenrescopeError(f"--folds must be at least 2, got {folds}")
+    check_options(min_precision=min_precision, folds=folds, min_tracks=min_tracks)
     t0 = time.perf_counter()
     alias_map = read_aliases(aliases) if aliases else {}
     tax = build_taxonomy([t.genres for t in tracks], aliases=alias_map, min_tracks=min_tracks,
@@ -109,6 +106,22 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     return LearnOutcome(out, tax, figs, dict(zip(tax.labels, th)), untagged, dict(emb.failed), seconds)
 
 
+def check_options(*, labels: str = "tags", min_precision: float = MIN_PRECISION, folds: int = 5,
+                  min_tracks: int = MIN_TRACKS, aliases=None) -> None:
+    """Raise GenrescopeError for a bad option before any file is read."""
+    if not 0 < min_precision <= 1:
+        raise GenrescopeError(f"--min-precision must be in (0, 1], got {min_precision}")
+    if folds < 2:
+        raise GenrescopeError(f"--folds must be at least 2, got {folds}")
+    if min_tracks < 1:
+        raise GenrescopeError(f"--min-tracks must be at least 1, got {min_tracks}")
+    if labels not in ("tags", "folders") and not Path(labels).is_file():
+        raise GenrescopeError(f"{labels}: --labels takes 'tags', 'folders' or a CSV file of path,genre rows; "
+                              f"no such file")
+    if aliases is not None and not Path(aliases).is_file():
+        raise GenrescopeError(f"{aliases}: no such alias file")
+
+
 def _backbone_config(name: str) -> dict:
     """The backbone's feature config (dict) and window seconds, from the shipped tagger's ONNX metadata."""
     import json
@@ -129,6 +142,7 @@ def learn_library(paths: list[str], out: str | os.PathLike | None = None, *, lab
 
     if not paths:
         raise GenrescopeError("learn: name at least one folder or file")
+    check_options(labels=labels, **{k: kw[k] for k in ("min_precision", "folds", "min_tracks", "aliases") if k in kw})
     say = kw.get("say", print)
     files = []
     for item in walk([os.path.abspath(p) for p in paths]):
