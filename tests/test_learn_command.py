@@ -146,3 +146,22 @@ def test_learnt_models_are_listed_and_found_by_name(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "mine" in out and "2 labels from 9 tracks" in out
     assert resolve_model_path("mine")[1] == d / "model.onnx"
+
+
+@pytest.mark.slow
+def test_tag_after_learn_reads_the_cached_embeddings(learnt, monkeypatch):
+    """A file learn embedded is tagged from its cached rows, with the same answer as decoding it."""
+    from genrescope.library.core import analyse, make_predictor
+
+    root, lib, items, out, _ = learnt
+    path = str(lib / "Rock_0.mp3")
+    pred = make_predictor(str(out.out))
+    monkeypatch.setenv("GENRESCOPE_CACHE", str(root / "cache"))
+    assert pred.model.cached_track(path) is not None  # learn left the rows where tag looks
+    from_cache = analyse(pred, path)
+    monkeypatch.setattr(pred.model, "cached_track", None)
+    decoded = analyse(pred, path)
+    assert [g for g, _ in from_cache["genres"]] == [g for g, _ in decoded["genres"]]
+    np.testing.assert_allclose([p for _, p in from_cache["genres"]], [p for _, p in decoded["genres"]], atol=2e-3)
+    monkeypatch.setenv("GENRESCOPE_CACHE", str(root / "empty-cache"))
+    assert make_predictor(str(out.out)).model.cached_track(path) is None

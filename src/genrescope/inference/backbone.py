@@ -127,4 +127,26 @@ def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDI
     if track_head is not None:
         im.predict_track = lambda rows: track_head.predict_windows(pool_rows(rows))[0]
         im.row_width = int(track_head.n_bins) // 2
+        im.cached_track = _cached_track(im, backbone)
     return im
+
+
+def _cached_track(im, backbone: Backbone):
+    """``path -> (track answer, duration_s)`` from the embedding cache (``embed-<backbone>``), or None."""
+    def cached(path: str):
+        from genrescope.features.cache import FeatureCache
+
+        if tuple(backbone.blocks) != (EMBEDDINGS_OUTPUT,):
+            return None
+        dest = FeatureCache(None, backbone.feature_config, f"embed-{backbone.name}").path_for(path)
+        if not dest.is_file():
+            return None
+        try:
+            blob = np.load(dest, allow_pickle=False)  # (N, 2 + D): start_s, end_s, row
+        except (ValueError, OSError, EOFError):
+            return None
+        if blob.ndim != 2 or blob.shape[1] != 2 + im.row_width or len(blob) == 0:
+            return None
+        return im.predict_track(blob[:, 2:]), float(blob[:, 1].max())
+
+    return cached

@@ -43,6 +43,9 @@ class InferenceModel:
     #: rows to its (G,) track answer (the pooled features the head was learnt on)
     predict_track: Callable[[np.ndarray], np.ndarray] | None = None
     row_width: int = 0
+    #: the same model's ``(track answer (G,), duration_s)`` from a file's cached backbone rows
+    #: (``genrescope learn`` / ``embed`` filled the cache), or None when they are not cached
+    cached_track: Callable[[str], tuple[np.ndarray, float] | None] | None = None
 
     @property
     def genre_labels(self) -> list[str]:

@@ -64,9 +64,28 @@ def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
     than that many model windows, only ``windows`` windows spread evenly over it are
     analysed and their timelines pooled into one track answer.
     """
+    if windows == 0:
+        hit = _from_cache(predictor, path)
+        if hit is not None:
+            return hit
     pred = _predict_windows(predictor, path, windows) if windows > 0 else predictor.predict(path)
     return {"model": pred.model, "duration_s": None if pred.duration_s is None else round(float(pred.duration_s), 3),
             "genres": [[str(g), round(float(p), 4)] for g, p in pred.genres]}
+
+
+def _from_cache(predictor, path) -> dict | None:
+    """A learnt model's answer from the file's cached embeddings (``learn`` computed them): no decoding."""
+    model = getattr(predictor, "model", None)
+    cached = getattr(model, "cached_track", None)
+    if cached is None:
+        return None
+    hit = cached(str(path))
+    if hit is None:
+        return None
+    probs, duration = hit
+    order = np.argsort(-probs, kind="stable")
+    return {"model": model.name, "duration_s": round(duration, 3),
+            "genres": [[str(model.labels[i]), round(float(probs[i]), 4)] for i in order]}
 
 
 def _predict_windows(predictor, path, n: int):
