@@ -165,3 +165,18 @@ def test_tag_after_learn_reads_the_cached_embeddings(learnt, monkeypatch):
     np.testing.assert_allclose([p for _, p in from_cache["genres"]], [p for _, p in decoded["genres"]], atol=2e-3)
     monkeypatch.setenv("GENRESCOPE_CACHE", str(root / "empty-cache"))
     assert make_predictor(str(out.out)).model.cached_track(path) is None
+
+
+@pytest.mark.slow
+def test_model_folder_is_one_model_for_serve_and_the_web_export(learnt):
+    from genrescope.inference.registry import resolve_model_path
+    from genrescope.serve.models import _scan_model_dir
+    from genrescope.serve.webexport import build_web_models
+
+    root, lib, items, out, _ = learnt
+    assert resolve_model_path(out.out / "track.onnx") == resolve_model_path(out.out) == ("model",
+                                                                                        out.out / "model.onnx")
+    assert [e.name for e in _scan_model_dir(root, "onnx") if "model" in e.source] == ["model"]
+    web = build_web_models([("mine", str(out.out))])
+    entry = web.manifest["models"][0]
+    assert entry["labels"] == json.loads((out.out / "config.json").read_text())["labels"] and "head" in entry
