@@ -79,6 +79,13 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     say(f"embedded {len(emb.windows)} files in {emb.seconds:.1f} s ({emb.cached} from the cache; "
         f"{emb.per_file_s:.2f} s per computed file)")
     keep = [(t, lab) for t, lab in labelled if t.path in emb.windows]
+    if len({lab for _, lab in keep}) < 2:
+        raise GenrescopeError(f"{library or 'the library'}: fewer than two labels have readable audio")
+    for lab in tax.labels:
+        owners = {t.group for t, lab2 in keep if lab2 == lab}
+        if len(owners) == 1:
+            say(f"note: every {lab} track belongs to one artist (or album, or folder): held out, it has nothing "
+                f"to learn from, so its figures are those of an unseen artist")
     x = np.stack([pool(emb.windows[t.path]) for t, _ in keep])
     y = np.array([tax.labels.index(lab) for _, lab in keep])
     groups = np.array([t.group for t, _ in keep])
