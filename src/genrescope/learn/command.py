@@ -56,7 +56,7 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     GenrescopeError
         Fewer than two labels with ``min_tracks`` tracks, bad options, or no readable audio.
     """
-    from genrescope.learn.features import BACKBONE, embed_files, pool
+    from genrescope.learn.features import BACKBONE, embed_files
     from genrescope.learn.learner import CANDIDATES, learn_head
     from genrescope.learn.model_dir import save_model
     from genrescope.learn.report import cv_figures, results_text, taxonomy_table
@@ -78,17 +78,7 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
         say(f"left out (unreadable): {why}")
     say(f"embedded {len(emb.windows)} files in {emb.seconds:.1f} s ({emb.cached} from the cache; "
         f"{emb.per_file_s:.2f} s per computed file)")
-    keep = [(t, lab) for t, lab in labelled if t.path in emb.windows]
-    if len({lab for _, lab in keep}) < 2:
-        raise GenrescopeError(f"{library or 'the library'}: fewer than two labels have readable audio")
-    for lab in tax.labels:
-        owners = {t.group for t, lab2 in keep if lab2 == lab}
-        if len(owners) == 1:
-            say(f"note: every {lab} track belongs to one artist (or album, or folder): held out, it has nothing "
-                f"to learn from, so its figures are those of an unseen artist")
-    x = np.stack([pool(emb.windows[t.path]) for t, _ in keep])
-    y = np.array([tax.labels.index(lab) for _, lab in keep])
-    groups = np.array([t.group for t, _ in keep])
+    x, y, groups = training_arrays(labelled, emb.windows, tax.labels, say=say, library=library)
     t1 = time.perf_counter()
     learnt = learn_head(x, y, groups, len(tax.labels), n_folds=folds, seed=seed,
                         candidates=candidates or CANDIDATES, progress=lambda m: say("  " + m))
@@ -111,6 +101,28 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     seconds["total"] = round(time.perf_counter() - t0, 2)
     say(f"model written to {out} (use it as --model {out})")
     return LearnOutcome(out, tax, figs, dict(zip(tax.labels, th)), untagged, dict(emb.failed), seconds)
+
+
+def training_arrays(labelled: list[tuple[Track, str]], windows: dict[str, np.ndarray], labels: list[str], *,
+                    say: Callable[[str], None] = print, library: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x (N, 2 D) pooled features, y (N,) label indices, groups (N,)) of the labelled tracks with audio.
+
+    Raises GenrescopeError when fewer than two labels have readable audio; names a label whose
+    tracks all share one group (held out, nothing of it is left to learn from).
+    """
+    from genrescope.learn.features import pool
+
+    keep = [(t, lab) for t, lab in labelled if t.path in windows]
+    if len({lab for _, lab in keep}) < 2:
+        raise GenrescopeError(f"{library or 'the library'}: fewer than two labels have readable audio")
+    for lab in labels:
+        if len({t.group for t, lab2 in keep if lab2 == lab}) == 1:
+            say(f"note: every {lab} track belongs to one artist (or album, or folder): held out, it has nothing "
+                f"to learn from, so its figures are those of an unseen artist")
+    x = np.stack([pool(windows[t.path]) for t, _ in keep])
+    y = np.array([labels.index(lab) for _, lab in keep])
+    return x, y, np.array([t.group for t, _ in keep])
 
 
 def check_options(*, labels: str = "tags", min_precision: float = MIN_PRECISION, folds: int = 5,
