@@ -424,7 +424,8 @@ def _add_learn(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s)")
     p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes for embedding (default: 0 = every core)")
     p.add_argument("--cache-dir", metavar="DIR", default=None,
-                   help="embedding cache folder (default: $GENRESCOPE_CACHE or ~/.cache/genrescope/features)")
+                   help="embedding cache folder (default: $GENRESCOPE_CACHE or ~/.cache/genrescope/features, "
+                        "which `tag` reads too, so it need not decode those files again)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(_run=("genrescope.learn.command", "run_learn"))
 
