@@ -81,7 +81,7 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
                     return s, d / cand
             raise CheckpointError(f"shipped model {s!r} has no PyTorch weights; use --runtime onnx")
         return s, d / "model.onnx"
-    if p.is_file() and p.name in ("model.onnx", "track.onnx") and _is_learnt_dir(p.parent):
+    if p.is_file() and p.name in ("model.onnx", "track.onnx") and is_learnt_dir(p.parent):
         return resolve_model_path(p.parent, runtime)  # either graph of a learnt model: the whole model
     if p.is_file():
         if runtime == "onnx" and p.suffix == ".safetensors":
@@ -102,7 +102,7 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
     raise CheckpointError(f"{s}: not a file and not a shipped model (shipped: {', '.join(pretrained_names())})")
 
 
-def _is_learnt_dir(d: Path) -> bool:
+def is_learnt_dir(d: Path) -> bool:
     """A model folder written by ``genrescope learn`` (window and track graphs, config.json)."""
     if not ((d / "model.onnx").is_file() and (d / "track.onnx").is_file()):
         return False

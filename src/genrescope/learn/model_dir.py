@@ -42,12 +42,9 @@ KIND = "learnt"
 
 def is_learnt_model(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder written by :func:`save_model`."""
-    p = Path(path)
-    try:
-        return (p / CONFIG).is_file() and (p / TRACK_GRAPH).is_file() and \
-            json.loads((p / CONFIG).read_text()).get("kind") == KIND
-    except (OSError, ValueError):
-        return False
+    from genrescope.inference.registry import is_learnt_dir
+
+    return is_learnt_dir(Path(path))
 
 
 def _graphs(head: Head, dim: int) -> tuple[tuple, tuple]:
