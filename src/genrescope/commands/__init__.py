@@ -15,7 +15,7 @@ from genrescope.version import __version__
 
 #: the commands in the order ``genrescope --help`` lists them
 COMMANDS = ("predict", "info", "features", "dataset", "train", "evaluate", "compare", "embed", "models", "export",
-            "serve", "plot", "filters", "tag")
+            "serve", "plot", "filters", "tag", "learn")
 
 EPILOG = "Run 'genrescope COMMAND --help' for the options of one command."
 

@@ -12,6 +12,9 @@ def add_parser(sub) -> None:
     p.add_argument("--pretrained", action="store_true",
                    help="list the models shipped with genrescope (usable by name anywhere a checkpoint is "
                         "accepted) and their provenance instead")
+    p.add_argument("--learnt", action="store_true",
+                   help="list the models learnt with `genrescope learn` in the models folder ($GENRESCOPE_MODELS "
+                        "or ~/.local/share/genrescope/models), usable as --model NAME")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
 
 
