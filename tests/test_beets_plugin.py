@@ -15,7 +15,7 @@ from beets.test.helper import PluginTestHelper  # noqa: E402
 
 from genrescope.library import report as R  # noqa: E402
 from genrescope.library import tags as T  # noqa: E402
-from genrescope.library.command import tag_library  # noqa: E402
+from genrescope.library.tag_run import tag_library  # noqa: E402
 from genrescope.library.core import TagOptions  # noqa: E402
 from test_library_support import add_user_tags, write_track  # noqa: E402
 

@@ -83,7 +83,7 @@ def test_relearning_reads_the_embedding_cache(learnt):
 @pytest.mark.slow
 def test_tag_writes_only_above_the_learnt_thresholds(learnt, tmp_path):
     from genrescope.library import tags as T
-    from genrescope.library.command import tag_library
+    from genrescope.library.tag_run import tag_library
     from genrescope.library.core import TagOptions
 
     root, lib, items, out, _ = learnt
@@ -170,7 +170,7 @@ def test_tag_after_learn_reads_the_cached_embeddings(learnt, monkeypatch):
 @pytest.mark.slow
 def test_model_folder_is_one_model_for_serve_and_the_web_export(learnt):
     from genrescope.inference.registry import resolve_model_path
-    from genrescope.serve.models import _scan_model_dir
+    from genrescope.serve.model_catalog import _scan_model_dir
     from genrescope.serve.webexport import build_web_models
 
     root, lib, items, out, _ = learnt

@@ -19,7 +19,7 @@ import pytest
 
 from genrescope.library import report as R
 from genrescope.library import tags as T
-from genrescope.library.command import tag_library
+from genrescope.library.tag_run import tag_library
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions
 from genrescope.library.safe_write import TMP_SUFFIX
 from genrescope.library.undo import undo

@@ -11,7 +11,7 @@ import pytest
 from genrescope.commands import main
 from genrescope.library import report as R
 from genrescope.library import tags as T
-from genrescope.library.command import tag_library
+from genrescope.library.tag_run import tag_library
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions
 from genrescope.library.journal import Journal
 from genrescope.library.walk import Skipped, walk

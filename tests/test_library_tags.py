@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genrescope.library import tags as T
-from genrescope.library.command import tag_library
+from genrescope.library.tag_run import tag_library
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions, choose
 from genrescope.library.safe_write import rewrite, temp_path
 from genrescope.library.undo import undo

@@ -44,7 +44,59 @@ def add_parser(sub) -> None:
     add_progress(p)
 
 
-def run(args) -> int:
-    from genrescope.library.command import run_tag
+def options_from(args):
+    """The run's :class:`~genrescope.library.core.TagOptions`, checked."""
+    from genrescope.errors import GenrescopeError
+    from genrescope.library.core import TagOptions
 
-    return run_tag(args)
+    if args.top < 1:
+        raise GenrescopeError(f"--top {args.top}: must be 1 or more")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise GenrescopeError(f"--min-confidence {args.min_confidence}: must be between 0 and 1")
+    if args.windows < 0:
+        raise GenrescopeError(f"--windows {args.windows}: must be 0 (all) or more")
+    return TagOptions(model=args.model, top=args.top, min_confidence=args.min_confidence, windows=args.windows,
+                      write=args.write, overwrite=args.overwrite, runtime=args.runtime,
+                      write_damaged=args.write_damaged)
+
+
+def run(args) -> int:
+    """Exit code 1 when any file failed."""
+    import sys
+
+    from genrescope.errors import GenrescopeError
+    from genrescope.library.tag_run import DEFAULT_REPORT, tag_library
+
+    if args.undo:
+        from genrescope.library.undo import run_undo
+
+        return run_undo(args.undo, journal=args.journal)
+    if not args.paths:
+        raise GenrescopeError("tag: give the folders or files to tag (or --undo REPORT)")
+    opts = options_from(args)
+    report_path = args.report or DEFAULT_REPORT
+    records = tag_library(args.paths, opts, report_path=report_path, journal=args.journal, engine=args.engine,
+                          jobs=args.jobs, ray_address=args.ray_address, progress=not args.no_progress)
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in records:
+        if r["status"] == "damaged":  # its note holds the decode warnings too
+            print(f"genrescope: warning: {r['path']}: {r['note']}", file=sys.stderr)
+            continue
+        for w in r.get("warnings") or []:
+            print(f"genrescope: warning: {w}", file=sys.stderr)
+    for r in failed:
+        print(f"genrescope: {r['error']}", file=sys.stderr)
+    print(_summary(records, opts.write, report_path), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _summary(records: list[dict], write: bool, report_path: str) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    dry = "" if write else " (dry run: nothing written; add --write)"
+    exp = [r["expected_precision"] for r in records if r.get("expected_precision") is not None]
+    sure = (f"; {len(exp)} genres {'written' if write else 'to write'} at the learnt thresholds, "
+            f"expected precision {sum(exp) / len(exp):.2f}") if exp else ""
+    return f"{len(records)} files: {parts}{dry}{sure}; report: {report_path}"

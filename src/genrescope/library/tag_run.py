@@ -1,4 +1,4 @@
-"""``genrescope tag``: genres for a whole library, into a report and (with --write) the files.
+"""One tagging job over a whole library: into a report and (with ``write``) the files (``genrescope tag``).
 
 The run: walk the paths, take every file the journal already finished (same path, size
 and modification time), analyse the rest on the chosen engine, plan and make each tag
@@ -8,27 +8,13 @@ library, sorted by path. ``--undo REPORT`` puts back the previous values a repor
 from __future__ import annotations
 
 import os
-import sys
 
-from genrescope.errors import GenrescopeError
 from genrescope.library import report as R
 from genrescope.library.core import TagOptions, record, tag_file
 from genrescope.library.journal import Journal, default_path
 from genrescope.library.walk import Skipped, walk
 
 DEFAULT_REPORT = "genrescope-tag.csv"
-
-
-def options_from(args) -> TagOptions:
-    if args.top < 1:
-        raise GenrescopeError(f"--top {args.top}: must be 1 or more")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise GenrescopeError(f"--min-confidence {args.min_confidence}: must be between 0 and 1")
-    if args.windows < 0:
-        raise GenrescopeError(f"--windows {args.windows}: must be 0 (all) or more")
-    return TagOptions(model=args.model, top=args.top, min_confidence=args.min_confidence, windows=args.windows,
-                      write=args.write, overwrite=args.overwrite, runtime=args.runtime,
-                      write_damaged=getattr(args, "write_damaged", False))
 
 
 def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal: str | None = None,
@@ -83,40 +69,3 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
         bar.close()
     R.write(report_path, records)
     return sorted(records, key=lambda r: r["path"])
-
-
-def _summary(records: list[dict], opts: TagOptions, report_path: str) -> str:
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    dry = "" if opts.write else " (dry run: nothing written; add --write)"
-    exp = [r["expected_precision"] for r in records if r.get("expected_precision") is not None]
-    sure = (f"; {len(exp)} genres {'written' if opts.write else 'to write'} at the learnt thresholds, "
-            f"expected precision {sum(exp) / len(exp):.2f}") if exp else ""
-    return f"{len(records)} files: {parts}{dry}{sure}; report: {report_path}"
-
-
-def run_tag(args) -> int:
-    """Handler of ``genrescope tag``; exit code 1 when any file failed."""
-    if args.undo:
-        from genrescope.library.undo import run_undo
-
-        return run_undo(args.undo, journal=args.journal)
-    if not args.paths:
-        raise GenrescopeError("tag: give the folders or files to tag (or --undo REPORT)")
-    opts = options_from(args)
-    report_path = args.report or DEFAULT_REPORT
-    records = tag_library(args.paths, opts, report_path=report_path, journal=args.journal, engine=args.engine,
-                          jobs=args.jobs, ray_address=args.ray_address, progress=not args.no_progress)
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in records:
-        if r["status"] == "damaged":  # its note holds the decode warnings too
-            print(f"genrescope: warning: {r['path']}: {r['note']}", file=sys.stderr)
-            continue
-        for w in r.get("warnings") or []:
-            print(f"genrescope: warning: {w}", file=sys.stderr)
-    for r in failed:
-        print(f"genrescope: {r['error']}", file=sys.stderr)
-    print(_summary(records, opts, report_path), file=sys.stderr)
-    return 1 if failed else 0
