@@ -92,3 +92,38 @@ class TestGenrescopePlugin(PluginTestHelper):
         self.run_command("genrescope")  # warns and goes on
         assert "genrescope" in list(self.lib.items("song0"))[0]
         assert "genrescope" not in list(self.lib.items("song2"))[0]
+
+
+class TestGenrescopeLearn(PluginTestHelper):
+    """`beet genrescope learn` on the beets library's genres, then tagging with the learnt model."""
+
+    plugin: ClassVar[str] = "genrescope"
+    preload_plugin: ClassVar[bool] = False
+
+    @pytest.mark.slow
+    def test_learn_from_the_library_then_tag_above_the_thresholds(self, tmp_path, monkeypatch):
+        import json
+
+        from learn_support import make_learn_library
+
+        monkeypatch.setenv("GENRESCOPE_CACHE", str(tmp_path / "cache"))
+        lib, items = make_learn_library(tmp_path)
+        self.config["genrescope"].set({"min_tracks": 3})
+        self.load_plugins("genrescope")
+        for it in items:
+            self.lib.add(Item.from_path(str(lib / it.name)))
+        out = tmp_path / "model"
+        self.run_command("genrescope", "learn", "-o", str(out))
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["kind"] == "learnt" and cfg["label_source"] == "beets genre field"
+        assert {"Rock", "Hip-Hop", "Drum & Bass"} <= set(cfg["labels"])  # "Rap" and "Hip-Hop" stay apart: no aliases
+        cfg["thresholds"] = {lab: (0.0 if lab == "Rock" else None) for lab in cfg["labels"]}
+        (out / "config.json").write_text(json.dumps(cfg))
+        self.unload_plugins()
+        self.config["genrescope"].set({"model": str(out)})
+        self.load_plugins("genrescope")
+        self.run_command("genrescope")
+        got = {Path(i.path.decode()).name: _genres(i) for i in self.lib.items()}
+        assert got["untagged_0.mp3"] == ["Rock"]  # the Rock sound, and Rock is always sure enough
+        assert got["untagged_1.flac"] == [] and got["untagged_2.ogg"] == []  # Hip-Hop: never sure
+        assert got["Hip-Hop_0.mp3"] == ["Hip-Hop"]  # the items' own genres are kept

@@ -96,6 +96,9 @@ def _add_models(sub) -> None:
     p.add_argument("--pretrained", action="store_true",
                    help="list the models shipped with genrescope (usable by name anywhere a checkpoint is "
                         "accepted) and their provenance instead")
+    p.add_argument("--learnt", action="store_true",
+                   help="list the models learnt with `genrescope learn` in the models folder ($GENRESCOPE_MODELS "
+                        "or ~/.local/share/genrescope/models), usable as --model NAME")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.set_defaults(_run=("genrescope.inference.listing", "run_models"))
 
@@ -395,6 +398,37 @@ def _add_tag(sub) -> None:
     p.set_defaults(_run=("genrescope.library.command", "run_tag"))
 
 
+def _add_learn(sub) -> None:
+    p = sub.add_parser(
+        "learn", help="learn a genre model from the genre tags a library already carries",
+        description="Read the genres the files already carry (or their folders, or a CSV), tidy them into one "
+                    "taxonomy (printed with the tracks per label), learn a head on both musicnn taggers with "
+                    "artist-grouped nested cross-validation, and write a model folder usable as --model DIR by "
+                    "predict, tag, serve, plot and export. `tag --model DIR --write` then writes a genre only "
+                    "where the learnt per-label threshold says it is sure.",
+        epilog="examples:\n  genrescope learn ~/Music --out ~/models/mine\n  genrescope tag ~/Music --model "
+               "~/models/mine --write\n  genrescope learn ~/Crates --labels folders --aliases aliases.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders, audio files or glob patterns")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="model folder to write (default: the models folder, named after the first PATH)")
+    p.add_argument("--labels", default="tags", metavar="tags|folders|FILE.csv",
+                   help="where the genres come from: the files' genre tags (default), the folder holding each "
+                        "file, or a CSV of path,genre rows")
+    p.add_argument("--aliases", metavar="FILE", default=None,
+                   help="alias file: one 'Label = Other Label' (or 'Label =' to drop it) per line")
+    p.add_argument("--min-tracks", type=int, default=3, metavar="N",
+                   help="labels with fewer tracks are listed and left out (default: %(default)s)")
+    p.add_argument("--min-precision", type=float, default=0.8, metavar="P",
+                   help="precision each label's writing threshold must reach (default: %(default)s)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: %(default)s)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes for embedding (default: 0 = every core)")
+    p.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="embedding cache folder (default: $GENRESCOPE_CACHE or ~/.cache/genrescope/features)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(_run=("genrescope.learn.command", "run_learn"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genrescope",
@@ -417,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot(sub)
     _add_filters(sub)
     _add_tag(sub)
+    _add_learn(sub)
     return parser
 
 

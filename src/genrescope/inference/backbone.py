@@ -91,7 +91,14 @@ class Backbone:
         return self.embed_windows(windows), start, end
 
 
-def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDINGS_OUTPUT,), **engine):
+def pool_rows(rows: np.ndarray) -> np.ndarray:
+    """(N, D) window rows -> (1, 2 D) float32: their mean, then their standard deviation."""
+    r = np.asarray(rows, dtype=np.float64)
+    return np.concatenate([r.mean(axis=0), r.std(axis=0)])[None].astype(np.float32)
+
+
+def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDINGS_OUTPUT,), track_head=None,
+                         **engine):
     """Compose a backbone and a trained head (an InferenceModel on table rows) into one model
     that reads log-mel windows like the backbone. ``blocks`` says which backbone outputs the
     head was trained on (its provenance); ``engine`` (threads, backend, precision) runs the
@@ -99,6 +106,10 @@ def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDI
 
     The composed model also reports the backbone's own tags (``tag_labels``): its windows
     give the head's probabilities first, then the taggers' tag probabilities of the same pass.
+
+    ``track_head`` (an :class:`~genrescope.inference.onnx_model.OnnxModel` on pooled rows, see
+    :func:`pool_rows`) gives the track answer of a head learnt on pooled features: then the
+    windows also give their backbone rows, last, and the model's ``predict_track`` pools them.
     """
     from genrescope.inference.model import InferenceModel
 
@@ -107,8 +118,35 @@ def head_inference_model(name: str, head, backbone_name: str, *, blocks=(EMBEDDI
 
     def run(x: np.ndarray) -> np.ndarray:
         rows, tags = backbone.run_windows(x)
-        return np.concatenate([head.predict_windows(rows), tags], axis=1)
+        parts = [head.predict_windows(rows), tags] + ([rows] if track_head is not None else [])
+        return np.concatenate(parts, axis=1)
 
-    return InferenceModel(name, head.labels, backbone.feature_config, "log_mel", backbone.window_frames,
-                          head.multi_label, run, f"{backbone_name} + {head.source}", head.runtime,
-                          backend=backbone.model.backend, precision=precision, tag_labels=list(backbone.tag_labels))
+    im = InferenceModel(name, head.labels, backbone.feature_config, "log_mel", backbone.window_frames,
+                        head.multi_label, run, f"{backbone_name} + {head.source}", head.runtime,
+                        backend=backbone.model.backend, precision=precision, tag_labels=list(backbone.tag_labels))
+    if track_head is not None:
+        im.predict_track = lambda rows: track_head.predict_windows(pool_rows(rows))[0]
+        im.row_width = int(track_head.n_bins) // 2
+        im.cached_track = _cached_track(im, backbone)
+    return im
+
+
+def _cached_track(im, backbone: Backbone):
+    """``path -> (track answer, duration_s)`` from the embedding cache (``embed-<backbone>``), or None."""
+    def cached(path: str):
+        from genrescope.features.cache import FeatureCache
+
+        if tuple(backbone.blocks) != (EMBEDDINGS_OUTPUT,):
+            return None
+        dest = FeatureCache(None, backbone.feature_config, f"embed-{backbone.name}").path_for(path)
+        if not dest.is_file():
+            return None
+        try:
+            blob = np.load(dest, allow_pickle=False)  # (N, 2 + D): start_s, end_s, row
+        except (ValueError, OSError, EOFError):
+            return None
+        if blob.ndim != 2 or blob.shape[1] != 2 + im.row_width or len(blob) == 0:
+            return None
+        return im.predict_track(blob[:, 2:]), float(blob[:, 1].max())
+
+    return cached

@@ -9,6 +9,8 @@ def run_models(args) -> int:
     ``--pretrained``, the shipped models and their provenance; no torch needed then)."""
     if getattr(args, "pretrained", False):
         return _print_pretrained(args.format)
+    if getattr(args, "learnt", False):
+        return _print_learnt(args.format)
     from genrescope.models import REGISTRY, list_models
 
     rows = list_models(n_classes=args.n_classes)
@@ -60,4 +62,33 @@ def _print_pretrained(fmt: str) -> int:
         if i["licence"]:
             print(f"  licence: {i['licence']}")
         print()
+    return 0
+
+
+def _print_learnt(fmt: str) -> int:
+    """The learnt models in the models folder: name, labels, tracks, CV accuracy, date."""
+    from genrescope.inference.registry import learnt_model_names, learnt_models_root
+
+    root = learnt_models_root()
+    infos = []
+    for name in learnt_model_names():
+        try:
+            cfg = json.loads((root / name / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        cv = cfg.get("cv") or {}
+        infos.append({"name": name, "path": str(root / name), "labels": cfg.get("labels", []),
+                      "tracks": cv.get("tracks"), "accuracy": cv.get("accuracy"), "macro_f1": cv.get("macro_f1"),
+                      "library": cfg.get("library"), "created": cfg.get("created")})
+    if fmt == "json":
+        print(json.dumps(infos, indent=2))
+        return 0
+    if not infos:
+        print(f"no learnt models in {root} (genrescope learn PATH writes one there)")
+        return 0
+    print(f"learnt models in {root}:")
+    for i in infos:
+        acc = "?" if i["accuracy"] is None else f"{i['accuracy']:.3f}"
+        print(f"{i['name']}\n  {len(i['labels'])} labels from {i['tracks']} tracks of {i['library']}; "
+              f"CV accuracy {acc}; learnt {i['created']}\n  labels: {', '.join(i['labels'])}")
     return 0

@@ -38,6 +38,14 @@ class InferenceModel:
     #: a head behind taggers also reports their tags: then ``predict_windows`` gives
     #: (N, len(labels) + len(tag_labels)), the model's own labels first, then the tags
     tag_labels: list[str] | None = None
+    #: a head learnt on pooled rows (:mod:`genrescope.learn`): ``predict_windows`` also gives the
+    #: backbone's rows, its last ``row_width`` columns, and ``predict_track`` maps a song's (N, D)
+    #: rows to its (G,) track answer (the pooled features the head was learnt on)
+    predict_track: Callable[[np.ndarray], np.ndarray] | None = None
+    row_width: int = 0
+    #: the same model's ``(track answer (G,), duration_s)`` from a file's cached backbone rows
+    #: (``genrescope learn`` / ``embed`` filled the cache), or None when they are not cached
+    cached_track: Callable[[str], tuple[np.ndarray, float] | None] | None = None
 
     @property
     def genre_labels(self) -> list[str]:
@@ -65,4 +73,4 @@ def one_call_at_a_time(model: InferenceModel) -> InferenceModel:
         return call
 
     return dataclasses.replace(model, predict_windows=gate(model.predict_windows),
-                               predict_frames=gate(model.predict_frames))
+                               predict_frames=gate(model.predict_frames), predict_track=gate(model.predict_track))

@@ -38,6 +38,8 @@ class Chunk:
         Seconds of audio decoded so far.
     tags : np.ndarray or None
         (k, K) tag probabilities of the taggers behind a head (``model.tag_labels``).
+    rows : np.ndarray or None
+        (k, D) backbone rows of a head learnt on pooled rows (``model.row_width``).
     """
 
     start_s: np.ndarray
@@ -45,6 +47,7 @@ class Chunk:
     probs: np.ndarray
     decoded_s: float
     tags: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
 
 def join(chunks: list[Chunk]) -> Chunk:
@@ -52,8 +55,9 @@ def join(chunks: list[Chunk]) -> Chunk:
     if len(chunks) == 1:
         return chunks[0]
     tags = None if chunks[0].tags is None else np.concatenate([c.tags for c in chunks])
+    rows = None if chunks[0].rows is None else np.concatenate([c.rows for c in chunks])
     return Chunk(np.concatenate([c.start_s for c in chunks]), np.concatenate([c.end_s for c in chunks]),
-                 np.concatenate([c.probs for c in chunks]), chunks[-1].decoded_s, tags)
+                 np.concatenate([c.probs for c in chunks]), chunks[-1].decoded_s, tags, rows)
 
 
 def incremental_features(model) -> bool:
@@ -118,7 +122,9 @@ class Analysis:
         """A head behind taggers gives its labels' columns, then the tags': two arrays."""
         if not getattr(self.model, "tag_labels", None):
             return c
-        g = len(self.model.labels)
+        g, r = len(self.model.labels), getattr(self.model, "row_width", 0)
+        if r:  # a head learnt on pooled rows: its labels, the tags, then the backbone's rows
+            return Chunk(c.start_s, c.end_s, c.probs[:, :g], c.decoded_s, c.probs[:, g:-r], c.probs[:, -r:])
         return Chunk(c.start_s, c.end_s, c.probs[:, :g], c.decoded_s, c.probs[:, g:])
 
     def _count(self) -> Iterator[np.ndarray]:

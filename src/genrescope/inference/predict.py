@@ -49,9 +49,15 @@ class Timeline:
     probs: np.ndarray
     labels: list[str]
     multi_label: bool = False
+    #: (G,) the track answer of a head learnt on pooled rows (the windows' mean and spread),
+    #: which the mean of its window beliefs only approximates; None for every other model
+    track_probs: np.ndarray | None = None
 
     def track(self, method: str = "mean") -> np.ndarray:
-        """(G,) the track-level probabilities: the aggregate of the windows."""
+        """(G,) the track-level probabilities: the aggregate of the windows (or, for a head learnt on
+        pooled rows, its answer on the song's pooled rows)."""
+        if self.track_probs is not None and method == "mean":
+            return np.asarray(self.track_probs, dtype=np.float32)
         return aggregate(self.probs, method)
 
     def to_dict(self, digits: int = 4) -> dict:
@@ -163,6 +169,8 @@ class Predictor:
         m = self.model
         c = join(chunks)
         tl = Timeline(c.start_s + offset, c.end_s + offset, c.probs, self.labels, m.multi_label)
+        if c.rows is not None and getattr(m, "predict_track", None) is not None and len(c.rows):
+            tl.track_probs = m.predict_track(c.rows)
         pred = Prediction(name, m.name, duration_s, timeline=tl, seconds=dict(seconds or {}),
                           warnings=list(warnings), precision=getattr(m, "precision", None))
         if c.tags is not None:

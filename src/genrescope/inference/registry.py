@@ -21,6 +21,28 @@ DEFAULT_MODEL = "genre10"
 ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
 
 
+#: Environment variable naming the folder of learnt models (``genrescope learn``).
+MODELS_ENV = "GENRESCOPE_MODELS"
+
+
+def learnt_models_root() -> Path:
+    """Where ``genrescope learn`` keeps models by default and ``--model NAME`` finds them:
+    ``$GENRESCOPE_MODELS``, else ``$XDG_DATA_HOME/genrescope/models`` (``~/.local/share/...``)."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data).expanduser() / "genrescope" / "models"
+
+
+def learnt_model_names() -> list[str]:
+    """Names of the learnt model folders in :func:`learnt_models_root` (each usable as ``--model NAME``)."""
+    root = learnt_models_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file() and (p / "config.json").is_file())
+
+
 def pretrained_root() -> Path:
     return Path(str(resources.files("genrescope") / "pretrained"))
 
@@ -59,6 +81,8 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
                     return s, d / cand
             raise CheckpointError(f"shipped model {s!r} has no PyTorch weights; use --runtime onnx")
         return s, d / "model.onnx"
+    if p.is_file() and p.name in ("model.onnx", "track.onnx") and _is_learnt_dir(p.parent):
+        return resolve_model_path(p.parent, runtime)  # either graph of a learnt model: the whole model
     if p.is_file():
         if runtime == "onnx" and p.suffix == ".safetensors":
             onnx = p.with_suffix(".onnx")
@@ -69,7 +93,23 @@ def resolve_model_path(model: str | os.PathLike, runtime: str = "onnx") -> tuple
         return _display_name(p), p
     if p.is_dir() and (p / "best.safetensors").is_file():
         return resolve_model_path(p / "best.safetensors", runtime)
+    if p.is_dir() and (p / "model.onnx").is_file():  # a model folder (``genrescope learn --out DIR``)
+        if runtime == "torch":
+            raise CheckpointError(f"{p}: a learnt model runs on ONNX only; use --runtime onnx")
+        return p.resolve().name, p / "model.onnx"
+    if os.sep not in s and "/" not in s and s in learnt_model_names():  # a learnt model by name
+        return resolve_model_path(learnt_models_root() / s, runtime)
     raise CheckpointError(f"{s}: not a file and not a shipped model (shipped: {', '.join(pretrained_names())})")
+
+
+def _is_learnt_dir(d: Path) -> bool:
+    """A model folder written by ``genrescope learn`` (window and track graphs, config.json)."""
+    if not ((d / "model.onnx").is_file() and (d / "track.onnx").is_file()):
+        return False
+    try:
+        return json.loads((d / "config.json").read_text()).get("kind") == "learnt"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _display_name(p: Path) -> str:

@@ -99,18 +99,32 @@ def _from_onnx(name: str, path: Path, threads: int | None, engine: dict) -> Infe
                         m.predict_windows, str(path), "onnx", backend=m.backend, precision=m.precision)
     if m.window_s is None and m.has_frames:
         im.predict_frames, im.frame_hop_s = m.predict_frames, m.frame_hop_s
+    track = _track_head(path, m.provenance, threads)
     return _with_backbone(im, m.provenance.get("backbone"), threads=threads,
-                          blocks=tuple(m.provenance.get("backbone_blocks") or ("embeddings",)), **engine)
+                          blocks=tuple(m.provenance.get("backbone_blocks") or ("embeddings",)), track_head=track,
+                          **engine)
 
 
-def _with_backbone(head: InferenceModel, backbone: str | None, **engine) -> InferenceModel:
+def _track_head(path: Path, provenance: dict, threads: int | None):
+    """The pooled-row head beside a learnt window head (``track.onnx``), or None."""
+    if provenance.get("pooling") != "mean+std":
+        return None
+    from genrescope.inference.onnx_model import OnnxModel
+
+    track = path.parent / "track.onnx"
+    if not track.is_file():
+        raise GenrescopeError(f"{path.parent}: a learnt model needs its track.onnx beside model.onnx")
+    return OnnxModel(track, threads=threads)
+
+
+def _with_backbone(head: InferenceModel, backbone: str | None, track_head=None, **engine) -> InferenceModel:
     """A head trained on backbone embeddings runs behind its backbone (``engine``: threads, backend,
     precision of the backbone, which is the cost)."""
     if not backbone:
         return head
     from genrescope.inference.backbone import head_inference_model
 
-    return head_inference_model(head.name, head, backbone, **engine)
+    return head_inference_model(head.name, head, backbone, track_head=track_head, **engine)
 
 
 def _from_torch(name: str, path: Path, threads: int | None) -> InferenceModel:

@@ -47,7 +47,16 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
             records.append(record(item.path, None, status="failed", error=item.error))
         else:
             files.append(str(item))
-    with Journal(journal or default_path(report_path), opts.job_key()) as jr:
+    from genrescope.library.core import learnt_thresholds
+
+    learnt = learnt_thresholds(opts.model)
+    key = opts.job_key()
+    if learnt is not None:  # a model learnt again at the same path: its new thresholds are a new job
+        import hashlib
+        import json
+
+        key += "-" + hashlib.sha1(json.dumps(learnt, sort_keys=True).encode()).hexdigest()[:8]
+    with Journal(journal or default_path(report_path), key) as jr:
         todo = []
         for f in files:
             try:
@@ -68,7 +77,7 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
         for i, analysis, error in map_files(todo, task, engine=engine, jobs=jobs, address=ray_address):
             path = todo[i]
             records.append(record(path, None, status="failed", error=error) if error
-                           else tag_file(path, analysis, opts, jr))
+                           else tag_file(path, analysis, opts, jr, learnt))
             bar.step()
         bar.close()
     R.write(report_path, records)
@@ -81,7 +90,10 @@ def _summary(records: list[dict], opts: TagOptions, report_path: str) -> str:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     dry = "" if opts.write else " (dry run: nothing written; add --write)"
-    return f"{len(records)} files: {parts}{dry}; report: {report_path}"
+    exp = [r["expected_precision"] for r in records if r.get("expected_precision") is not None]
+    sure = (f"; {len(exp)} genres {'written' if opts.write else 'to write'} at the learnt thresholds, "
+            f"expected precision {sum(exp) / len(exp):.2f}") if exp else ""
+    return f"{len(records)} files: {parts}{dry}{sure}; report: {report_path}"
 
 
 def run_tag(args) -> int:

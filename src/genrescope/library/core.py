@@ -64,9 +64,28 @@ def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
     than that many model windows, only ``windows`` windows spread evenly over it are
     analysed and their timelines pooled into one track answer.
     """
+    if windows == 0:
+        hit = _from_cache(predictor, path)
+        if hit is not None:
+            return hit
     pred = _predict_windows(predictor, path, windows) if windows > 0 else predictor.predict(path)
     return {"model": pred.model, "duration_s": None if pred.duration_s is None else round(float(pred.duration_s), 3),
             "genres": [[str(g), round(float(p), 4)] for g, p in pred.genres]}
+
+
+def _from_cache(predictor, path) -> dict | None:
+    """A learnt model's answer from the file's cached embeddings (``learn`` computed them): no decoding."""
+    model = getattr(predictor, "model", None)
+    cached = getattr(model, "cached_track", None)
+    if cached is None:
+        return None
+    hit = cached(str(path))
+    if hit is None:
+        return None
+    probs, duration = hit
+    order = np.argsort(-probs, kind="stable")
+    return {"model": model.name, "duration_s": round(duration, 3),
+            "genres": [[str(model.labels[i]), round(float(probs[i]), 4)] for i in order]}
 
 
 def _predict_windows(predictor, path, n: int):
@@ -110,20 +129,59 @@ def choose(genres: list, top: int, min_confidence: float) -> tuple[list[str], li
     return [g for g, p in scores if p >= min_confidence], scores
 
 
+def learnt_thresholds(model: str) -> dict | None:
+    """``{"thresholds": {label: t or None}, "precision": {label: p}}`` of a learnt model
+    (``genrescope learn``), None for any other model."""
+    from genrescope.inference.registry import learnt_model_names, learnt_models_root
+
+    p = Path(str(model))
+    if not p.is_dir() and str(model) in learnt_model_names():
+        p = learnt_models_root() / str(model)
+    try:
+        cfg = json.loads((p / "config.json").read_text()) if p.is_dir() else {}
+    except (OSError, ValueError):
+        return None
+    if cfg.get("kind") != "learnt" or not isinstance(cfg.get("thresholds"), dict):
+        return None
+    return {"thresholds": cfg["thresholds"], "precision": cfg.get("threshold_precision") or {}}
+
+
+def choose_sure(genres: list, learnt: dict, min_confidence: float = 0.0
+                ) -> tuple[list[str], str | None, float | None]:
+    """A learnt model's choice: ``(genres to write, why none, expected precision)``.
+
+    The best label is written only when its probability reaches that label's learnt
+    threshold (and ``min_confidence``); otherwise the note says why, e.g.
+    ``unsure: 0.41 Waltz / 0.37 Viennese Waltz (Waltz needs 0.62)``.
+    """
+    if not genres:
+        return [], "no prediction", None
+    (label, p), rest = genres[0], genres[1:]
+    t = learnt["thresholds"].get(str(label))
+    if t is not None and p >= max(t, min_confidence) - 1e-9:
+        return [str(label)], None, learnt["precision"].get(str(label))
+    ranking = " / ".join(f"{q:.2f} {g}" for g, q in [(label, p)] + list(rest[:1]))
+    if t is None:
+        return [], f"unsure: {ranking} (cross-validation never reached the target precision for {label})", None
+    return [], f"unsure: {ranking} ({label} needs {max(t, min_confidence):.2f})", None
+
+
 def record(path: str, analysis: dict | None, *, status: str, error: str | None = None, **extra) -> dict:
     """One report row (see :mod:`genrescope.library.report` for the fields)."""
     a = analysis or {}
     return {"path": path, "status": status, "genres": a.get("genres", []), "model": a.get("model"),
             "duration_s": a.get("duration_s"), "written": extra.get("written"),
-            "previous": extra.get("previous"), "note": extra.get("note"), "error": error}
+            "previous": extra.get("previous"), "note": extra.get("note"), "error": error,
+            "expected_precision": extra.get("expected_precision")}
 
 
-def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> dict:
+def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal, learnt: dict | None = None) -> dict:
     """Plan (and with ``opts.write`` make) the tag change of one analysed file; journal it.
 
     Returns the report record. ``written`` holds the changed fields' new values (what a
     dry run would write), ``previous`` the same fields' values before the run, which
-    ``--undo`` puts back.
+    ``--undo`` puts back. ``learnt`` (:func:`learnt_thresholds`): write only where the
+    learnt per-label threshold is reached (:func:`choose_sure`).
     """
     try:
         kind, current = T.read_snapshot(path)
@@ -133,13 +191,16 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> d
             journal.finish(path, os.stat(path), rec)
             return rec
         genres, scores = choose(analysis["genres"], opts.top, opts.min_confidence)
+        unsure, expected = None, None
+        if learnt is not None:
+            genres, unsure, expected = choose_sure(analysis["genres"], learnt, opts.min_confidence)
         plan, kept = T.planned_snapshot(kind, current, genres, T.format_scores(scores, analysis["model"]),
                                         overwrite=opts.overwrite)
         pend = journal.pending(path)
         before = pend[0] if pend is not None and pend[1] == current else current  # a write a kill cut short
         changed = {k: plan[k] for k in plan if plan[k] != before.get(k)}
         note = "existing genre kept (use --overwrite to replace it)" if kept else (
-            None if genres else f"no genre reached --min-confidence {opts.min_confidence}")
+            None if genres else unsure or f"no genre reached --min-confidence {opts.min_confidence}")
         if not changed:
             status = "unchanged"
         elif not opts.write:
@@ -150,8 +211,10 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal) -> d
         if rewritten:
             journal.begin_write(path, before, plan)
             rewrite(path, lambda tmp: T.apply_snapshot(tmp, kind, plan))
+        wrote_genre = bool(genres) and not kept and T.genre_key(kind) in changed
         rec = record(path, analysis, status=status, written=changed or None,
-                     previous={k: before.get(k) for k in changed} or None, note=note)
+                     previous={k: before.get(k) for k in changed} or None, note=note,
+                     expected_precision=expected if wrote_genre else None)
         journal.finish(path, os.stat(path), rec, rewritten=rewritten)
         return rec
     except (GenrescopeError, OSError) as e:

@@ -19,7 +19,11 @@ except ``genres``, written ``label:prob;label:prob``):
     ``{field: values or null}``: the same fields before the run (null: absent);
     ``genrescope tag --undo REPORT`` restores them.
 ``note``, ``error``
-    why an existing genre was kept, or why the file failed (one line naming the file).
+    why an existing genre was kept or none was written (with a learnt model: ``unsure: 0.41
+    waltz / 0.37 viennese waltz``), or why the file failed (one line naming the file).
+``expected_precision``
+    with a learnt model (``genrescope learn``), for a genre it wrote (or would write): the
+    precision cross-validation measured for that label at its threshold.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from pathlib import Path
 
 from genrescope.errors import GenrescopeError
 
-FIELDS = ("path", "status", "genres", "model", "duration_s", "written", "previous", "note", "error")
+FIELDS = ("path", "status", "genres", "model", "duration_s", "written", "previous", "note", "error",
+          "expected_precision")
 _JSON_FIELDS = ("written", "previous")
 
 
@@ -102,6 +107,7 @@ def read(path: str | os.PathLike) -> list[dict]:
             for k in _JSON_FIELDS:
                 r[k] = json.loads(r[k]) if r.get(k) else None
             r["duration_s"] = float(r["duration_s"]) if r.get("duration_s") else None
+            r["expected_precision"] = float(r["expected_precision"]) if r.get("expected_precision") else None
             for k in ("model", "note", "error"):
                 r[k] = r.get(k) or None
         return rows

@@ -45,6 +45,8 @@ def _scan_model_dir(model_dir: Path, runtime: str) -> list[ModelEntry]:
         found = sorted(p for p in model_dir.rglob("*.safetensors") if p.is_file())
     out = []
     for p in found:
+        if p.name == "track.onnx" and (p.parent / "model.onnx").is_file():
+            continue  # a learnt model's second graph: the folder is one model, listed by model.onnx
         rel = p.relative_to(model_dir).as_posix()
         name, _ = resolve_model_path(p, runtime)
         out.append(ModelEntry(rel, name, "model-dir", str(p)))

@@ -1,0 +1,184 @@
+"""What the learner sees of a file: the taggers' window embeddings, pooled over the song.
+
+Each file goes through both musicnn taggers (the ``musicnn`` backbone, as ``genre10`` uses it):
+one embedding row per model window, (N, D) with D = 2 x 200. The rows are kept in the
+content-keyed embedding cache (:class:`~genrescope.features.cache.FeatureCache`, the same
+entries ``genrescope embed`` writes), so a second ``learn`` after adding files costs only the new
+files and ``tag`` with the learnt model reads the cached rows instead of decoding again.
+The log-mel in between is not cached (a 4-minute song's log-mel is 50 times its embeddings).
+
+A track's feature vector is :func:`pool`: the mean and the standard deviation of its window
+rows, (2 D,).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+#: The backbone every learnt model stands on: both musicnn taggers' penultimate layers.
+BACKBONE = "musicnn"
+BLOCKS = ("embeddings",)
+
+
+def pool(windows: np.ndarray) -> np.ndarray:
+    """(N, D) window embeddings -> (2 D,) float32: their mean, then their standard deviation."""
+    from genrescope.inference.backbone import pool_rows
+
+    w = np.asarray(windows)
+    if w.ndim != 2 or len(w) == 0:
+        raise ValueError(f"pool: expected (n_windows >= 1, D) embeddings, got {w.shape}")
+    return pool_rows(w)[0]  # the very function the learnt model's track answer pools with
+
+
+def embedding_cache(cache_root=None, backbone=None):
+    """The content-keyed cache of window embeddings of ``backbone`` (default: :data:`BACKBONE`)."""
+    import json
+
+    from genrescope.config import FeatureConfig
+    from genrescope.features.cache import FeatureCache
+    from genrescope.inference.registry import pretrained_root
+
+    if backbone is not None:
+        cfg = backbone.feature_config
+    else:  # the taggers' FeatureConfig from their shipped config, without opening a session
+        cfg = FeatureConfig.from_dict(json.loads((pretrained_root() / "musicnn-msd" / "config.json")
+                                                 .read_text())["features"])
+    return FeatureCache(cache_root, cfg, f"embed-{BACKBONE}")
+
+
+def cached_windows(path: str, cache_root=None) -> np.ndarray | None:
+    """The cached (N, D) window embeddings of ``path``, or None when not cached yet."""
+    cache = embedding_cache(cache_root)
+    dest = cache.path_for(path)
+    if not dest.is_file():
+        return None
+    try:
+        return np.load(dest, allow_pickle=False)[:, 2:]
+    except (ValueError, OSError, EOFError):
+        return None
+
+
+def file_windows(path: str, backbone, cache) -> tuple[np.ndarray, bool]:
+    """((N, 2 + D) start_s, end_s and embedding per window, whether it was cached) of one file.
+
+    Raises GenrescopeError for unreadable audio.
+    """
+    from genrescope.features.cache import compute_file
+
+    hit = [True]
+
+    def make() -> np.ndarray:
+        hit[0] = False
+        feats, _ = compute_file(path, backbone.feature_config, "log_mel")
+        e, start, end = backbone.embed_features(feats)
+        return np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
+
+    return cache.load_or_make(path, make), hit[0]
+
+
+@dataclass(frozen=True)
+class WindowsTask:
+    """The engines' task: a file -> ``(windows (N, 2 + D), cached?, seconds)``."""
+
+    cache_root: str | None
+    isolate: ClassVar[bool] = True  # the same one-thread worker whatever -j: the same float32 values
+
+    def open(self, threads: int | None):
+        from genrescope.inference.backbone import Backbone
+
+        bb = Backbone(BACKBONE, threads=threads, blocks=BLOCKS)
+        cache = embedding_cache(self.cache_root, bb)
+
+        def one(path: str):
+            t0 = time.perf_counter()
+            rows, hit = file_windows(path, bb, cache)
+            return rows, hit, time.perf_counter() - t0
+
+        return one
+
+
+@dataclass
+class Embeddings:
+    """Window embeddings of many files.
+
+    Attributes
+    ----------
+    windows : dict
+        path -> (N, D) float32 window embeddings (readable files only).
+    failed : dict
+        path -> why it could not be read.
+    cached : int
+        Files read from the cache.
+    seconds : float
+        Wall time of the whole run.
+    compute_seconds : list of float
+        Per computed (not cached) file, the seconds its worker spent.
+    """
+
+    windows: dict[str, np.ndarray] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    cached: int = 0
+    seconds: float = 0.0
+    compute_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def per_file_s(self) -> float:
+        """Mean worker seconds per computed file (0 when all came from the cache)."""
+        return float(np.mean(self.compute_seconds)) if self.compute_seconds else 0.0
+
+
+def embed_files(paths: list[str], *, cache_root=None, jobs: int = 0, progress: bool = True) -> Embeddings:
+    """Window embeddings of every file (read from the cache, else computed and stored).
+
+    ``jobs`` worker processes (0: every core), as :func:`genrescope.engines.map_files` runs them.
+    A file that cannot be decoded lands in ``failed`` with its message.
+    """
+    from genrescope.engines import map_files
+
+    out = Embeddings()
+    t0 = time.perf_counter()
+    bar = _Bar(len(paths), progress)
+    root = None if cache_root is None else str(cache_root)
+    for i, res, err in map_files(list(paths), WindowsTask(root), jobs=jobs):
+        if err is not None:
+            out.failed[paths[i]] = err if paths[i] in err else f"{paths[i]}: {err}"
+        else:
+            rows, hit, secs = res
+            out.windows[paths[i]] = rows[:, 2:]
+            out.cached += int(hit)
+            if not hit:
+                out.compute_seconds.append(secs)
+        bar.step(out.per_file_s)
+    bar.close()
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+class _Bar:
+    """``12/40 files  1.8 s/file  ETA 50 s`` on stderr (one line, redrawn on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.n, self.enabled = total, 0, enabled and total > 0
+        self.t0 = time.perf_counter()
+
+    def step(self, per_file: float) -> None:
+        self.n += 1
+        if not self.enabled:
+            return
+        tty = sys.stderr.isatty()
+        if not (tty or self.n == self.total or self.n % 25 == 0):
+            return
+        rate = (time.perf_counter() - self.t0) / self.n
+        width = 24
+        done = int(width * self.n / self.total)
+        line = (f"embedding [{'#' * done}{'.' * (width - done)}] {self.n}/{self.total} files  "
+                f"{per_file:.2f} s/file  ETA {rate * (self.total - self.n):.0f} s")
+        print(("\r" if tty else "") + line, end="" if tty and self.n < self.total else "\n",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
