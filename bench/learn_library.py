@@ -139,8 +139,8 @@ def matched_precision(rows: list[dict], pred: dict, n: int) -> float | None:
 def learn_steps(lib: Path, work: Path, rows: list[dict], env: dict) -> dict:
     """learn (cold, rerun), tag --write and predict with the learnt model; their figures."""
     model = work / "model"
-    cold, _ = genrescope(["learn", str(lib), "--out", str(model)], env)
-    rerun, _ = genrescope(["learn", str(lib), "--out", str(model)], env)
+    cold, _ = genrescope(["learn", str(lib), "--out", str(model), "--no-progress"], env)
+    rerun, _ = genrescope(["learn", str(lib), "--out", str(model), "--no-progress"], env)
     before = written_genres(rows)
     tag_s, _ = genrescope(["tag", str(lib), "--write", "--model", str(model), "--report", str(work / "tag.json"),
                            "--no-progress"], env)
