@@ -373,7 +373,7 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", default=",".join(HEADS), type=lambda v: v.split(","))
     ap.add_argument("--aug", default="no,yes", type=lambda v: [x == "yes" for x in v.split(",")],
                     help="select: candidates without / with the domain-augmented copies")
-    ap.add_argument("--repeats", type=int, default=3, help="cv: repeats of the grouped K-fold")
+    ap.add_argument("--repeats", type=int, default=2, help="cv: repeats of the grouped K-fold")
     ap.add_argument("--k", type=int, default=5, help="cv: folds per repeat")
     ap.add_argument("--block", type=int, default=10, help="cv: consecutive track numbers per artist-proxy group")
     ap.add_argument("--families", default="sklearn,sklearn-aug,head", type=lambda v: v.split(","),

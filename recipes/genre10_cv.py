@@ -1,6 +1,6 @@
 """Repeated grouped cross-validation of genre10 head candidates, every candidate on the same folds.
 
-    python recipes/genre10.py cv --cache runs/genre10-cache [--repeats 5 --k 5]
+    python recipes/genre10.py cv --cache runs/genre10-cache [--repeats 2 --k 5] [--families sklearn,head]
 
 Folds: ``repeats`` x ``k`` grouped stratified K-fold over all 338 FF train + valid tracks, grouped
 by the artist proxy of :func:`gtzan_folds.proxy_groups` (genre and block of 10 track numbers),
@@ -9,9 +9,10 @@ plus the FF train/valid swap (artist-disjoint) as a second check. Candidates:
 - ``head-aug``: today's recipe, the torch linear head on windows with the domain-augmented copies
   (:func:`genre10.run_candidate`'s training code: 15 % of the fitting tracks pick the epoch);
 - ``lr-*`` / ``svm-*``: logistic regression / RBF-SVM (class_weight balanced) on standardised
-  track pooling of both taggers' embeddings: ``mean`` or ``meanstd`` (mean and std over windows),
-  ``-aug`` adding the loud and dull copies to the fitting side only; hyper-parameters by an
-  inner grouped 3-fold CV on the fitting side (log-loss);
+  track pooling of both taggers' embeddings: ``mean`` or ``meanstd`` (mean and std over windows;
+  SVM only: the regression on 800 columns was too slow for a 2-core host), ``-aug`` adding the
+  loud and dull copies to the fitting side only; hyper-parameters by an inner grouped 3-fold CV
+  on the fitting side (log-loss);
 - ``lr-mean@win``: the ``lr-mean`` model applied to each window and the window probabilities
   averaged, which is how a linear head behind the backbone answers for a track in genrescope.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gtzan_folds import fold_manifest, proxy_groups, repeated_folds, scores, stop_set
+from gtzan_folds import proxy_groups, repeated_folds, scores, stop_set
 
 #: probability floor of the log-loss (a class a fold never saw gets 0)
 EPS = 1e-6
