@@ -22,7 +22,6 @@ tracks per genre vs valid accuracy). Results: markdown on stdout, JSON in --out.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -31,67 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan" / "audio"
-
-
-def load_gtzan():
-    from genrescope.datasets import load_dataset
-
-    return load_dataset(SHARED_AUDIO, layout="gtzan")
-
-
-def stop_set(tracks, frac: float, seed: int) -> set[str]:
-    """Track ids held out for early stopping: ``frac`` of each genre with 3+ tracks (at least one)."""
-    rng = np.random.default_rng(seed)
-    held: set[str] = set()
-    for g in sorted({t.label for t in tracks}):
-        ids = sorted(t.track_id for t in tracks if t.label == g)
-        if len(ids) >= 3:
-            held |= set(rng.choice(ids, size=max(1, round(frac * len(ids))), replace=False))
-    return held
-
-
-def fold_manifest(manifest, fold: str, seed: int = 0, per_genre: int | None = None):
-    """The manifest re-split for one fold: train / valid (early stopping) / test (scored)."""
-    from genrescope.datasets import Manifest
-
-    fit_side, test_side = ("train", "valid") if fold == "A" else ("valid", "train")
-    fit = [t for t in manifest.entries if t.split == fit_side]
-    if per_genre is not None:
-        rng = np.random.default_rng(seed)
-        keep = []
-        for g in sorted({t.label for t in fit}):
-            ids = [t for t in fit if t.label == g]
-            keep += [ids[i] for i in sorted(rng.choice(len(ids), min(per_genre, len(ids)), replace=False))]
-        fit = keep
-    held = stop_set(fit, 0.15, seed)
-    entries = [dataclasses.replace(t, split="valid" if t.track_id in held else "train") for t in fit]
-    entries += [dataclasses.replace(t, split="test") for t in manifest.entries if t.split == test_side]
-    return Manifest(list(manifest.labels), entries, [])
-
-
-def pairs_from_confusion(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(y_true, y_pred) with one row per scored track, rebuilt from a confusion matrix."""
-    t, p = np.nonzero(conf)
-    reps = conf[t, p].astype(int)
-    return np.repeat(t, reps), np.repeat(p, reps)
-
-
-def scores(conf: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Accuracy and macro-F1 with standard errors, per-genre recall, from a confusion matrix
-    (macro-F1 as everywhere in genrescope: :class:`genrescope.training.metrics.Report`)."""
-    from genrescope.training.metrics import Report, score
-
-    names = [str(c) for c in range(conf.shape[0])]
-    rep = Report(names, np.asarray(conf))
-    y, p = pairs_from_confusion(np.asarray(conf))
-    n, acc = rep.n, rep.accuracy
-    rng = np.random.default_rng(seed)
-    boot = [score(y[i], p[i], names).macro_f1 for i in (rng.integers(0, n, n) for _ in range(n_boot))]
-    recall = [float(r) if s else None for r, s in zip(rep.recall, rep.support)]
-    return {"n": n, "accuracy": acc, "accuracy_se": float(np.sqrt(acc * (1 - acc) / n)),
-            "macro_f1": rep.macro_f1, "macro_f1_se": float(np.std(boot)), "recall": recall,
-            "confusion": np.asarray(conf).astype(int).tolist()}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+from gtzan_folds import SHARED_AUDIO, fold_manifest, load_gtzan, scores, stop_set  # noqa: E402,F401
 
 
 def train_one(name: str, manifest, cfg, out: Path, cache: Path, jobs: int) -> dict:

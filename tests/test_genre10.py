@@ -88,3 +88,16 @@ def test_the_shipped_files_rebuild_the_head():
     model, info = load_checkpoint(pretrained_root() / "genre10" / "checkpoint.safetensors")
     assert info["labels"] == GTZAN_GENRES and info["backbone"] == "musicnn"
     assert model.config.n_bins == 400 + 100 * ("probabilities" in info["backbone_blocks"])
+
+
+def test_the_rederivation_on_repeated_grouped_folds_is_recorded():
+    """The head was compared with logistic regression on the same repeated grouped folds; the
+    record says which won by the shipping rule and holds both candidates' figures with spreads."""
+    red = pretrained_info("genre10")["selection"]["rederived"]
+    assert "grouped stratified K-fold" in red["protocol"] and "FF train/valid swap" in red["protocol"]
+    assert {red["candidate"], red["baseline"]} <= set(red["candidates"])
+    assert red["shipped"] is ("NO" not in red["rule"])
+    for c in red["candidates"].values():
+        assert 0 < c["accuracy"]["mean"] <= 1 and c["accuracy"]["sd"] >= 0 and c["fold_accuracy_sd"] > 0
+        assert 0 < c["ff_swap"]["accuracy"] <= 1 and c["ff_swap"]["accuracy_se"] > 0
+    assert "recipes/genre10.py cv" in red["command"]

@@ -1,12 +1,15 @@
 """The ten-genre model on the musicnn backbone: extract, select, calibrate, ship.
 
-    python bench/genre10.py extract   # window outputs of both taggers, clean + domain-augmented
-    python bench/genre10.py select    # candidate heads, 2-fold artist-disjoint protocol
-    python bench/genre10.py ship      # refit the chosen head on train+valid -> pretrained/genre10
+    python recipes/genre10.py extract      # window outputs of both taggers, clean + domain-augmented
+    python recipes/genre10.py cv           # every candidate on repeated grouped folds (genre10_cv.py)
+    python recipes/genre10.py ship-linear  # refit the logistic-regression head -> pretrained/genre10
+    python recipes/genre10.py select       # the torch heads on the 2-fold FF swap alone (the old protocol)
+    python recipes/genre10.py ship         # refit the chosen torch head on train+valid -> pretrained/genre10
 
 Data: the 338 readable tracks of GTZAN's fault-filtered train and valid splits in
-``../shared/data/gtzan/audio`` (FF test is held back and never touched). Folds as in
-``bench/gtzan_archs.py``: A fits on FF train and scores FF valid; B fits on FF valid and
+``../shared/data/gtzan/audio`` (FF test is held back and never touched). ``cv`` and
+``ship-linear`` are described in ``genre10_cv.py`` and ``genre10_linear.py``. Folds of ``select``
+(``gtzan_folds.py``): A fits on FF train and scores FF valid; B fits on FF valid and
 scores FF train (artist-disjoint by construction of the FF split). Inside a fold, 15 % of the
 fitting tracks (stratified) pick the epoch; the scored side is never seen.
 
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gtzan_archs import SHARED_AUDIO, fold_manifest, load_gtzan, scores, stop_set  # noqa: E402
+from gtzan_folds import SHARED_AUDIO, fold_manifest, load_gtzan, scores, stop_set  # noqa: E402
 
 VARIANTS = ("clean", "loud", "dull")
 TAGGERS = ("musicnn-msd", "musicnn-mtt")
@@ -291,11 +294,37 @@ def scale_logits(model, T: float) -> None:
         last.bias /= T
 
 
+def write_genre10(model, feature_config, labels: list[str], prov: dict) -> Path:
+    """Write a features-mlp head behind the backbone as ``pretrained/genre10``: checkpoint,
+    ONNX export and config.json (provenance ``prov``: backbone, blocks, dataset, command, selection)."""
+    from genrescope.inference.registry import ENSEMBLES
+    from genrescope.models.checkpoint import save_checkpoint
+    from genrescope.training.export import export_onnx
+
+    dest = PRETRAINED / "genre10"
+    dest.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dest / "checkpoint.safetensors", model, model_name="features-mlp",
+                    feature_config=feature_config, labels=labels, extra=prov,
+                    dataset=prov["dataset"], metrics=prov["selection"], command=prov["command"])
+    export_onnx(dest / "checkpoint.safetensors", dest / "model.onnx", provenance=prov)
+    members = " + ".join(ENSEMBLES.get(prov["backbone"], (prov["backbone"],)))
+    config = {"name": "genre10", "architecture": f"features-mlp head on {members}",
+              "description": "the ten GTZAN genres as one distribution, from a head on both musicnn taggers",
+              "labels": labels, "backbone": prov["backbone"], "backbone_blocks": prov["backbone_blocks"],
+              "selection": prov["selection"], "dataset": prov["dataset"], "command": prov["command"],
+              "licence": "MIT (the head); backbone weights ISC, see LICENSE-musicnn.txt",
+              "source": {"description": "trained by genrescope on GTZAN (Tzanetakis & Cook 2002), FF split of "
+                                        "Kereliuk, Sturm & Larsen 2015"}}
+    if "note" in prov:
+        config["note"] = prov["note"]
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return dest
+
+
 def run_ship(args) -> None:
     import shutil
 
-    from genrescope.models.checkpoint import load_checkpoint, save_checkpoint
-    from genrescope.training.export import export_onnx
+    from genrescope.models.checkpoint import load_checkpoint
     from genrescope.training.train import fit
 
     sel = json.loads((args.out / "select.json").read_text())
@@ -312,7 +341,7 @@ def run_ship(args) -> None:
             "dataset": {"name": "GTZAN, fault-filtered train + valid (338 tracks; FF test never seen)",
                         "root": "../shared/data/gtzan/audio", "augmentation": list(VARIANTS) if best["augmented"]
                         else ["clean"]},
-            "command": "python bench/genre10.py select && python bench/genre10.py ship",
+            "command": "python recipes/genre10.py select && python recipes/genre10.py ship",
             "selection": {"protocol": "2-fold artist-disjoint swap (fit FF train / score FF valid, and back)",
                           "chosen": {k: best[k] for k in ("features", "head", "augmented")},
                           "fold_A": {k: best["folds"]["A"][k] for k in ("accuracy", "accuracy_se", "macro_f1", "macro_f1_se", "n")},
@@ -327,31 +356,15 @@ def run_ship(args) -> None:
             progress=False)
     model, info = load_checkpoint(r.checkpoint)
     scale_logits(model, T)
-    dest = PRETRAINED / "genre10"
-    dest.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dest / "checkpoint.safetensors", model, model_name="features-mlp",
-                    feature_config=data.feature_config, labels=list(data.classes), extra=prov,
-                    dataset=prov["dataset"], metrics=prov["selection"], command=prov["command"])
-    export_onnx(dest / "checkpoint.safetensors", dest / "model.onnx", provenance=prov)
-    from genrescope.inference.registry import ENSEMBLES
-
-    members = " + ".join(ENSEMBLES.get(backbone, (backbone,)))
-    config = {"name": "genre10", "architecture": f"features-mlp head on {members}",
-              "description": "the ten GTZAN genres as one distribution, from a head on both musicnn taggers",
-              "labels": list(data.classes), "backbone": backbone, "backbone_blocks": prov["backbone_blocks"],
-              "selection": prov["selection"], "dataset": prov["dataset"], "command": prov["command"],
-              "licence": "MIT (the head); backbone weights ISC, see LICENSE-musicnn.txt",
-              "source": {"description": "trained by genrescope on GTZAN (Tzanetakis & Cook 2002), FF split of "
-                                        "Kereliuk, Sturm & Larsen 2015"}}
-    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_genre10(model, data.feature_config, list(data.classes), prov)
     shutil.copyfile(args.out / "select.json", args.out / "select-shipped.json")
-    print(f"shipped genre10 -> {dest}: {best['features']} / {best['head']} / aug {best['augmented']}, "
+    print(f"shipped genre10 -> {PRETRAINED / 'genre10'}: {best['features']} / {best['head']} / aug {best['augmented']}, "
           f"{epochs} epochs, T {T:.2f}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("extract", "select", "ship"))
+    ap.add_argument("stage", choices=("extract", "select", "ship", "cv", "ship-linear"))
     ap.add_argument("--cache", type=Path, default=Path("runs/genre10-cache"))
     ap.add_argument("--variants", default=",".join(VARIANTS), type=lambda v: v.split(","))
     ap.add_argument("--seed", type=int, default=0)
@@ -360,11 +373,21 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", default=",".join(HEADS), type=lambda v: v.split(","))
     ap.add_argument("--aug", default="no,yes", type=lambda v: [x == "yes" for x in v.split(",")],
                     help="select: candidates without / with the domain-augmented copies")
+    ap.add_argument("--repeats", type=int, default=2, help="cv: repeats of the grouped K-fold")
+    ap.add_argument("--k", type=int, default=5, help="cv: folds per repeat")
+    ap.add_argument("--block", type=int, default=10, help="cv: consecutive track numbers per artist-proxy group")
+    ap.add_argument("--families", default="sklearn,sklearn-aug,head", type=lambda v: v.split(","),
+                    help="cv: candidate families to run (sklearn: lr-* and svm-*; sklearn-aug: the same on "
+                         "clean + augmented copies; head: today's torch head)")
     args = ap.parse_args(argv)
     if not SHARED_AUDIO.is_dir():
         print(f"{SHARED_AUDIO} is not present; nothing to do")
         return 0
-    {"extract": run_extract, "select": run_select, "ship": run_ship}[args.stage](args)
+    from genre10_cv import run_cv
+    from genre10_linear import run_ship_linear
+
+    stages = {"extract": run_extract, "select": run_select, "ship": run_ship, "cv": run_cv, "ship-linear": run_ship_linear}
+    stages[args.stage](args)
     return 0
 
 
