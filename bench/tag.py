@@ -54,7 +54,7 @@ def make_library(root: Path, n: int, seconds: float) -> Path:
 
 
 def timed_tag(lib: Path, work: Path, name: str, model: str, engine: str, jobs: int) -> float:
-    from genrescope.library.command import tag_library
+    from genrescope.library.tag_run import tag_library
     from genrescope.library.core import TagOptions
 
     copy = work / name

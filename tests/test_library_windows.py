@@ -29,12 +29,12 @@ def test_windows_spread_over_the_song(tmp_path, predictor, monkeypatch):
 
     monkeypatch.setattr(type(predictor), "analyse", spy)
     result = analyse(predictor, song, windows=4)
-    from genrescope.library.core import _predict_windows, _segment_samples
+    from genrescope.inference.predict import _window_samples
 
-    assert calls == [_segment_samples(predictor.model)] * 4  # the model sees 4 windows of audio, not the song
+    assert calls == [_window_samples(predictor.model)] * 4  # the model sees 4 windows of audio, not the song
     monkeypatch.setattr(type(predictor), "analyse", real)
 
-    tl = _predict_windows(predictor, song, 4).timeline
+    tl = predictor.predict(song, windows=4).timeline
     starts = tl.start_s
     assert len(starts) == 4 and starts[0] == 0.0 and abs(starts[-1] - (40.0 - cfg.window_s)) < 0.05
     assert np.allclose(np.diff(starts), np.diff(starts)[0], atol=1e-3)  # evenly spread

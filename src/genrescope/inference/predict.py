@@ -146,18 +146,48 @@ class Predictor:
         return list(self.model.labels)
 
     def predict(self, path: str | os.PathLike, *, offset: float | None = None,
-                duration: float | None = None) -> Prediction:
+                duration: float | None = None, windows: int = 0) -> Prediction:
         """Predict one file (or ``duration`` seconds of it from ``offset`` on).
 
-        Raises GenrescopeError for unreadable audio. The timeline's times are seconds in
-        the file, so they start at ``offset``.
+        With ``windows`` > 0 and a song longer than that many model windows, only ``windows``
+        windows spread evenly over it are analysed (``genrescope tag --windows``); the track
+        answer is their aggregate. Raises GenrescopeError for unreadable audio. The timeline's
+        times are seconds in the file, so they start at ``offset``.
         """
+        if windows > 0:
+            if offset is not None or duration is not None:
+                raise GenrescopeError("predict: windows spread over the song take no offset or duration")
+            return self._predict_spread(path, windows)
         notes: list[str] = []
         blocks = iter_audio_blocks(path, sr=self.model.feature_config.sr, offset=offset, duration=duration,
                                    notes=notes)
         run = self.analyse(blocks, path=path)
         chunks = list(run)
         return self.result(str(path), chunks, run.duration_s, notes, offset=offset or 0.0, seconds=run.seconds)
+
+    def _predict_spread(self, path: str | os.PathLike, n: int) -> Prediction:
+        """N windows spread evenly over the song; the file is decoded once, the model runs N times.
+
+        (Seeking N times would decode compressed files up to each offset again: on long Ogg
+        files that cost more than the model time it saved.)
+        """
+        from genrescope.audio.decode import audio_info
+
+        cfg = self.model.feature_config
+        info = audio_info(path)
+        if n * cfg.window_s >= info.frames / info.sr:
+            return self.predict(path)
+        notes: list[str] = []
+        y = np.concatenate(list(iter_audio_blocks(path, sr=cfg.sr, notes=notes)))  # (n_samples,) at the model's rate
+        win = _window_samples(self.model)
+        parts = []
+        for start in np.linspace(0, max(len(y) - win, 0), n).astype(np.int64):
+            run = self.analyse(iter([y[start:start + win]]), path=path)
+            parts.append(self.result(str(path), list(run), run.duration_s, [], offset=start / cfg.sr))
+        tls = [p.timeline for p in parts]
+        tl = Timeline(np.concatenate([t.start_s for t in tls]), np.concatenate([t.end_s for t in tls]),
+                      np.concatenate([t.probs for t in tls]), tls[0].labels, tls[0].multi_label)
+        return self.rank(Prediction(str(path), parts[0].model, len(y) / cfg.sr, timeline=tl, warnings=notes))
 
     def analyse(self, blocks, *, path="audio", flush_s: float | None = None) -> Analysis:
         """The one analysis path over float32 blocks at the model's rate (see :class:`Analysis`)."""
@@ -188,6 +218,15 @@ class Predictor:
             _, tags = split_genres_and_tags(tl.labels, tl.track(), [])
         pred.genres, pred.tags = genres, tags
         return pred
+
+
+def _window_samples(model) -> int:
+    """Samples whose features are exactly one model window (one frame more makes two windows)."""
+    cfg = model.feature_config
+    if model.kind == "table":
+        return int(round(cfg.window_s * cfg.sr))
+    frames = getattr(model, "window_frames", None) or cfg.window_frames
+    return (frames - 1) * cfg.hop_length + (0 if cfg.center else cfg.n_fft)
 
 
 def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, progress: bool = False

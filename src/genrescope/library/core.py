@@ -80,7 +80,7 @@ def analyse(predictor, path: str | os.PathLike, windows: int = 0) -> dict:
         hit = _from_cache(predictor, path)
         if hit is not None:
             return hit
-    pred = _predict_windows(predictor, path, windows) if windows > 0 else predictor.predict(path)
+    pred = predictor.predict(path, windows=windows) if windows > 0 else predictor.predict(path)
     return {"model": pred.model, "duration_s": None if pred.duration_s is None else round(float(pred.duration_s), 3),
             "header_s": _header_seconds(path), "warnings": list(getattr(pred, "warnings", None) or []),
             "genres": [[str(g), round(float(p), 4)] for g, p in pred.genres]}
@@ -118,42 +118,6 @@ def _from_cache(predictor, path) -> dict | None:
     order = np.argsort(-probs, kind="stable")
     return {"model": model.name, "duration_s": round(duration, 3),
             "genres": [[str(model.labels[i]), round(float(probs[i]), 4)] for i in order]}
-
-
-def _predict_windows(predictor, path, n: int):
-    """N windows spread evenly over the song; the file is decoded once, the model runs N times.
-
-    (Seeking N times would decode compressed files up to each offset again: on long Ogg
-    files that cost more than the model time it saved.)
-    """
-    from genrescope.audio.decode import audio_info, iter_audio_blocks
-    from genrescope.inference.predict import Prediction, Timeline
-
-    cfg = predictor.model.feature_config
-    info = audio_info(path)
-    if n * cfg.window_s >= info.frames / info.sr:
-        return predictor.predict(path)
-    notes: list[str] = []
-    y = np.concatenate(list(iter_audio_blocks(path, sr=cfg.sr, notes=notes)))  # (n_samples,) at the model's rate
-    duration = len(y) / cfg.sr
-    win = _segment_samples(predictor.model)
-    parts = []
-    for start in np.linspace(0, max(len(y) - win, 0), n).astype(np.int64):
-        run = predictor.analyse(iter([y[start:start + win]]), path=path)
-        parts.append(predictor.result(str(path), list(run), run.duration_s, [], offset=start / cfg.sr))
-    tls = [p.timeline for p in parts]
-    tl = Timeline(np.concatenate([t.start_s for t in tls]), np.concatenate([t.end_s for t in tls]),
-                  np.concatenate([t.probs for t in tls]), tls[0].labels, tls[0].multi_label)
-    return predictor.rank(Prediction(str(path), parts[0].model, duration, timeline=tl, warnings=notes))
-
-
-def _segment_samples(model) -> int:
-    """Samples whose features are exactly one model window (one frame more makes two windows)."""
-    cfg = model.feature_config
-    if model.kind == "table":
-        return int(round(cfg.window_s * cfg.sr))
-    frames = getattr(model, "window_frames", None) or cfg.window_frames
-    return (frames - 1) * cfg.hop_length + (0 if cfg.center else cfg.n_fft)
 
 
 def choose(genres: list, top: int, min_confidence: float) -> tuple[list[str], list[tuple[str, float]]]:
