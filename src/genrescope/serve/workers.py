@@ -39,7 +39,7 @@ from pathlib import Path
 
 from genrescope.errors import GenrescopeError
 from genrescope.serve.jobs import (Budget, JobCancelled, JobFailed, JobMemoryError, JobTimeoutError, StreamJob,
-                                   error_answer, predict_job)
+                                   check_header, error_answer, predict_job)
 from genrescope.serve.upload import Upload
 
 log = logging.getLogger(__name__)
@@ -429,7 +429,10 @@ def _run_job(job: JobRequest, catalog, settings, stop, send) -> tuple:
     upload = Upload(Path(job.path), job.filename, job.size)
     budget = Budget(job.seconds, remaining_s=job.remaining_s, stop=stop)
     try:
-        catalog.get(model_id)  # the model's own memory is the worker's (its first run is the job's)
+        predictor = catalog.get(model_id)  # the model's own memory is the worker's (its first run is the job's)
+        # the header's estimate answers before the memory watch starts: reading a header is no job, and a
+        # tiny budget must get the estimate's clear answer, not a race with the watch
+        check_header(upload, settings, predictor.model)
         send(("loaded", resident_bytes(os.getpid())))
         if kind == "predict":
             return ("result", predict_job(catalog, model_id, upload, top, settings, budget))
