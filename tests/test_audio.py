@@ -330,6 +330,7 @@ def _hostile_files(tmp_path):
 
 
 @pytest.mark.parametrize("use_av", [False, True])
+@pytest.mark.slow
 def test_hostile_rates_decode_in_bounded_blocks(tmp_path, monkeypatch, use_av):
     """Every block, whatever the file's rate and channels and the target rate, holds about
     OUT_BLOCK values at most, and the decode's peak memory stays at a few blocks (before, the

@@ -363,6 +363,7 @@ def test_bad_file_gives_a_clear_message(page, tmp_path):
 
 
 # ---------------------------------------------------------------- the served page's switch, offline use
+@pytest.mark.slow
 def test_served_page_analyses_in_the_browser(browser, predictor, tmp_path):
     """`genrescope serve`'s page with the in-browser switch on: nothing is uploaded, the CSP lets
     the wasm run, and the result matches the server's."""

@@ -66,6 +66,7 @@ def test_js_segments_equal_python_segments(page, seed):  # noqa: F811 (fixtures 
         assert js == _py_segments(tl, genres, cost), (seed, cost)
 
 
+@pytest.mark.slow
 def test_worker_saliency_equals_python(page, predictor, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
     import soundfile as sf
 
@@ -88,6 +89,7 @@ def test_worker_saliency_equals_python(page, predictor, tmp_path):  # noqa: F811
     assert np.abs(want["drop"]).max() > 0.01  # the drops are not all zero: the comparison means something
 
 
+@pytest.mark.slow
 def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
     import soundfile as sf
 
@@ -108,6 +110,7 @@ def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):  # noqa: F8
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_medley_segments_on_the_page(page):  # noqa: F811 (fixtures from test_browser_inference)
     """Real GTZAN excerpts end to end, analysed in the browser: the page's segments land near the joins."""
     import soundfile as sf

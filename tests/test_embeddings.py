@@ -56,6 +56,7 @@ def test_embed_command_writes_windows_and_tracks(styles, tmp_path, capsys):
     assert json.loads((out / "embeddings.json").read_text())["backbone"] == "musicnn-msd"
 
 
+@pytest.mark.slow
 def test_head_on_backbone_trains_exports_and_predicts(styles, tmp_path, capsys):
     out = tmp_path / "head"
     assert main(["train", str(styles), "--backbone", "musicnn-msd", "--out", str(out), "--epochs", "25",
@@ -127,6 +128,7 @@ def test_finetune_trains_only_the_last_blocks_and_starts_from_the_shipped_weight
         build_model("musicnn-finetune", n_classes=3, train_blocks=9)
 
 
+@pytest.mark.slow
 def test_finetune_from_the_command_line_trains_exports_and_predicts(styles, tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "ft"

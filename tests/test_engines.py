@@ -107,6 +107,7 @@ def one_process(music, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("engine", [("-j", "2"), ("--engine", "ray", "-j", "2")], ids=["local-j2", "ray-2"])
+@pytest.mark.slow
 def test_features_and_embed_give_the_one_process_output(engine, music, one_process, tmp_path, capsys, request):
     if "ray" in engine:
         request.getfixturevalue("ray_cluster")

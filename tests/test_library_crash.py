@@ -92,6 +92,7 @@ def _state(lib):
     return {p.relative_to(lib): p for p in sorted(lib.rglob("*")) if p.is_file() and not p.name.endswith(TMP_SUFFIX)}
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_corrupts(tmp_path, monkeypatch):
     monkeypatch.setenv(PREDICTOR_HOOK, "test_library_crash:HeaderOnly")
     orig = tmp_path / "orig"

@@ -98,6 +98,7 @@ def _shot(page, name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_upload_play_seek_and_errors(server, files):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
@@ -185,6 +186,7 @@ def test_microphone_gives_a_live_estimate(server, files):
         browser.close()
 
 
+@pytest.mark.slow
 def test_whole_song_timeline_is_smoothed_aligned_and_server_mode_has_no_saliency_button(server, tmp_path):
     """A long song in server mode: the chart draws the smoothed belief and says so, the raw
     windows come on demand, the segments bar spans exactly the plot area, and the saliency

@@ -121,6 +121,7 @@ def test_full_connection_table_makes_room_for_a_request():
                 s.close()
 
 
+@pytest.mark.slow
 def test_a_stalled_body_times_out():
     with BackgroundServer(Settings(max_jobs=1, body_idle_s=0.5)) as url:
         port = int(url.rsplit(":", 1)[1])
@@ -219,6 +220,7 @@ def _memory_hog(path: Path, copies: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_job_over_its_memory_is_stopped_and_the_server_carries_on(song, tmp_path):
     """A job whose model call needs ~300 MB, under a 64 MiB budget: its header's estimate
     passes, its worker process is killed once it grows past the budget, the client gets a 413
