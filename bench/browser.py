@@ -37,8 +37,7 @@ def make_song(minutes: float, out: Path) -> tuple[Path, str]:
         y = np.tile(y, (int(np.ceil(n / len(y))), 1))[:n]
         what = f"{REAL.name} (real, 44.1 kHz stereo), looped/cut to {minutes:g} min"
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import synth_music
+        from genrescope.testing import synth_music
 
         y = synth_music(minutes * 60, 44100, channels=2)
         what = f"generated 44.1 kHz stereo, {minutes:g} min"

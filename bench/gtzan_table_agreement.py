@@ -34,9 +34,8 @@ MEAN_OF_WAVEFORM = {"harmony_mean": "harmony_var", "perceptr_mean": "perceptr_va
 
 
 def librosa_row(y: np.ndarray, sr: int) -> dict[str, float]:
-    """The librosa reference recipe, shared with the tests (tests/reference_gtzan.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from reference_gtzan import librosa_row as reference
+    """The librosa reference recipe, shared with the tests (genrescope.testing.librosa_gtzan_row)."""
+    from genrescope.testing import librosa_gtzan_row as reference
 
     row = reference(y, sr)
     return {c: row[c] for c in COLUMNS}

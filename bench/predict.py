@@ -60,8 +60,7 @@ def make_song(minutes: float, out: Path) -> Path:
     if have >= need:
         y, what = np.concatenate(parts)[:need], "real music (Warzone 2100 soundtrack)"
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import synth_music
+        from genrescope.testing import synth_music
 
         y, what = synth_music(minutes * 60, sr, channels=2), "generated music"
     sf.write(str(out), y, sr, format="MP3")
@@ -79,8 +78,7 @@ def make_folder(n: int, out: Path) -> tuple[Path, str]:
         return out, f"{n} real GTZAN tracks of 30 s (Opus, 24 kHz mono)"
     import soundfile as sf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import synth_music
+    from genrescope.testing import synth_music
 
     for i in range(n):
         sf.write(str(out / f"{i:03d}.wav"), synth_music(30.0, 22050, seed=i), 22050)

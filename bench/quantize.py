@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +46,7 @@ def audio(tmp: Path) -> list:
         return files
     import soundfile as sf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import synth_music
+    from genrescope.testing import synth_music
 
     out = []
     for i in range(8):

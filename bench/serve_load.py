@@ -36,8 +36,7 @@ def make_clip(path: Path) -> str:
     if clip.is_file():
         path.write_bytes(clip.read_bytes())
         return "GTZAN rock.00000 (30 s, 22050 Hz wav)"
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import synth_music
+    from genrescope.testing import synth_music
 
     sf.write(str(path), synth_music(30.0, 22050), 22050)
     return "generated music (30 s, 22050 Hz wav)"

@@ -8,8 +8,10 @@ import inspect
 import os
 from pathlib import Path
 
-import numpy as np
+import numpy as np  # noqa: F401
 import pytest
+
+from genrescope.testing import synth_music  # noqa: F401  (tests import it from here too)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -23,21 +25,6 @@ def _compiled_model_cache(tmp_path_factory):
     os.environ["GENRESCOPE_OPENVINO_CACHE"] = str(tmp_path_factory.mktemp("openvino-cache"))
     yield
     os.environ.pop("GENRESCOPE_OPENVINO_CACHE", None)
-
-
-def synth_music(duration: float = 3.0, sr: int = 22050, *, seed: int = 0, channels: int = 1,
-                tempo: float = 120.0, f0: float = 220.0) -> np.ndarray:
-    """A chord with a decaying envelope on every beat, plus a little noise: (n,) or (n, channels)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(duration * sr)) / sr
-    chord = sum(np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 6.28)) for r in (1.0, 1.25, 1.5, 2.0))
-    beat = 60.0 / tempo
-    env = np.exp(-6.0 * (t % beat))
-    y = 0.15 * chord * env + 0.01 * rng.standard_normal(len(t))
-    y = y.astype(np.float32)
-    if channels > 1:
-        y = np.stack([y * (0.6 + 0.4 * c / channels) for c in range(channels)], axis=1)
-    return y
 
 
 def in_ci() -> bool:

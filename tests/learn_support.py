@@ -15,7 +15,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from conftest import synth_music  # noqa: E402
+from genrescope.testing import synth_music  # noqa: E402
 
 #: genre -> (chord root Hz, tempo bpm) of its generated audio
 SOUND = {"Hip-Hop": (98.0, 88.0), "Rock": (330.0, 150.0), "Drum & Bass": (880.0, 174.0),

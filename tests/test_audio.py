@@ -10,7 +10,7 @@ from genrescope.audio.decode import audio_info, find_audio_files, iter_audio_blo
 from genrescope.errors import (AudioNotFoundError, AudioTooShortError, CorruptAudioError, DamagedAudioWarning,
                                EmptyAudioError, GenrescopeError, SilentAudioWarning, UnsupportedAudioError)
 
-from conftest import synth_music
+from genrescope.testing import synth_music
 
 FORMATS = ["wav", "au", "flac", "ogg", "opus", "mp3"]
 

@@ -8,7 +8,7 @@ import pytest
 from genrescope.commands import main
 from genrescope.inference.backbone import Backbone
 
-from conftest import synth_music
+from genrescope.testing import synth_music
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synth_music
+from genrescope.testing import synth_music
 from genrescope.commands import main
 from genrescope.engines import in_order, map_files
 from genrescope.errors import GenrescopeError

@@ -13,7 +13,7 @@ from genrescope.features import spectrogram as F  # noqa: E402
 from genrescope.config import DEFAULT_FEATURES, MUSICNN_FEATURES, FeatureConfig  # noqa: E402
 from genrescope.errors import GenrescopeError  # noqa: E402
 
-from conftest import synth_music  # noqa: E402
+from genrescope.testing import synth_music  # noqa: E402
 
 
 @pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax,htk", [

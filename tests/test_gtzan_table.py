@@ -29,7 +29,7 @@ from genrescope.features import spectral
 from genrescope.errors import AudioError, DatasetError, GenrescopeError
 from genrescope.features.gtzan_table import COLUMNS, GTZAN_TABLE_FEATURES, extract_row, extract_rows, read_table, rows_to_matrix
 
-from conftest import synth_music
+from genrescope.testing import synth_music
 
 SR = 22050
 #: The Kaggle table's header, as published.
@@ -152,7 +152,7 @@ except ImportError:  # the reference is a test extra; everything above runs with
     librosa = None
 needs_librosa = pytest.mark.skipif(librosa is None, reason="librosa (the reference) is not installed")
 
-from reference_gtzan import librosa_row  # noqa: E402
+from genrescope.testing import librosa_gtzan_row as librosa_row  # noqa: E402
 
 
 @needs_librosa

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import synth_music
+from genrescope.testing import synth_music
 
 from genrescope.config import DEFAULT_FEATURES, MUSICNN_FEATURES
 from genrescope.errors import GenrescopeError

@@ -111,7 +111,7 @@ def test_tag_writes_only_above_the_learnt_thresholds(learnt, tmp_path):
 
 def test_too_few_labels_is_a_clear_error(tmp_path, capsys):
     from learn_support import write_audio_file, write_genre_tags
-    from conftest import synth_music
+    from genrescope.testing import synth_music
 
     lib = tmp_path / "lib"
     for i in range(4):

@@ -16,7 +16,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from conftest import synth_music  # noqa: E402
+from genrescope.testing import synth_music  # noqa: E402
 
 #: The hook value that makes `genrescope tag` use FakePredictor.
 FAKE_HOOK = "test_library_support:FakePredictor"

@@ -15,7 +15,7 @@ from genrescope.features.windows import slice_windows  # noqa: E402
 from genrescope.models import (BUILTIN, build_model, check_features, config_from_dict, default_config,  # noqa: E402
                                is_available, model_names)
 
-from conftest import synth_music  # noqa: E402
+from genrescope.testing import synth_music  # noqa: E402
 
 #: A small front end so every test runs in milliseconds: 1 s windows of 62 frames.
 FC = FeatureConfig(sr=8000, n_fft=256, hop_length=128, n_mels=32, n_mfcc=13, window_s=1.0, window_hop_s=0.5)

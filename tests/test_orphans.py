@@ -141,7 +141,7 @@ def test_killed_server_leaves_no_worker_mid_job(tmp_path):
 
     import soundfile as sf
 
-    from conftest import synth_music
+    from genrescope.testing import synth_music
 
     pytest.importorskip("uvicorn")
     if sys.platform != "linux":

@@ -12,7 +12,7 @@ from genrescope.commands import main
 from genrescope.inference.predict import Predictor
 from genrescope.features.windows import window_starts
 
-from conftest import synth_music
+from genrescope.testing import synth_music
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from genrescope.commands import main  # noqa: E402
 from genrescope.config import FeatureConfig  # noqa: E402
 
-from conftest import synth_music  # noqa: E402
+from genrescope.testing import synth_music  # noqa: E402
 
 FC = FeatureConfig(n_mels=32, window_s=1.0, window_hop_s=0.5)
 
@@ -257,7 +257,7 @@ def test_a_gtzan_named_subset_says_its_layout_and_warns_of_untrained_classes(tmp
     names the class with no training track."""
     import soundfile as sf
 
-    from conftest import synth_music
+    from genrescope.testing import synth_music
     from genrescope.datasets import load_dataset
     from genrescope.datasets.gtzan import ff_lists
 

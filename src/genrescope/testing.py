@@ -1,13 +1,29 @@
-"""The recipe that made the "GTZAN features" table, in librosa 0.11: the reference that
-genrescope.features.gtzan_table is held to by tests/test_gtzan_table.py and bench/gtzan_table_agreement.py.
-Needs librosa (a test extra); genrescope itself never imports it."""
+"""Helpers for tests and benchmarks: generated music, and the reference recipe of the GTZAN
+features table. Not used by genrescope itself; numpy only (librosa for the reference, which
+the ``test`` extra installs)."""
 from __future__ import annotations
 
 import numpy as np
 
 
-def librosa_row(y: np.ndarray, sr: int) -> dict[str, float]:
-    """The table's recipe in librosa 0.11: reflect padding, old effects.hpss inversion, beat_track tempo."""
+def synth_music(duration: float = 3.0, sr: int = 22050, *, seed: int = 0, channels: int = 1,
+                tempo: float = 120.0, f0: float = 220.0) -> np.ndarray:
+    """A chord with a decaying envelope on every beat, plus a little noise: (n,) or (n, channels)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration * sr)) / sr
+    chord = sum(np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 6.28)) for r in (1.0, 1.25, 1.5, 2.0))
+    beat = 60.0 / tempo
+    env = np.exp(-6.0 * (t % beat))
+    y = 0.15 * chord * env + 0.01 * rng.standard_normal(len(t))
+    y = y.astype(np.float32)
+    if channels > 1:
+        y = np.stack([y * (0.6 + 0.4 * c / channels) for c in range(channels)], axis=1)
+    return y
+
+
+def librosa_gtzan_row(y: np.ndarray, sr: int) -> dict[str, float]:
+    """The GTZAN features table's recipe in librosa 0.11 (the reference genrescope.features.gtzan_table
+    is held to): reflect padding, old effects.hpss inversion, beat_track tempo."""
     import librosa
 
     kw = dict(pad_mode="reflect")
