@@ -107,3 +107,17 @@ def test_comments_cite_tests_that_exist():
     for path in _own_scripts():
         for cited in re.findall(r"tests/(test_\w+\.py)", path.read_text()):
             assert (root / "tests" / cited).is_file(), f"{path.name} cites tests/{cited}, which does not exist"
+
+
+def test_the_two_analysers_are_twins():
+    """server.js's ServerAnalyser and local.js's LocalAnalyser: the page calls both the same way."""
+    def methods(name: str, cls: str) -> dict[str, str]:
+        text = (STATIC_DIR / name).read_text()
+        body = text[text.index(f"export class {cls} {{"):]
+        return dict(re.findall(r"^  (?:async )?(\w+)\(([^)]*)\) \{", body, re.M))
+
+    server, local = methods("server.js", "ServerAnalyser"), methods("local.js", "LocalAnalyser")
+    for name in ("models", "load", "analyse"):
+        assert name in server and name in local, name
+        assert server[name] == local[name], (name, server[name], local[name])
+    assert "analyser().analyse(" in (STATIC_DIR / "analysis.js").read_text()
