@@ -230,7 +230,7 @@ def test_browser_resampling_is_close(page, tmp_path, sr, channels):
     out = page.evaluate(f"""async (s) => {{
         const toB64 = {JS_B64};
         const bin = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-        const y = await GenrescopeLocal.LocalAnalyser.decode(new File([bin], 'r.wav'), 16000);
+        const y = await window.genrescope.local.constructor.decode(new File([bin], 'r.wav'), 16000);
         return toB64(y); }}""", b64)
     web = np.frombuffer(base64.b64decode(out), np.float32)
     ref = load_audio(path, sr=16000)

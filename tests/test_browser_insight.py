@@ -62,7 +62,9 @@ def test_js_segments_equal_python_segments(page, seed):  # noqa: F811 (fixtures 
     mean = probs.mean(axis=0)
     genres = [{"label": labels[i], "probability": float(mean[i])} for i in np.argsort(-mean, kind="stable")]
     for cost in (0.0, 1.0, 4.0, 50.0):
-        js = page.evaluate("([tl, g, c]) => GenrescopeInsight.segments(tl, g, c)", [tl, genres, cost])
+        js = page.evaluate("""async ([tl, g, c]) => { const m = await window.genrescope.local.models();
+            const { segments } = await import(new URL('static/insight.js', document.baseURI));
+            return segments(tl, g, c, m.segments.max_genres); }""", [tl, genres, cost])
         assert js == _py_segments(tl, genres, cost), (seed, cost)
 
 

@@ -13,7 +13,8 @@ manifest, ``webmodels/manifest.json``::
                  "members": [{"labels": [...], "graphs": [{"file", "input", "output"}]}, ...]
                  or "head": {"backbone": [{"file", "input", "labels"}, ...], "blocks": [...],
                              "tag_labels": [...], "file", "input", "output"}}],
-     "unsupported": {ID: "why", ...}}
+     "unsupported": {ID: "why", ...},
+     "limits": {"min_duration_s"}, "segments": {"switch_cost", "max_genres"}}
 
 ``members`` are one model or an ensemble's members, merged label by label as
 :func:`genrescope.inference.ensemble.ensemble` does. ``head`` is a head trained on a shipped
@@ -22,6 +23,10 @@ backbone (:mod:`genrescope.inference.backbone`), two stages run in sequence: eac
 ``probabilities``), concatenated in order into the head's input row; the backbone's tag
 probabilities, merged by label, are reported as the head's tags. Graph files are named by
 content, so a backbone shared by several heads is stored and downloaded once.
+
+``limits`` and ``segments`` are the Python constants the page's JavaScript follows
+(:func:`page_constants`): the shortest audio analysed (``local.js``) and the segmentation's
+switching cost and candidate genres (``insight.js``), read from here rather than copied.
 """
 from __future__ import annotations
 
@@ -150,6 +155,15 @@ def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
     return {**entry, "head": head} if head else {**entry, "members": members}
 
 
+def page_constants() -> dict:
+    """The Python constants the page's JavaScript reads from the manifest instead of copying them."""
+    from genrescope.inference.pipeline import MIN_DURATION_S
+    from genrescope.insight.segments import MAX_GENRES, SWITCH_COST
+
+    return {"limits": {"min_duration_s": MIN_DURATION_S},
+            "segments": {"switch_cost": SWITCH_COST, "max_genres": MAX_GENRES}}
+
+
 def build_web_models(models: list[tuple[str, str]], *, strict: bool = True) -> WebModels:
     """The manifest of ``models`` ((id, name) pairs); with ``strict=False`` a model the browser
     cannot run is listed under ``unsupported`` instead of raising."""
@@ -165,7 +179,8 @@ def build_web_models(models: list[tuple[str, str]], *, strict: bool = True) -> W
     if not entries and strict:
         raise GenrescopeError("export --web: no model to export")
     manifest = {"format": WEB_FORMAT, "format_version": WEB_FORMAT_VERSION, "genrescope_version": __version__,
-                "default": entries[0]["id"] if entries else None, "models": entries, "unsupported": unsupported}
+                "default": entries[0]["id"] if entries else None, "models": entries, "unsupported": unsupported,
+                **page_constants()}
     return WebModels(manifest, files)
 
 

@@ -2,8 +2,9 @@
 // MFCC and model windows as src/genrescope/features/spectrogram.py and windows.py, driven by
 // the model's FeatureConfig (read from the exported model's metadata by `genrescope export
 // --web` and written into webmodels/manifest.json). No constant of the feature path lives
-// here: every number comes from `cfg`. tests/test_browser_parity.py holds this file to the
-// Python path in a real browser.
+// here: every number comes from `cfg`. tests/test_browser_inference.py holds this file to the
+// Python path in a real browser. A classic script, not an ES module: worker.js loads it with
+// importScripts, and the page (local.js) reads the global it sets.
 //
 // Arrays: a feature matrix is {data: Float32Array, nBins, nFrames}, row-major by bin, i.e.
 // data[b * nFrames + t], the layout of Python's (n_bins, n_frames) C-ordered array.

@@ -5,9 +5,14 @@
 // answer is refreshed in the background when the network is there (stale-while-revalidate),
 // so an upgrade shows on the next load. The server's /api/ is never cached.
 'use strict';
-const CACHE = 'genrescope-v1';
-const SHELL = ['./', 'manifest.webmanifest', 'static/app.js', 'static/local.js', 'static/features.js',
-  'static/worker.js', 'static/insight.js', 'static/style.css', 'static/vendor/uplot/uPlot.iife.min.js', 'static/vendor/uplot/uPlot.min.css',
+const CACHE = 'genrescope-v2';
+// the page, its scripts (static/app.js and every ES module it imports: tests/test_static_modules.py
+// checks that this list names them all), the runtime, the icons and the model manifest
+const SHELL = ['./', 'manifest.webmanifest', 'static/app.js', 'static/analysis.js', 'static/chart.js',
+  'static/dom.js', 'static/insight.js', 'static/live.js', 'static/local.js', 'static/modes.js',
+  'static/playback.js', 'static/ranking.js', 'static/saliency.js', 'static/segments-bar.js', 'static/server.js',
+  'static/state.js', 'static/features.js', 'static/worker.js', 'static/style.css',
+  'static/vendor/uplot/uPlot.iife.min.js', 'static/vendor/uplot/uPlot.min.css',
   'static/vendor/onnxruntime-web/ort.wasm.min.js', 'static/vendor/onnxruntime-web/ort-wasm-simd-threaded.mjs',
   'static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm', 'static/icons/icon-192.png',
   'static/icons/icon-512.png', 'webmodels/manifest.json'];
