@@ -226,7 +226,7 @@ def tag_file(path: str, analysis: dict, opts: TagOptions, journal: Journal, lear
         rec = record(path, analysis, status=status, written=changed or None,
                      previous={k: before.get(k) for k in changed} or None,
                      note=_note(path, analysis, f"cut short: {short}" if short else None, note),
-                     expected_precision=expected if wrote_genre else None)
+                     expected_precision=round(expected, 3) if wrote_genre and expected is not None else None)
         journal.finish(path, os.stat(path), rec, rewritten=rewritten)
         return rec
     except (GenrescopeError, OSError) as e:
