@@ -91,7 +91,7 @@ def test_every_package_says_what_it_is_for():
 #: over processes or a Ray cluster, nothing of genrescope's in them) are below everything; ``api``
 #: and ``commands`` are the top.
 LAYERS = (
-    ("genrescope.version", "genrescope.errors", "genrescope.config", "genrescope.lifeline", "genrescope.engines",
+    ("genrescope.version", "genrescope.errors", "genrescope.config", "genrescope.lifeline", "genrescope.progress", "genrescope.engines",
      "genrescope.testing"),
     ("genrescope.audio",),
     ("genrescope.features",),

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
 from genrescope.config import DEFAULT_FEATURES, FeatureConfig
+from genrescope.progress import Progress
 from genrescope.errors import AudioNotFoundError, GenrescopeError
 
 if TYPE_CHECKING:
@@ -221,31 +221,6 @@ def _extract_one(src: str, dest: Path, cache: FeatureCache) -> tuple[float, str 
     return seconds, None, [str(w.message) for w in caught]
 
 
-class _Progress:
-    """tqdm when it is installed, else a plain counter on stderr."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.n, self.enabled, self.bar = total, 0, enabled and total > 0, None
-        if self.enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self) -> None:
-        self.n += 1
-        if self.bar is not None:
-            self.bar.update()
-        elif self.enabled and (sys.stderr.isatty() or self.n == self.total or self.n % 50 == 0):
-            end = "\n" if self.n == self.total or not sys.stderr.isatty() else ""
-            print(f"\r{self.n}/{self.total} files", end=end, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: int = 0,
                  progress: bool = True, *, engine: str = "local", address: str | None = None) -> ExtractReport:
     """Fill ``cache`` with the features of ``paths`` using ``jobs`` workers.
@@ -281,7 +256,7 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
             planned.add(dest)
             todo.append((p, dest))
     cache.remove_stale_temps()
-    bar = _Progress(len(todo), progress)
+    bar = Progress(len(todo), progress)
     try:
         results = map_files([str(s) for s, _ in todo], ExtractTask(cache), engine=engine, jobs=jobs,
                             address=address, args=[(d,) for _, d in todo])
@@ -295,7 +270,7 @@ def extract_many(paths: Iterable[str | os.PathLike], cache: FeatureCache, jobs: 
                 report.warnings.extend((str(src), w) for w in warns)
             else:
                 report.failed.append((str(src), err))
-            bar.update()
+            bar.step()
     finally:
         bar.close()
     for p, dest in twins:

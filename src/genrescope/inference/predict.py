@@ -20,6 +20,7 @@ import numpy as np
 from genrescope.audio.decode import iter_audio_blocks
 from genrescope.errors import GenrescopeError
 from genrescope.features.windows import aggregate
+from genrescope.progress import progress_iter
 from genrescope.inference.pipeline import MIN_DURATION_S, Analysis, Chunk, join
 
 log = logging.getLogger(__name__)
@@ -248,25 +249,9 @@ def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, pro
         predictor = copy.copy(predictor)
         predictor.model, jobs = one_call_at_a_time(predictor.model), 2
     if jobs <= 1 or len(paths) <= 1:
-        results = []
-        for p in _progress(paths, progress):
-            results.append(one(p))
-        return results
+        return [one(p) for p in progress_iter(paths, len(paths), progress)]
     from concurrent.futures import ThreadPoolExecutor
 
     # ONNX Runtime and numpy's FFT release the GIL, so threads scale without copying the model
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(_progress(pool.map(one, paths), progress, total=len(paths)))
-
-
-def _progress(items, enabled: bool, total: int | None = None):
-    import sys
-
-    if not enabled or not sys.stderr.isatty():
-        yield from items
-        return
-    n = total if total is not None else len(items)
-    for i, item in enumerate(items, 1):
-        yield item
-        print(f"\r{i}/{n} files", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        return list(progress_iter(pool.map(one, paths), len(paths), progress))

@@ -12,12 +12,13 @@ rows, (2 D,).
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+
+from genrescope.progress import Progress
 
 #: The backbone every learnt model stands on: both musicnn taggers' penultimate layers.
 BACKBONE = "musicnn"
@@ -141,7 +142,7 @@ def embed_files(paths: list[str], *, cache_root=None, jobs: int = 0, progress: b
 
     out = Embeddings()
     t0 = time.perf_counter()
-    bar = _Bar(len(paths), progress)
+    bar = Progress(len(paths), progress, what="embedding", every=25)
     root = None if cache_root is None else str(cache_root)
     for i, res, err in map_files(list(paths), WindowsTask(root), jobs=jobs):
         if err is not None:
@@ -152,33 +153,7 @@ def embed_files(paths: list[str], *, cache_root=None, jobs: int = 0, progress: b
             out.cached += int(hit)
             if not hit:
                 out.compute_seconds.append(secs)
-        bar.step(out.per_file_s)
+        bar.step(note=f"{out.per_file_s:.2f} s/file")
     bar.close()
     out.seconds = time.perf_counter() - t0
     return out
-
-
-class _Bar:
-    """``12/40 files  1.8 s/file  ETA 50 s`` on stderr (one line, redrawn on a terminal)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.n, self.enabled = total, 0, enabled and total > 0
-        self.t0 = time.perf_counter()
-
-    def step(self, per_file: float) -> None:
-        self.n += 1
-        if not self.enabled:
-            return
-        tty = sys.stderr.isatty()
-        if not (tty or self.n == self.total or self.n % 25 == 0):
-            return
-        rate = (time.perf_counter() - self.t0) / self.n
-        width = 24
-        done = int(width * self.n / self.total)
-        line = (f"embedding [{'#' * done}{'.' * (width - done)}] {self.n}/{self.total} files  "
-                f"{per_file:.2f} s/file  ETA {rate * (self.total - self.n):.0f} s")
-        print(("\r" if tty else "") + line, end="" if tty and self.n < self.total else "\n",
-              file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass

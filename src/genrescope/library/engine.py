@@ -9,8 +9,6 @@ model calls use every core.
 """
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,26 +27,3 @@ class TagTask:
     def open(self, threads: int | None):
         predictor = make_predictor(self.model, runtime=self.runtime, threads=threads)
         return lambda path: analyse(predictor, path, self.windows)
-
-
-class Progress:
-    """Files done, files/s and ETA on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.n, self.t0, self.last = total, 0, time.perf_counter(), 0.0
-        self.enabled = enabled and sys.stderr.isatty() and total > 1
-
-    def step(self, k: int = 1) -> None:
-        self.n += k
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.5 and self.n < self.total):
-            return
-        self.last = now
-        rate = self.n / max(now - self.t0, 1e-9)
-        eta = (self.total - self.n) / rate if rate > 0 else 0.0
-        print(f"\r{self.n}/{self.total} files  {rate:.2f} files/s  ETA {int(eta // 60)}:{int(eta % 60):02d}   ",
-              end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr)

@@ -26,7 +26,8 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
     every core, or every CPU of the Ray cluster).
     """
     from genrescope.engines import map_files
-    from genrescope.library.engine import Progress, TagTask
+    from genrescope.library.engine import TagTask
+    from genrescope.progress import Progress
 
     files, records = [], []
     for item in walk([os.path.abspath(p) for p in paths]):

@@ -66,21 +66,21 @@ def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: 
     shares them).
     """
     from genrescope.engines import map_files
-    from genrescope.features.cache import _Progress
+    from genrescope.progress import Progress
 
     tracks = list(manifest.entries)
     root = None if cache_root is None else str(Path(cache_root).expanduser().absolute())
     task = EmbedTask(backbone.name, backbone.blocks, root)
     blobs: list = [None] * len(tracks)
     errors: dict[int, str] = {}
-    bar = _Progress(len(tracks), progress)
+    bar = Progress(len(tracks), progress, what="embedding")
     try:
         for i, blob, err in map_files([str(t.path) for t in tracks], task, engine=engine, jobs=jobs, address=address):
             if err is None:
                 blobs[i] = blob
             else:
                 errors[i] = err
-            bar.update()
+            bar.step()
     finally:
         bar.close()
     kept = [i for i in range(len(tracks)) if i not in errors]
