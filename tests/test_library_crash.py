@@ -23,7 +23,7 @@ from genrescope.library.tag_run import tag_library
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions
 from genrescope.library.safe_write import TMP_SUFFIX
 from genrescope.library.undo import undo
-from test_library_support import FakePredictor, add_user_tags, audio_bytes, decoded, make_library
+from helpers.library import FakePredictor, add_user_tags, audio_bytes, decoded, make_library
 
 KILLS = 60
 

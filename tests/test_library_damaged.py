@@ -12,7 +12,7 @@ from genrescope.commands import main
 from genrescope.library import report as R
 from genrescope.library import tags as T
 from genrescope.library.core import PREDICTOR_HOOK
-from test_library_support import FakePredictor, write_track
+from helpers.library import FakePredictor, write_track
 
 HERE = Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ import pytest
 
 from genrescope.commands import main
 from genrescope.library.core import PREDICTOR_HOOK
-from test_library_support import FAKE_HOOK, make_library
+from helpers.library import FAKE_HOOK, make_library
 
 ray = pytest.importorskip("ray")
 HERE = Path(__file__).resolve().parent

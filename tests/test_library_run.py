@@ -15,7 +15,7 @@ from genrescope.library.tag_run import tag_library
 from genrescope.library.core import PREDICTOR_HOOK, TagOptions
 from genrescope.library.journal import Journal
 from genrescope.library.walk import Skipped, walk
-from test_library_support import FAKE_HOOK, FakePredictor, make_library, write_track
+from helpers.library import FAKE_HOOK, FakePredictor, make_library, write_track
 
 HERE = Path(__file__).resolve().parent
 

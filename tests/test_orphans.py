@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from genrescope.library.core import PREDICTOR_HOOK
-from test_library_support import FakePredictor, write_track
+from helpers.library import FakePredictor, write_track
 
 HERE = Path(__file__).resolve().parent
 #: How long the workers of a killed parent may outlive it.

@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-from genrescope.testing import synth_music  # noqa: E402
+from genrescope.testing import synth_music
 
 #: The hook value that makes `genrescope tag` use FakePredictor.
-FAKE_HOOK = "test_library_support:FakePredictor"
+FAKE_HOOK = "helpers.library:FakePredictor"
 FORMATS = ("mp3", "flac", "ogg", "opus", "m4a")
 
 
@@ -198,12 +194,3 @@ def audio_bytes(path: Path) -> bytes:
 def ogg_granules(path: Path) -> list[int]:
     """Granule positions of the audio pages (the last header page has granule 0)."""
     return [g for g in _ogg_packets(Path(path).read_bytes())[1] if g > 0]
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_audio_bytes_finds_the_audio(tmp_path, fmt):
-    """The helper must see the audio: most of the file, and it changes with the signal."""
-    a = write_track(tmp_path / f"a.{fmt}", fmt, seed=1)
-    b = write_track(tmp_path / f"b.{fmt}", fmt, seed=2)
-    assert len(audio_bytes(a)) > 0.5 * a.stat().st_size
-    assert audio_bytes(a) != audio_bytes(b)
