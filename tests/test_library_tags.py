@@ -10,23 +10,18 @@ import pytest
 
 from genrescope.library import tags as T
 from genrescope.library.tag_run import tag_library
-from genrescope.library.core import PREDICTOR_HOOK, TagOptions, choose
+from genrescope.library.core import TagOptions, choose
 from genrescope.library.safe_write import rewrite, temp_path
 from genrescope.library.undo import undo
-from helpers.library import (FAKE_HOOK, FORMATS, add_user_tags, all_tags, audio_bytes, decoded, make_library,
+from helpers.library import (FORMATS, FakePredictor, add_user_tags, all_tags, audio_bytes, decoded, make_library,
                              ogg_granules, write_track)
 
 pytest.importorskip("mutagen")
 
 
-@pytest.fixture(autouse=True)
-def fake_predictor(monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
-
-
 def _run(root, tmp_path, name="r.jsonl", **opts):
     o = TagOptions(**{"model": "fake", **opts})
-    return tag_library([str(root)], o, report_path=str(tmp_path / name))
+    return tag_library([str(root)], o, report_path=str(tmp_path / name), predictor_factory=FakePredictor)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

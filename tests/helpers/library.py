@@ -1,12 +1,15 @@
 """Helpers of the library tests: a generated library in every tagged format, the bytes of
-each format's audio frames (to prove tag writes never touch them), and a tiny fake
-predictor that `genrescope tag` loads through GENRESCOPE_TAG_PREDICTOR (also in its
-worker processes), so tests exercise the walk, tags, journal and engines in milliseconds.
+each format's audio frames (to prove tag writes never touch them), and tiny fake
+predictors that a tagging run builds through its ``predictor_factory`` (also in its worker
+processes: module-level classes pickle by name, and spawned workers get this sys.path), so
+tests exercise the walk, tags, journal and engines in milliseconds.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,6 @@ import pytest
 
 from genrescope.testing import synth_music
 
-#: The hook value that makes `genrescope tag` use FakePredictor.
-FAKE_HOOK = "helpers.library:FakePredictor"
 FORMATS = ("mp3", "flac", "ogg", "opus", "m4a")
 
 
@@ -43,6 +44,36 @@ class FakePredictor:
         w = w ** 2 / (w ** 2).sum()
         order = np.argsort(-w, kind="stable")
         return Prediction(str(path), self.name, duration_s, genres=[(self.labels[i], float(w[i])) for i in order])
+
+
+class DyingPredictor(FakePredictor):
+    """Kills its own worker process at the first sight of a file named t1.* (once: the marker file
+    that the environment variable GENRESCOPE_TEST_MARKER names)."""
+
+    def predict(self, path, offset=None, duration=None):
+        marker = Path(os.environ["GENRESCOPE_TEST_MARKER"])
+        if Path(path).stem == "t1" and not marker.exists():
+            marker.write_text("died")
+            os.kill(os.getpid(), 9)
+        return super().predict(path)
+
+
+def run_tag(argv: list[str], factory=FakePredictor) -> int:
+    """``genrescope tag ARGV`` as the command runs it (its options, report, messages and exit
+    code; 2 with the one-line error of a GenrescopeError), with the predictor ``factory`` builds."""
+    from genrescope.commands import build_parser
+    from genrescope.commands.tag_cmd import finish, options_from, run_options_from
+    from genrescope.errors import GenrescopeError
+    from genrescope.library.tag_run import tag_library
+
+    args = build_parser().parse_args(["tag", *argv])
+    try:
+        opts, run_kw = options_from(args), run_options_from(args)
+        records = tag_library(args.paths, opts, predictor_factory=factory, **run_kw)
+    except GenrescopeError as e:
+        print(f"genrescope: error: {e}", file=sys.stderr)
+        return 2
+    return finish(records, opts.write, run_kw["report_path"])
 
 
 def write_m4a(path: Path, y: np.ndarray, sr: int) -> Path:
