@@ -60,7 +60,10 @@ class DyingPredictor(FakePredictor):
 
 def run_tag(argv: list[str], factory=FakePredictor) -> int:
     """``genrescope tag ARGV`` as the command runs it (its options, report, messages and exit
-    code; 2 with the one-line error of a GenrescopeError), with the predictor ``factory`` builds."""
+    code; 2 with the one-line error of a GenrescopeError; warnings on stderr, one line each),
+    with the predictor ``factory`` builds."""
+    import warnings
+
     from genrescope.commands import build_parser
     from genrescope.commands.tag_cmd import finish, options_from, run_options_from
     from genrescope.errors import GenrescopeError
@@ -68,11 +71,15 @@ def run_tag(argv: list[str], factory=FakePredictor) -> int:
 
     args = build_parser().parse_args(["tag", *argv])
     try:
-        opts, run_kw = options_from(args), run_options_from(args)
-        records = tag_library(args.paths, opts, predictor_factory=factory, **run_kw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            opts, run_kw = options_from(args), run_options_from(args)
+            records = tag_library(args.paths, opts, predictor_factory=factory, **run_kw)
     except GenrescopeError as e:
         print(f"genrescope: error: {e}", file=sys.stderr)
         return 2
+    for w in caught:
+        print(f"genrescope: warning: {w.message}", file=sys.stderr)
     return finish(records, opts.write, run_kw["report_path"])
 
 
