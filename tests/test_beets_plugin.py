@@ -17,7 +17,7 @@ from genrescope.library import report as R  # noqa: E402
 from genrescope.library import tags as T  # noqa: E402
 from genrescope.library.tag_run import tag_library  # noqa: E402
 from genrescope.library.core import TagOptions  # noqa: E402
-from test_library_support import add_user_tags, write_track  # noqa: E402
+from helpers.library import add_user_tags, write_track  # noqa: E402
 
 MODEL = "gtzan-features"  # a real shipped model, small and fast
 
@@ -104,7 +104,7 @@ class TestGenrescopeLearn(PluginTestHelper):
     def test_learn_from_the_library_then_tag_above_the_thresholds(self, tmp_path, monkeypatch):
         import json
 
-        from learn_support import make_learn_library
+        from helpers.learn_library import make_learn_library
 
         monkeypatch.setenv("GENRESCOPE_CACHE", str(tmp_path / "cache"))
         lib, items = make_learn_library(tmp_path)

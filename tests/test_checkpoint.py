@@ -12,27 +12,9 @@ from genrescope.models import checkpoint as ckpt  # noqa: E402
 from genrescope.errors import CheckpointError  # noqa: E402
 from genrescope.models import BUILTIN  # noqa: E402
 
-from test_models import FC, N_CLASSES, batch, feature_inputs, make, one_thread  # noqa: E402,F401
+from helpers.models import FC, LABELS, N_CLASSES, batch, feature_inputs, make, trained_like  # noqa: E402,F401
 
-LABELS = ["blues", "jazz", "metal", "pop"]
-
-
-def trained_like(name):
-    """A model whose BatchNorm statistics (and MLP standardisation) fit the features of
-    :func:`feature_inputs`, as after training, so its outputs are not saturated."""
-    model = make(name, seed=3)
-    x = torch.from_numpy(np.concatenate(feature_inputs(model, seed=4)[:1]))
-    if name == "features-mlp":
-        model.set_standardization(x.mean(0), x.std(0))
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.momentum = None  # a plain average over the calibration pass
-    model.train()
-    with torch.no_grad():
-        model(x)
-    for m in bns:
-        m.momentum = 0.1
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def save(path, model, name, **kw):

@@ -16,8 +16,9 @@ from genrescope.training.export import PARITY_TOLERANCE, check_parity, export_on
 from genrescope.models import BUILTIN  # noqa: E402
 from genrescope.inference.onnx_model import OnnxModel  # noqa: E402
 
-from test_checkpoint import LABELS, trained_like  # noqa: E402
-from test_models import FC, feature_inputs, one_thread  # noqa: E402,F401
+from helpers.models import FC, LABELS, feature_inputs, trained_like  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

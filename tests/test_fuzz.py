@@ -1,14 +1,11 @@
-"""A fast subset of bench/fuzz.py: damaged files of every written format through the Predictor
-and the HTTP API. Each case ends in a prediction (maybe with warnings) or a one-line error
-naming the file; no answer holds NaN; the server answers afterwards."""
-import importlib.util
-from pathlib import Path
-
+"""A fast subset of bench/fuzz.py (its cases and checks are genrescope.testing.fuzz_cases):
+damaged files of every written format through the Predictor and the HTTP API. Each case ends
+in a prediction (maybe with warnings) or a one-line error naming the file; no answer holds
+NaN; the server answers afterwards."""
 import pytest
+from conftest import SHARED_DATA
 
-_spec = importlib.util.spec_from_file_location("fuzz", Path(__file__).resolve().parents[1] / "bench" / "fuzz.py")
-fuzz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fuzz)
+from genrescope.testing import fuzz_cases as fuzz
 
 FORMATS = ["wav", "f32.wav", "flac", "ogg", "mp3", "au", "aiff"]
 
@@ -16,7 +13,7 @@ FORMATS = ["wav", "f32.wav", "flac", "ogg", "mp3", "au", "aiff"]
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     return fuzz.build(tmp_path_factory.mktemp("fuzz"), per_source=13, seed=1, real=False, seconds=2.0,
-                      formats=FORMATS)
+                      formats=FORMATS, shared=SHARED_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +40,13 @@ def test_predictor_gives_a_prediction_or_a_one_line_error(cases, predictor):
 def test_api_answers_every_case_and_stays_up(cases):
     pytest.importorskip("fastapi")
     pytest.importorskip("httpx")
-    rows, alive = fuzz.run_api(cases, fuzz.MODEL)
+    from fastapi.testclient import TestClient
+
+    from genrescope.serve.app import create_app
+    from genrescope.serve.settings import Settings
+
+    with TestClient(create_app(Settings(model=fuzz.MODEL, max_jobs=1)), base_url="http://127.0.0.1") as c:
+        rows, alive = fuzz.run_api(cases, c)
     broken = [(r["case"], r["outcome"], r["problem"]) for r in rows if r["problem"]]
     assert not broken, broken
     assert alive

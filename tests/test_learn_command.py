@@ -11,7 +11,7 @@ import pytest
 
 from genrescope.commands import main
 from genrescope.learn.from_library import learn_library
-from learn_support import make_learn_library
+from helpers.learn_library import make_learn_library
 
 pytest.importorskip("sklearn")
 pytest.importorskip("mutagen")
@@ -110,7 +110,7 @@ def test_tag_writes_only_above_the_learnt_thresholds(learnt, tmp_path):
 
 
 def test_too_few_labels_is_a_clear_error(tmp_path, capsys):
-    from learn_support import write_audio_file, write_genre_tags
+    from helpers.learn_library import write_audio_file, write_genre_tags
     from genrescope.testing import synth_music
 
     lib = tmp_path / "lib"

@@ -9,7 +9,7 @@ import pytest
 from genrescope.errors import GenrescopeError
 from genrescope.learn.labels import Track, read_label_csv, read_track, read_tracks, split_genres
 from genrescope.learn.user_taxonomy import build_taxonomy, label_key, read_aliases
-from learn_support import ALIASES, write_audio_file, write_genre_tags
+from helpers.learn_library import ALIASES, write_audio_file, write_genre_tags
 from genrescope.testing import synth_music
 
 pytest.importorskip("mutagen")

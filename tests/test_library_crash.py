@@ -20,10 +20,10 @@ import pytest
 from genrescope.library import report as R
 from genrescope.library import tags as T
 from genrescope.library.tag_run import tag_library
-from genrescope.library.core import PREDICTOR_HOOK, TagOptions
+from genrescope.library.core import TagOptions
 from genrescope.library.safe_write import TMP_SUFFIX
 from genrescope.library.undo import undo
-from test_library_support import FakePredictor, add_user_tags, audio_bytes, decoded, make_library
+from helpers.library import FakePredictor, add_user_tags, audio_bytes, decoded, make_library
 
 KILLS = 60
 
@@ -81,7 +81,8 @@ def _child_run(lib, report, kill_at: tuple[int, str] | None = None) -> int:
             _arm(*kill_at)
         code = 0
         try:
-            tag_library([str(lib)], TagOptions(model="fake", write=True, top=2), report_path=str(report))
+            tag_library([str(lib)], TagOptions(model="fake", write=True, top=2), report_path=str(report),
+                        predictor_factory=HeaderOnly)
         except BaseException:  # noqa: BLE001 - any failure is the child's exit code
             code = 1
         os._exit(code)
@@ -93,8 +94,7 @@ def _state(lib):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_never_corrupts(tmp_path, monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_crash:HeaderOnly")
+def test_sigkill_at_random_points_never_corrupts(tmp_path):
     orig = tmp_path / "orig"
     files = make_library(orig, per_format=2, seconds=1.0)
     add_user_tags(files[0], genre="Polka")
@@ -102,7 +102,8 @@ def test_sigkill_at_random_points_never_corrupts(tmp_path, monkeypatch):
     # the tags every file has after a complete run
     ref = tmp_path / "ref"
     shutil.copytree(orig, ref)
-    tag_library([str(ref)], TagOptions(model="fake", write=True, top=2), report_path=str(tmp_path / "ref.csv"))
+    tag_library([str(ref)], TagOptions(model="fake", write=True, top=2), report_path=str(tmp_path / "ref.csv"),
+                predictor_factory=HeaderOnly)
     final = {rel: T.read_snapshot(p)[1] for rel, p in _state(ref).items()}
     assert all(final[rel] != truth[rel][2] for rel in truth)
     rng = random.Random(13)

@@ -3,18 +3,13 @@ file whose audio is much shorter than its header says is reported, not written (
 --write-damaged)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from genrescope.commands import main
 from genrescope.library import report as R
 from genrescope.library import tags as T
-from genrescope.library.core import PREDICTOR_HOOK
-from test_library_support import FakePredictor, write_track
-
-HERE = Path(__file__).resolve().parent
+from helpers.library import FakePredictor, run_tag, write_track
 
 
 class DecodingPredictor(FakePredictor):
@@ -28,12 +23,6 @@ class DecodingPredictor(FakePredictor):
         pred = self.ranking(path, len(y) / 22050)
         pred.warnings = notes
         return pred
-
-
-@pytest.fixture(autouse=True)
-def hooks(monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_damaged:DecodingPredictor")
-    monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
 def _cut(path: Path, share: float) -> Path:
@@ -53,7 +42,7 @@ def library(tmp_path):
 def test_cut_short_file_is_reported_and_not_written(library, tmp_path, capsys):
     root, whole, cut = library
     report = tmp_path / "r.jsonl"
-    assert main(["tag", str(root), "--write", "--report", str(report), "-j", "1", "--no-progress"]) == 0
+    assert run_tag([str(root), "--write", "--report", str(report), "-j", "1", "--no-progress"], DecodingPredictor) == 0
     rows = {Path(r["path"]).name: r for r in R.read(report)}
     assert rows["cut.flac"]["status"] == "damaged" and "cut short" in rows["cut.flac"]["note"]
     assert not T.read_snapshot(cut)[1].get("genre")  # nothing written into it
@@ -65,8 +54,8 @@ def test_cut_short_file_is_reported_and_not_written(library, tmp_path, capsys):
 def test_write_damaged_writes_it_with_its_warnings_in_the_note(library, tmp_path, capsys):
     root, whole, cut = library
     report = tmp_path / "r.jsonl"
-    assert main(["tag", str(root), "--write", "--write-damaged", "--report", str(report), "-j", "1",
-                 "--no-progress"]) == 0
+    assert run_tag([str(root), "--write", "--write-damaged", "--report", str(report), "-j", "1",
+                    "--no-progress"], DecodingPredictor) == 0
     row = next(r for r in R.read(report) if Path(r["path"]).name == "cut.flac")
     assert row["status"] == "written" and T.read_snapshot(cut)[1].get("genre")
     assert "cut short" in row["note"] and len(row["note"]) > len("cut short: ")
@@ -76,7 +65,7 @@ def test_write_damaged_writes_it_with_its_warnings_in_the_note(library, tmp_path
 def test_dry_run_reports_the_warnings(library, tmp_path, capsys):
     root, whole, cut = library
     report = tmp_path / "r.csv"
-    assert main(["tag", str(root), "--report", str(report), "-j", "1", "--no-progress"]) == 0
+    assert run_tag([str(root), "--report", str(report), "-j", "1", "--no-progress"], DecodingPredictor) == 0
     row = next(r for r in R.read(report) if Path(r["path"]).name == "cut.flac")
     assert row["status"] == "would-write" and row["note"]  # a dry run writes nothing anyway
     assert f"warning: {cut}" in capsys.readouterr().err
@@ -94,6 +83,6 @@ def test_real_flac_cut_to_a_fifth(tmp_path, capsys):
     cut = root / "c.flac"
     cut.write_bytes(src.read_bytes()[:src.stat().st_size // 5])
     report = tmp_path / "r.jsonl"
-    assert main(["tag", str(root), "--write", "--report", str(report), "-j", "1", "--no-progress"]) == 0
+    assert run_tag([str(root), "--write", "--report", str(report), "-j", "1", "--no-progress"], DecodingPredictor) == 0
     (row,) = R.read(report)
     assert row["status"] == "damaged" and not T.read_snapshot(cut)[1].get("genre")

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genrescope.commands import main
-from genrescope.library.core import PREDICTOR_HOOK
-from test_library_support import FAKE_HOOK, make_library
+from helpers.library import DyingPredictor, FakePredictor, make_library, run_tag
 
 ray = pytest.importorskip("ray")
 HERE = Path(__file__).resolve().parent
@@ -22,12 +20,11 @@ def test_ray_with_a_killed_worker_gives_the_one_process_report(tmp_path, monkeyp
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     lib = tmp_path / "lib"
     make_library(lib, per_format=2)
-    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
-    assert main(["tag", str(lib), "--report", str(tmp_path / "one.jsonl"), "-j", "1"]) == 0
-    # the same job on Ray; the worker that meets t1.* first kills itself (once)
-    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_run:DyingPredictor")
-    rc = main(["tag", str(lib), "--report", str(tmp_path / "ray.jsonl"), "--engine", "ray", "-j", "2",
-               "--no-progress"])
+    assert run_tag([str(lib), "--report", str(tmp_path / "one.jsonl"), "-j", "1"], FakePredictor) == 0
+    # the same job on Ray; the worker that meets t1.* first kills itself (once); the workers find
+    # helpers.library through PYTHONPATH, which the engine passes on to them
+    rc = run_tag([str(lib), "--report", str(tmp_path / "ray.jsonl"), "--engine", "ray", "-j", "2", "--no-progress"],
+                 DyingPredictor)
     assert rc == 0
     assert (tmp_path / "marker").exists()  # a worker really died mid-run
     assert not ray.is_initialized()  # the local cluster it started is shut down

@@ -12,12 +12,10 @@ from genrescope.commands import main
 from genrescope.library import report as R
 from genrescope.library import tags as T
 from genrescope.library.tag_run import tag_library
-from genrescope.library.core import PREDICTOR_HOOK, TagOptions
+from genrescope.library.core import TagOptions
 from genrescope.library.journal import Journal
 from genrescope.library.walk import Skipped, walk
-from test_library_support import FAKE_HOOK, FakePredictor, make_library, write_track
-
-HERE = Path(__file__).resolve().parent
+from helpers.library import DyingPredictor, FakePredictor, make_library, run_tag, write_track
 
 
 class CountingPredictor(FakePredictor):
@@ -36,27 +34,15 @@ class CountingPredictor(FakePredictor):
         return super().predict(path)
 
 
-class DyingPredictor(FakePredictor):
-    """Kills its own worker process at the first sight of a file named t1.* (once: a marker)."""
-
-    def predict(self, path, offset=None, duration=None):
-        marker = Path(os.environ["GENRESCOPE_TEST_MARKER"])
-        if Path(path).stem == "t1" and not marker.exists():
-            marker.write_text("died")
-            os.kill(os.getpid(), 9)
-        return super().predict(path)
-
-
 @pytest.fixture(autouse=True)
-def hooks(monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_run:CountingPredictor")
-    monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def counting():
     CountingPredictor.calls, CountingPredictor.vanish, CountingPredictor.stop_after = [], None, None
 
 
-def _tag(root, report, **kw):
+def _tag(root, report, factory=CountingPredictor, **kw):
     jobs = kw.pop("jobs", 1)
-    return tag_library([str(root)], TagOptions(model="fake", **kw), report_path=str(report), jobs=jobs)
+    return tag_library([str(root)], TagOptions(model="fake", **kw), report_path=str(report), jobs=jobs,
+                       predictor_factory=factory)
 
 
 def test_walk_odd_collections(tmp_path, monkeypatch):
@@ -185,7 +171,7 @@ def test_write_cut_short_before_the_journal_commit(tmp_path, monkeypatch):
 def test_file_vanishing_mid_run_is_reported_and_the_run_goes_on(tmp_path, capsys):
     files = make_library(tmp_path / "lib", formats=("flac", "mp3", "ogg"))
     CountingPredictor.vanish = str(files[-1])
-    rc = main(["tag", str(tmp_path / "lib"), "--report", str(tmp_path / "r.csv"), "--write", "-j", "1"])
+    rc = run_tag([str(tmp_path / "lib"), "--report", str(tmp_path / "r.csv"), "--write", "-j", "1"], CountingPredictor)
     recs = {r["path"]: r for r in R.read(tmp_path / "r.csv")}
     assert rc == 1
     assert recs[str(files[-1])]["status"] == "failed" and str(files[-1]) in recs[str(files[-1])]["error"]
@@ -200,7 +186,7 @@ def test_not_audio_and_broken_files_fail_cleanly(tmp_path, capsys):
     (lib / "notes.mp3").write_text("shopping list")
     good = write_track(tmp_path / "t.flac", "flac").read_bytes()
     (lib / "cut.flac").write_bytes(good[:300])
-    rc = main(["tag", str(lib), "--report", str(tmp_path / "r.jsonl"), "-j", "1"])
+    rc = run_tag([str(lib), "--report", str(tmp_path / "r.jsonl"), "-j", "1"], CountingPredictor)
     recs = {Path(r["path"]).name: r for r in R.read(tmp_path / "r.jsonl")}
     assert rc == 1 and recs["ok.flac"]["status"] == "would-write"
     assert recs["notes.mp3"]["status"] == "failed" and "notes.mp3" in recs["notes.mp3"]["error"]
@@ -208,8 +194,7 @@ def test_not_audio_and_broken_files_fail_cleanly(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_cli_options_are_checked(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv(PREDICTOR_HOOK)
+def test_cli_options_are_checked(tmp_path, capsys):
     write_track(tmp_path / "a.flac", "flac")
     assert main(["tag", str(tmp_path), "--model", "no-such-model", "-j", "2", "--report",
                  str(tmp_path / "r.csv")]) == 2
@@ -220,23 +205,20 @@ def test_cli_options_are_checked(tmp_path, capsys, monkeypatch):
     assert "nope.csv" in capsys.readouterr().err
 
 
-def test_worker_processes_give_the_one_process_report(tmp_path, monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
+def test_worker_processes_give_the_one_process_report(tmp_path):
     make_library(tmp_path / "lib", per_format=2)
-    one = _tag(tmp_path / "lib", tmp_path / "one.csv")
-    two = _tag(tmp_path / "lib", tmp_path / "two.csv", jobs=2)
+    one = _tag(tmp_path / "lib", tmp_path / "one.csv", FakePredictor)
+    two = _tag(tmp_path / "lib", tmp_path / "two.csv", FakePredictor, jobs=2)
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
     assert len(one) == len(two) == 10
 
 
 def test_a_dying_worker_has_its_files_retried(tmp_path, monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, "test_library_run:DyingPredictor")
     monkeypatch.setenv("GENRESCOPE_TEST_MARKER", str(tmp_path / "marker"))
     make_library(tmp_path / "lib", formats=("flac", "ogg", "mp3"), per_format=2)
-    _tag(tmp_path / "lib", tmp_path / "two.csv", jobs=2)
+    _tag(tmp_path / "lib", tmp_path / "two.csv", DyingPredictor, jobs=2)
     assert (tmp_path / "marker").exists()  # a worker really died
-    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
-    _tag(tmp_path / "lib", tmp_path / "one.csv")
+    _tag(tmp_path / "lib", tmp_path / "one.csv", FakePredictor)
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
 
 

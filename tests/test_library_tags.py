@@ -10,23 +10,18 @@ import pytest
 
 from genrescope.library import tags as T
 from genrescope.library.tag_run import tag_library
-from genrescope.library.core import PREDICTOR_HOOK, TagOptions, choose
+from genrescope.library.core import TagOptions, choose
 from genrescope.library.safe_write import rewrite, temp_path
 from genrescope.library.undo import undo
-from test_library_support import (FAKE_HOOK, FORMATS, add_user_tags, all_tags, audio_bytes, decoded, make_library,
-                                  ogg_granules, write_track)
+from helpers.library import (FORMATS, FakePredictor, add_user_tags, all_tags, audio_bytes, decoded, make_library,
+                             ogg_granules, write_track)
 
 pytest.importorskip("mutagen")
 
 
-@pytest.fixture(autouse=True)
-def fake_predictor(monkeypatch):
-    monkeypatch.setenv(PREDICTOR_HOOK, FAKE_HOOK)
-
-
 def _run(root, tmp_path, name="r.jsonl", **opts):
     o = TagOptions(**{"model": "fake", **opts})
-    return tag_library([str(root)], o, report_path=str(tmp_path / name))
+    return tag_library([str(root)], o, report_path=str(tmp_path / name), predictor_factory=FakePredictor)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -177,3 +172,12 @@ def test_read_only_and_untaggable_files_are_reported(tmp_path):
     assert str(ro) in recs["ro.mp3"]["error"] and ro.read_bytes() == before
     assert recs["ok.flac"]["status"] == "written"
     assert recs["plain.wav"]["status"] == "no-tags"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_audio_bytes_finds_the_audio(tmp_path, fmt):
+    """The helper the tests above rely on must see the audio: most of the file, and it changes with the signal."""
+    a = write_track(tmp_path / f"a.{fmt}", fmt, seed=1)
+    b = write_track(tmp_path / f"b.{fmt}", fmt, seed=2)
+    assert len(audio_bytes(a)) > 0.5 * a.stat().st_size
+    assert audio_bytes(a) != audio_bytes(b)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genrescope.library.core import analyse, make_predictor
-from test_library_support import write_track
+from helpers.library import write_track
 
 MODEL = "musicnn-msd"  # 3 s windows: a 40 s song has 14 of them
 

@@ -9,49 +9,13 @@ torch = pytest.importorskip("torch")
 
 from genrescope.features import spectrogram as features  # noqa: E402
 from genrescope.commands import main  # noqa: E402
-from genrescope.config import FeatureConfig  # noqa: E402
 from genrescope.errors import GenrescopeError  # noqa: E402
-from genrescope.features.windows import slice_windows  # noqa: E402
 from genrescope.models import (BUILTIN, build_model, check_features, config_from_dict, default_config,  # noqa: E402
                                is_available, model_names)
 
-from genrescope.testing import synth_music  # noqa: E402
+from helpers.models import FC, N_CLASSES, T, batch, feature_inputs, make  # noqa: E402
 
-#: A small front end so every test runs in milliseconds: 1 s windows of 62 frames.
-FC = FeatureConfig(sr=8000, n_fft=256, hop_length=128, n_mels=32, n_mfcc=13, window_s=1.0, window_hop_s=0.5)
-N_CLASSES = 4
-T = FC.window_frames
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # the suite shares 2 cores with other work: more threads than free cores is far slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def make(name, seed=0, **kw):
-    return build_model(name, feature_config=FC, n_classes=N_CLASSES, seed=seed, **kw)
-
-
-def batch(model, t=T, b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    shape = (b, model.config.n_bins) if model.config.kind == "table" else (b, model.config.n_bins, t)
-    return torch.randn(*shape, generator=g)
-
-
-def feature_inputs(model, seed=2):
-    """Real features of a generated chord + noise: 1 s windows (N, n_bins, 62) and the whole
-    2.5 s clip (1, n_bins, 158); table models get GTZAN-like rows of very different scales."""
-    cfg = model.config
-    if cfg.kind == "table":
-        rng = np.random.default_rng(seed)
-        return [(rng.normal(1, 0.3, (4, cfg.n_bins)) * np.logspace(-3, 4, cfg.n_bins)).astype(np.float32)]
-    feats = features.compute(synth_music(2.5, FC.sr, seed=seed), FC, cfg.kind)
-    windows, _, _ = slice_windows(feats, FC)
-    return [windows, feats[None]]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registry_lists_every_family_and_musicnn_lazily():

@@ -2,13 +2,13 @@
 foreign hosts and origins, abandoned jobs, and errors that must stay JSON.
 
 The connection-level tests run a real server on 127.0.0.1 (port chosen by the OS) in this
-process and attack it with the bounded attackers of ``bench/attack.py`` (loopback only, a
+process and attack it with the bounded attackers of ``genrescope.testing.attackers`` (loopback only, a
 fixed number of sockets, stopped at the end of each test). Nothing here asserts a speed:
 every wait has a generous bound and asserts what happened, not how fast.
 """
 from __future__ import annotations
 
-import importlib.util
+import http.client
 import json
 import logging
 import socket
@@ -28,9 +28,7 @@ from genrescope.serve.model_catalog import ModelCatalog  # noqa: E402
 from genrescope.serve.server import BackgroundServer  # noqa: E402
 from genrescope.serve.settings import Settings  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("attack", Path(__file__).resolve().parents[1] / "bench" / "attack.py")
-attack = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(attack)
+from genrescope.testing import attackers as attack  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
 
@@ -111,7 +109,7 @@ def test_full_connection_table_makes_room_for_a_request():
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
         try:
             time.sleep(0.3)
-            conn = attack.http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
             conn.request("GET", "/api/health")
             assert json.loads(conn.getresponse().read())["status"] == "ok"
             conn.close()
@@ -438,8 +436,7 @@ def test_uvicorn_is_in_the_tested_range():
     import re
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     from importlib.metadata import version
-    from pathlib import Path
-
+    
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     web = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())

@@ -62,10 +62,8 @@ def options_from(args):
 
 def run(args) -> int:
     """Exit code 1 when any file failed."""
-    import sys
-
     from genrescope.errors import GenrescopeError
-    from genrescope.library.tag_run import DEFAULT_REPORT, tag_library
+    from genrescope.library.tag_run import tag_library
 
     if args.undo:
         from genrescope.library.undo import run_undo
@@ -74,9 +72,22 @@ def run(args) -> int:
     if not args.paths:
         raise GenrescopeError("tag: give the folders or files to tag (or --undo REPORT)")
     opts = options_from(args)
-    report_path = args.report or DEFAULT_REPORT
-    records = tag_library(args.paths, opts, report_path=report_path, journal=args.journal, engine=args.engine,
-                          jobs=args.jobs, ray_address=args.ray_address, progress=not args.no_progress)
+    run_kw = run_options_from(args)
+    return finish(tag_library(args.paths, opts, **run_kw), opts.write, run_kw["report_path"])
+
+
+def run_options_from(args) -> dict:
+    """The keyword arguments of :func:`~genrescope.library.tag_run.tag_library` besides the paths and options."""
+    from genrescope.library.tag_run import DEFAULT_REPORT
+
+    return dict(report_path=args.report or DEFAULT_REPORT, journal=args.journal, engine=args.engine, jobs=args.jobs,
+                ray_address=args.ray_address, progress=not args.no_progress)
+
+
+def finish(records: list[dict], write: bool, report_path: str) -> int:
+    """Say what the run found (warnings, failures, a summary) on stderr; exit code 1 when any file failed."""
+    import sys
+
     failed = [r for r in records if r["status"] == "failed"]
     for r in records:
         if r["status"] == "damaged":  # its note holds the decode warnings too
@@ -86,7 +97,7 @@ def run(args) -> int:
             print(f"genrescope: warning: {w}", file=sys.stderr)
     for r in failed:
         print(f"genrescope: {r['error']}", file=sys.stderr)
-    print(_summary(records, opts.write, report_path), file=sys.stderr)
+    print(_summary(records, write, report_path), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -10,11 +10,11 @@ Two halves, so that engines can run them in different processes:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,9 +23,11 @@ from genrescope.library import tags as T
 from genrescope.library.journal import Journal
 from genrescope.library.safe_write import rewrite
 
-#: Environment variable naming a ``module:factory`` that builds the predictor instead of
-#: :class:`~genrescope.inference.predict.Predictor` (a testing hook: tests inject a tiny fake).
-PREDICTOR_HOOK = "GENRESCOPE_TAG_PREDICTOR"
+#: Builds the predictor of a model name, in place of :func:`make_predictor`: anything with
+#: ``predict(path)`` (and ``predict(path, windows=n)``) returning a Prediction. A tagging run
+#: calls it in every worker, so for worker processes it must pickle (a module-level class or
+#: function).
+PredictorFactory = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,7 @@ SHORT_SHARE = 0.5
 
 
 def make_predictor(model: str = "default", *, runtime: str = "onnx", threads: int | None = None):
-    """The Predictor of ``model`` (or the one :data:`PREDICTOR_HOOK` names)."""
-    hook = os.environ.get(PREDICTOR_HOOK)
-    if hook:
-        module, _, factory = hook.partition(":")
-        return getattr(importlib.import_module(module), factory)(model)
+    """The Predictor of ``model`` on ``runtime``, with ``threads`` intra-op threads (None: the runtime's choice)."""
     from genrescope.inference.predict import Predictor
     from genrescope.inference.runtimes import numpy_blas_one_thread
 

@@ -12,18 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from genrescope.library.core import analyse, make_predictor
+from genrescope.library.core import PredictorFactory, analyse, make_predictor
 
 
 @dataclass(frozen=True)
 class TagTask:
-    """A file -> its :func:`~genrescope.library.core.analyse` dict, with the model loaded once per worker."""
+    """A file -> its :func:`~genrescope.library.core.analyse` dict, with the model loaded once per worker
+    (by ``predictor_factory`` when given, else :func:`~genrescope.library.core.make_predictor`)."""
 
     model: str
     runtime: str
     windows: int
+    predictor_factory: PredictorFactory | None = None
     isolate: ClassVar[bool] = False  # -j 1 runs here, with every thread
 
     def open(self, threads: int | None):
-        predictor = make_predictor(self.model, runtime=self.runtime, threads=threads)
+        if self.predictor_factory is not None:
+            predictor = self.predictor_factory(self.model)
+        else:
+            predictor = make_predictor(self.model, runtime=self.runtime, threads=threads)
         return lambda path: analyse(predictor, path, self.windows)

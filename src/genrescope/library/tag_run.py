@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from genrescope.library import report as R
-from genrescope.library.core import TagOptions, record, tag_file
+from genrescope.library.core import PredictorFactory, TagOptions, record, tag_file
 from genrescope.library.journal import Journal, default_path
 from genrescope.library.walk import Skipped, walk
 
@@ -19,11 +19,13 @@ DEFAULT_REPORT = "genrescope-tag.csv"
 
 def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal: str | None = None,
                 engine: str = "local", jobs: int = 1, ray_address: str | None = None,
-                progress: bool = False) -> list[dict]:
+                progress: bool = False, predictor_factory: PredictorFactory | None = None) -> list[dict]:
     """Run a whole tagging job and write its report; returns the records (sorted by path).
 
     ``engine`` and ``jobs`` as :func:`genrescope.engines.map_files` takes them (``jobs`` 0:
-    every core, or every CPU of the Ray cluster).
+    every core, or every CPU of the Ray cluster). ``predictor_factory`` builds the predictor
+    of ``opts.model`` in each worker instead of :func:`~genrescope.library.core.make_predictor`
+    (see :data:`~genrescope.library.core.PredictorFactory`).
     """
     from genrescope.engines import map_files
     from genrescope.library.engine import TagTask
@@ -56,12 +58,10 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
                 todo.append(f)
             else:
                 records.append(hit)
+        task = TagTask(opts.model, opts.runtime, opts.windows, predictor_factory)
         if todo and (engine != "local" or jobs != 1):
-            from genrescope.library.core import make_predictor
-
-            make_predictor(opts.model, runtime=opts.runtime)  # a bad --model: one error here, not per worker
+            task.open(None)  # a bad --model: one error here, not per worker
         bar = Progress(len(todo), progress)
-        task = TagTask(opts.model, opts.runtime, opts.windows)
         for i, analysis, error in map_files(todo, task, engine=engine, jobs=jobs, address=ray_address):
             path = todo[i]
             records.append(record(path, None, status="failed", error=error) if error

@@ -1,21 +1,17 @@
 """Helpers of the `genrescope learn` tests: a generated library whose genres are written in
 every container and spelling the label reader knows, with audio each genre sounds like.
 
-Three genres sound different (chord root and tempo of :func:`conftest.synth_music`), so a
+Three genres sound different (chord root and tempo of :func:`genrescope.testing.synth_music`), so a
 head on the taggers' embeddings can learn them from a few seconds a track.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-from genrescope.testing import synth_music  # noqa: E402
+from genrescope.testing import synth_music
 
 #: genre -> (chord root Hz, tempo bpm) of its generated audio
 SOUND = {"Hip-Hop": (98.0, 88.0), "Rock": (330.0, 150.0), "Drum & Bass": (880.0, 174.0),
@@ -46,7 +42,7 @@ def write_audio_file(path: Path, fmt: str, y: np.ndarray, sr: int) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "m4a":
-        from test_library_support import write_m4a
+        from helpers.library import write_m4a
 
         write_m4a(path, y, sr)
         return

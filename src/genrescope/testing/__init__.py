@@ -1,6 +1,7 @@
-"""Helpers for tests and benchmarks: generated music, and the reference recipe of the GTZAN
-features table. Not used by genrescope itself; numpy only (librosa for the reference, which
-the ``test`` extra installs)."""
+"""Helpers for tests and benchmarks: generated music, the reference recipe of the GTZAN
+features table, bounded loopback attackers of the web app (:mod:`.attackers`) and damaged
+audio files (:mod:`.fuzz_cases`). Not used by genrescope itself; it imports only the
+package's bottom layer (librosa for the reference, which the ``test`` extra installs)."""
 from __future__ import annotations
 
 import numpy as np
