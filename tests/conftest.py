@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np  # noqa: F401
 import pytest
 
 from genrescope.testing import synth_music  # noqa: F401  (tests import it from here too)
+from helpers.page import BROWSER_ARGS, CHROMIUM, MODEL, free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -127,3 +132,70 @@ def write_audio(tmp_path):
         return path
 
     return _write
+
+
+# ---------------------------------------------------------------- the page in a real browser
+# (module-scoped, shared by tests/test_browser_inference.py and tests/test_browser_insight.py; the
+# test modules skip themselves when /usr/bin/chromium or Playwright is missing)
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory) -> Path:
+    from helpers.browser import make_head
+
+    from genrescope.serve.webexport import export_web
+
+    d = tmp_path_factory.mktemp("web")
+    heads = [make_head(d / "head.onnx"), make_head(d / "head2.onnx", backbone="musicnn",
+                                                    blocks=("embeddings", "probabilities"), seed=1)]
+    return export_web(d / "site", [MODEL, *map(str, heads), "genre10"])
+
+
+@pytest.fixture(scope="module")
+def site(web_dir):
+    """``python -m http.server`` on 127.0.0.1 serving the export: no genrescope process."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield {"url": url, "proc": proc}
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, site):
+    ctx = browser.new_context(service_workers="block")  # the offline test has its own context
+    pg = ctx.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("request", lambda r: problems.append(f"request off the site: {r.url}")
+          if not r.url.startswith((site["url"], "blob:", "data:")) else None)
+    pg.goto(site["url"] + "/")
+    pg.wait_for_selector("#model option", state="attached")
+    pg.problems = problems
+    yield pg
+    assert not problems, problems
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from genrescope.inference.predict import Predictor
+
+    return Predictor(MODEL)

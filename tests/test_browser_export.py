@@ -11,7 +11,7 @@ from genrescope.errors import GenrescopeError
 from genrescope.inference.onnx_model import OnnxModel
 from genrescope.inference.registry import pretrained_root
 from genrescope.serve.webexport import build_web_models
-from helpers.browser import HEAD_LABELS, make_head  # noqa: F401  (test_browser_inference imports make_head from here)
+from helpers.browser import HEAD_LABELS, make_head
 
 
 def test_manifest_carries_the_onnx_metadata():

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -40,10 +39,9 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from conftest import SHARED_DATA
+from helpers.page import (JS_B64, JS_F32, MODEL, analyse_in_page, free_port, js_features,  # noqa: F401
+                          manifest_config, song)
 
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-MODEL = "musicnn-msd"
 #: |JS - Python| on the same samples (see the module docstring for why)
 LOG10_1P_TOL = 1e-4
 DB_TOL = 1e-3  # dB
@@ -55,122 +53,6 @@ TRACK_TOL = 0.03  # measured up to 0.013
 GENRE10_WINDOW_TOL = 0.15  # measured up to 0.078 (rock.00000.opus)
 GENRE10_TRACK_TOL = 0.04  # measured up to 0.018
 TIME_TOL = 0.002
-
-JS_B64 = """(a) => { const u8 = new Uint8Array(a.buffer, a.byteOffset, a.byteLength); let s = '';
-  for (let i = 0; i < u8.length; i += 32768) s += String.fromCharCode.apply(null, u8.subarray(i, i + 32768));
-  return btoa(s); }"""
-JS_F32 = "(s) => { const b = atob(s); const u8 = new Uint8Array(b.length); " \
-         "for (let i = 0; i < b.length; i++) u8[i] = b.charCodeAt(i); return new Float32Array(u8.buffer); }"
-
-
-def song(sr: int, seconds: float = 20.0, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """Chords, a kick, hats and a bass line: (n,) or (n, channels) float32."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    beat = 60 / 124
-    ph = t % beat
-    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-ph * 30)) * ph) * np.exp(-ph * 10)
-    hats = rng.standard_normal(len(t)) * np.exp(-((t + beat / 2) % beat) * 60) * 0.2
-    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * (0.5 + 0.5 * np.exp(-(t % (4 * beat))))
-    bass = 0.3 * np.sign(np.sin(2 * np.pi * 55 * t)) * np.exp(-(t % (beat / 2)) * 6)
-    y = (0.3 * kick + hats + 0.08 * chord + 0.3 * bass).astype(np.float32) * 0.6
-    if channels == 1:
-        return y
-    return np.stack([y * 0.9, np.roll(y, 37) * 0.7], axis=1).astype(np.float32)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def web_dir(tmp_path_factory) -> Path:
-    from test_browser_export import make_head
-
-    from genrescope.serve.webexport import export_web
-
-    d = tmp_path_factory.mktemp("web")
-    heads = [make_head(d / "head.onnx"), make_head(d / "head2.onnx", backbone="musicnn",
-                                                    blocks=("embeddings", "probabilities"), seed=1)]
-    return export_web(d / "site", [MODEL, *map(str, heads), "genre10"])
-
-
-@pytest.fixture(scope="module")
-def site(web_dir):
-    """``python -m http.server`` on 127.0.0.1 serving the export: no genrescope process."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
-    yield {"url": url, "proc": proc}
-    proc.kill()
-    proc.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def page(browser, site):
-    ctx = browser.new_context(service_workers="block")  # the offline test has its own context
-    pg = ctx.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("request", lambda r: problems.append(f"request off the site: {r.url}")
-          if not r.url.startswith((site["url"], "blob:", "data:")) else None)
-    pg.goto(site["url"] + "/")
-    pg.wait_for_selector("#model option", state="attached")
-    pg.problems = problems
-    yield pg
-    assert not problems, problems
-    ctx.close()
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    from genrescope.inference.predict import Predictor
-
-    return Predictor(MODEL)
-
-
-def js_features(page, y: np.ndarray, config: dict, kind: str = "log_mel") -> np.ndarray:
-    """The worker's features of mono float32 samples ``y``, as (n_bins, n_frames)."""
-    b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
-    out = page.evaluate(f"""async ([s, cfg, kind]) => {{
-        const toF32 = {JS_F32}, toB64 = {JS_B64};
-        const r = await window.genrescope.local.features(toF32(s), cfg, kind);
-        return [toB64(r.data), r.n_bins, r.n_frames]; }}""", [b64, config, kind])
-    return np.frombuffer(base64.b64decode(out[0]), np.float32).reshape(out[1], out[2])
-
-
-def analyse_in_page(page, path: Path, timeout_ms: int = 180000) -> dict:
-    page.evaluate("() => { window.genrescope.result = null; }")
-    page.set_input_files("#file", str(path))
-    page.wait_for_function("() => window.genrescope.result || !document.getElementById('error').hidden",
-                           timeout=timeout_ms)
-    result = page.evaluate("() => window.genrescope.result")
-    assert result is not None, page.inner_text("#error-text")
-    return result
-
-
-def manifest_config(web_dir: Path) -> dict:
-    import json
-
-    return json.loads((web_dir / "webmodels" / "manifest.json").read_text())["models"][0]["feature_config"]
 
 
 # ---------------------------------------------------------------- features
@@ -417,7 +299,7 @@ def test_works_offline_after_the_first_visit(browser, web_dir, tmp_path):
 
     path = tmp_path / "offline.wav"
     sf.write(str(path), song(48000, 8.0, 1, seed=11), 48000, subtype="PCM_16")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -4,27 +4,23 @@ occlusion saliency against insight/saliency.py on the same samples."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser_inference import (  # noqa: F401
-    JS_F32,
-    MODEL,
-    SHARED_DATA,
-    analyse_in_page,
-    browser,
-    page,
-    predictor,
-    site,
-    song,
-    web_dir,
-)
+from helpers.page import CHROMIUM, JS_F32, MODEL, analyse_in_page, song
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+
+from conftest import SHARED_DATA  # noqa: E402
 
 from genrescope.inference.predict import Timeline
 from genrescope.insight.segments import segment_timeline
 
 
-def _screenshot(page) -> None:  # noqa: F811 (a page from the tests)
+def _screenshot(page) -> None:
     """The serverless page: tests/artifacts/serverless.png; with GENRESCOPE_UPDATE_DOCS=1 (and the
     occlusion overlay, which takes a minute) also docs/serverless.png."""
     import os
@@ -49,7 +45,7 @@ def _py_segments(tl: dict, genres: list[dict], cost: float) -> list[dict]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_js_segments_equal_python_segments(page, seed):  # noqa: F811 (fixtures from test_browser_inference)
+def test_js_segments_equal_python_segments(page, seed):
     rng = np.random.default_rng(seed)
     n, g = int(rng.integers(1, 40)), int(rng.integers(2, 12))
     labels = [f"g{i}" for i in range(g)]
@@ -69,7 +65,7 @@ def test_js_segments_equal_python_segments(page, seed):  # noqa: F811 (fixtures 
 
 
 @pytest.mark.slow
-def test_worker_saliency_equals_python(page, predictor, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
+def test_worker_saliency_equals_python(page, predictor, tmp_path):
     import soundfile as sf
 
     from genrescope.audio.decode import load_audio
@@ -92,7 +88,7 @@ def test_worker_saliency_equals_python(page, predictor, tmp_path):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):  # noqa: F811 (fixtures from test_browser_inference)
+def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):
     import soundfile as sf
 
     n = 44100 * 9
@@ -113,7 +109,7 @@ def test_page_shows_segments_and_a_saliency_overlay(page, tmp_path):  # noqa: F8
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_medley_segments_on_the_page(page):  # noqa: F811 (fixtures from test_browser_inference)
+def test_medley_segments_on_the_page(page):
     """Real GTZAN excerpts end to end, analysed in the browser: the page's segments land near the joins."""
     import soundfile as sf
 
