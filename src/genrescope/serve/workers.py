@@ -5,10 +5,13 @@ processes, started as ``python -c`` with ``genrescope serve`` (:meth:`ProcessJob
 or else when a job finds none idle (about a second), and kept for the next jobs. A worker
 holds its own :class:`~genrescope.serve.model_catalog.ModelCatalog` (the default model is loaded
 and run once on silence when it starts) and runs one job at a time: :func:`~genrescope.serve.jobs.predict_job` or a
-:class:`~genrescope.serve.jobs.StreamJob`, the code that runs in a thread otherwise. The
-server's thread that handed the job over relays the worker's answer, stream events and
-log lines, tells it when the client has left (SIGUSR1: it stops at its next model call),
-and looks at it every :data:`POLL_S` seconds:
+:class:`~genrescope.serve.jobs.StreamJob`, the code that runs in a thread otherwise. Jobs go to
+the worker as a :class:`JobRequest`. The server's thread that handed the job over blocks on
+the worker's socket and relays its answer, stream events and log lines. One watch thread
+looks at every busy worker each :data:`POLL_S` seconds (memory can only be sampled: no kernel
+limit on one process's resident memory is open to an unprivileged server), tells a worker when
+its client has left (SIGUSR1: it stops at its next model call), and kills one that is past a
+limit, which ends its job's wait with the reason:
 
 * memory: once the job's model is loaded, the worker's resident memory (``/proc``) may grow
   by ``max_job_mb``; past that the worker is killed, the job answers 413, and a fresh worker
@@ -44,7 +47,7 @@ from genrescope.serve.upload import Upload
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks at a worker (its memory, its client, its deadline).
+#: Seconds between two looks of the watch thread at every busy worker (its memory, its client, its deadline).
 POLL_S = 0.01
 #: Seconds past the deadline, or after its client left, before a worker that has not stopped is killed.
 KILL_GRACE_S = 5.0
@@ -124,6 +127,8 @@ class ProcessJobs:
         self._workers: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._watched: set[_Watched] = set()
+        self._watcher: threading.Thread | None = None
 
     def predict(self, model_id: str, upload: Upload, top: int | None, budget: Budget) -> dict:
         """:func:`~genrescope.serve.jobs.predict_job` in a worker; raises like it."""
@@ -199,51 +204,96 @@ class ProcessJobs:
         w.close()
 
     def _run(self, kind: str, model_id: str, upload: Upload, top, budget: Budget, emit):
+        """Send the job to a worker and wait for its answer. The wait blocks on the worker's socket;
+        the one watch thread (:meth:`_watch_all`) samples every busy worker's memory, deadline and
+        client, and kills a worker that is past one of them, which ends the wait with that reason."""
         w = self._take()
-        left_at = None
+        job = _Watched(w, budget)
         w.send(JobRequest(kind, model_id, str(upload.path), upload.filename, upload.size, top, budget.seconds,
                           budget.deadline - time.monotonic()))
+        self._watch_start(job)
         try:
             while True:
-                msg = w.receive(POLL_S)
-                if msg is not None:
-                    if msg[0] == "event":
-                        emit(msg[1])
-                    elif msg[0] in ("result", "done"):
-                        return msg[1]
-                    elif msg[0] == "cancelled":
-                        raise JobCancelled()
-                    elif msg[0] == "error":
-                        raise JobFailed(msg[1], msg[2])
-                if budget.stop.is_set() and left_at is None:  # after every message too: events may never pause
-                    left_at = time.monotonic()
-                if left_at is not None and w.loaded and not w.stopped:
-                    w.stop()  # the worker stops at its next model call
-                self._watch(w, budget, left_at)
+                msg = w.receive(None)  # blocks until a message, or the socket's end (a killed worker)
+                if job.reason is not None:
+                    raise job.reason
+                if msg is None:
+                    if not w.alive():
+                        log.error("an analysis worker (pid %s) died with exit code %s", w.pid, w.exitcode())
+                        raise _WorkerDied()
+                    continue
+                if msg[0] == "event":
+                    emit(msg[1])
+                elif msg[0] in ("result", "done"):
+                    return msg[1]
+                elif msg[0] == "cancelled":
+                    raise JobCancelled()
+                elif msg[0] == "error":
+                    raise JobFailed(msg[1], msg[2])
         except _WorkerDied:
             raise JobFailed(500, "the analysis stopped unexpectedly (see the server log)") from None
         finally:
+            self._watch_stop(job)
             self._give_back(w)
 
-    def _watch(self, w: _Worker, budget: Budget, left_at: float | None) -> None:
-        """Raise (the caller then replaces ``w``) when the worker is over its memory or time, or gone."""
+    # ---------------------------------------------------------------- the one watch thread
+    def _watch_start(self, job: "_Watched") -> None:
+        with self._lock:
+            self._watched.add(job)
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._watch_all, name="genrescope-job-watch", daemon=True)
+                self._watcher.start()
+
+    def _watch_stop(self, job: "_Watched") -> None:
+        with self._lock:
+            self._watched.discard(job)
+
+    def _watch_all(self) -> None:
+        """Every :data:`POLL_S`: each busy worker's memory, deadline, client and life; ends when idle."""
+        while True:
+            with self._lock:
+                jobs = list(self._watched)
+                if not jobs or self._closed:
+                    self._watcher = None
+                    return
+            for job in jobs:
+                if job.reason is None:
+                    job.reason = self._verdict(job)
+                    if job.reason is not None:
+                        job.worker.kill()  # its socket ends: the job's wait returns and raises the reason
+            time.sleep(POLL_S)
+
+    def _verdict(self, job: "_Watched") -> Exception | None:
+        """Why ``job``'s worker must be killed now, or None. Asks a worker whose client left to stop first."""
+        w, budget = job.worker, job.budget
         if not w.alive():
-            log.error("an analysis worker (pid %s) died with exit code %s", w.pid, w.exitcode())
-            raise _WorkerDied()
+            return None  # the job's wait sees the end of the socket and says so
+        if budget.stop.is_set() and job.left_at is None:
+            job.left_at = time.monotonic()
+        if job.left_at is not None and w.loaded and not w.stopped:
+            w.stop()  # the worker stops at its next model call
         limit_mb = self.settings.max_job_mb
         used = w.job_growth()
         if used is not None and used > limit_mb * (1 << 20):
-            w.kill()
             log.warning("analysis worker %s killed: it used %.0f MiB more than when the job started (limit %g MiB)",
                         w.pid, used / (1 << 20), limit_mb)
-            raise JobMemoryError(f"the analysis needed more than the limit of {limit_mb:g} MiB of memory")
+            return JobMemoryError(f"the analysis needed more than the limit of {limit_mb:g} MiB of memory")
         now = time.monotonic()
         if now > budget.deadline + KILL_GRACE_S:
-            w.kill()
-            raise JobTimeoutError(f"the analysis took longer than the limit of {budget.seconds:g} s")
-        if left_at is not None and now > left_at + KILL_GRACE_S:
-            w.kill()
-            raise JobCancelled()
+            return JobTimeoutError(f"the analysis took longer than the limit of {budget.seconds:g} s")
+        if job.left_at is not None and now > job.left_at + KILL_GRACE_S:
+            return JobCancelled()
+        return None
+
+
+@dataclass(eq=False)
+class _Watched:
+    """A job the watch thread looks after: its worker, its budget, and why it was stopped."""
+
+    worker: "_Worker"
+    budget: Budget
+    left_at: float | None = None  # when its client left
+    reason: Exception | None = None  # set by the watch thread before it kills the worker
 
 
 class _WorkerDied(Exception):
