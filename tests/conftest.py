@@ -16,7 +16,6 @@ import numpy as np  # noqa: F401
 import pytest
 
 from genrescope.testing import synth_music  # noqa: F401  (tests import it from here too)
-from helpers.page import BROWSER_ARGS, CHROMIUM, MODEL, free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -139,6 +138,7 @@ def write_audio(tmp_path):
 # test modules skip themselves when /usr/bin/chromium or Playwright is missing)
 @pytest.fixture(scope="module")
 def web_dir(tmp_path_factory) -> Path:
+    from helpers.page import MODEL
     from helpers.browser import make_head
 
     from genrescope.serve.webexport import export_web
@@ -152,6 +152,8 @@ def web_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def site(web_dir):
     """``python -m http.server`` on 127.0.0.1 serving the export: no genrescope process."""
+    from helpers.page import free_port
+
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(web_dir), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,6 +173,8 @@ def site(web_dir):
 @pytest.fixture(scope="module")
 def browser():
     from playwright import sync_api
+
+    from helpers.page import BROWSER_ARGS, CHROMIUM
 
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -197,5 +201,7 @@ def page(browser, site):
 @pytest.fixture(scope="module")
 def predictor():
     from genrescope.inference.predict import Predictor
+
+    from helpers.page import MODEL
 
     return Predictor(MODEL)
