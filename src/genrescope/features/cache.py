@@ -126,6 +126,18 @@ class FeatureCache:
         """
         return self.load_or_make(path, lambda: compute_file(path, self.cfg, self.kind)[0])
 
+    def load(self, path: str | os.PathLike) -> "np.ndarray | None":
+        """The stored entry of ``path``, or None when there is none or it cannot be read."""
+        import numpy as np
+
+        dest = self.path_for(path)
+        if not dest.is_file():
+            return None
+        try:
+            return np.load(dest, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            return None
+
     def load_or_make(self, path: str | os.PathLike, make) -> "np.ndarray":
         """The entry of ``path``: read, or ``make()`` computed and stored (a damaged entry is made again)."""
         import numpy as np

@@ -138,14 +138,9 @@ def _cached_track(im, backbone: Backbone):
 
         if tuple(backbone.blocks) != (EMBEDDINGS_OUTPUT,):
             return None
-        dest = FeatureCache(None, backbone.feature_config, f"embed-{backbone.name}").path_for(path)
-        if not dest.is_file():
-            return None
-        try:
-            blob = np.load(dest, allow_pickle=False)  # (N, 2 + D): start_s, end_s, row
-        except (ValueError, OSError, EOFError):
-            return None
-        if blob.ndim != 2 or blob.shape[1] != 2 + im.row_width or len(blob) == 0:
+        blob = FeatureCache(None, backbone.feature_config, f"embed-{backbone.name}").load(path)
+        # (N, 2 + D): start_s, end_s, row
+        if blob is None or blob.ndim != 2 or blob.shape[1] != 2 + im.row_width or len(blob) == 0:
             return None
         return im.predict_track(blob[:, 2:]), float(blob[:, 1].max())
 

@@ -35,48 +35,45 @@ def pool(windows: np.ndarray) -> np.ndarray:
     return pool_rows(w)[0]  # the very function the learnt model's track answer pools with
 
 
-def embedding_cache(cache_root=None, backbone=None):
-    """The content-keyed cache of window embeddings of ``backbone`` (default: :data:`BACKBONE`)."""
+def backbone_features() -> dict:
+    """The :data:`BACKBONE`'s feature config (a dict) from its first tagger's shipped config.json,
+    read without opening a model session."""
     import json
 
+    from genrescope.inference.registry import ENSEMBLES, pretrained_root
+
+    member = ENSEMBLES.get(BACKBONE, (BACKBONE,))[0]
+    return json.loads((pretrained_root() / member / "config.json").read_text())["features"]
+
+
+def embedding_cache(cache_root=None, backbone=None):
+    """The content-keyed cache of window embeddings of ``backbone`` (default: :data:`BACKBONE`)."""
     from genrescope.config import FeatureConfig
     from genrescope.features.cache import FeatureCache
-    from genrescope.inference.registry import pretrained_root
 
-    if backbone is not None:
-        cfg = backbone.feature_config
-    else:  # the taggers' FeatureConfig from their shipped config, without opening a session
-        cfg = FeatureConfig.from_dict(json.loads((pretrained_root() / "musicnn-msd" / "config.json")
-                                                 .read_text())["features"])
+    cfg = backbone.feature_config if backbone is not None else FeatureConfig.from_dict(backbone_features())
     return FeatureCache(cache_root, cfg, f"embed-{BACKBONE}")
 
 
 def cached_windows(path: str, cache_root=None) -> np.ndarray | None:
     """The cached (N, D) window embeddings of ``path``, or None when not cached yet."""
-    cache = embedding_cache(cache_root)
-    dest = cache.path_for(path)
-    if not dest.is_file():
-        return None
-    try:
-        return np.load(dest, allow_pickle=False)[:, 2:]
-    except (ValueError, OSError, EOFError):
-        return None
+    blob = embedding_cache(cache_root).load(path)
+    return None if blob is None else blob[:, 2:]
 
 
 def file_windows(path: str, backbone, cache) -> tuple[np.ndarray, bool]:
-    """((N, 2 + D) start_s, end_s and embedding per window, whether it was cached) of one file.
+    """((N, 2 + D) start_s, end_s and embedding per window, whether it was cached) of one file
+    (:func:`genrescope.training.embed.window_rows`, its log-mel not cached).
 
     Raises GenrescopeError for unreadable audio.
     """
-    from genrescope.features.cache import compute_file
+    from genrescope.training.embed import window_rows
 
     hit = [True]
 
     def make() -> np.ndarray:
         hit[0] = False
-        feats, _ = compute_file(path, backbone.feature_config, "log_mel")
-        e, start, end = backbone.embed_features(feats)
-        return np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
+        return window_rows(path, backbone)
 
     return cache.load_or_make(path, make), hit[0]
 

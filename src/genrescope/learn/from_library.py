@@ -1,7 +1,7 @@
 """``genrescope learn``: a genre model learnt from the tags a library already carries.
 
-:func:`learn_library` is the whole job with typed arguments (the CLI and the beets plugin call
-it); :func:`run_learn` is the CLI's handler.
+:func:`learn_library` is the whole job with typed arguments (the command,
+``commands/learn_cmd.py``, and the beets plugin call it).
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
     GenrescopeError
         Fewer than two labels with ``min_tracks`` tracks, bad options, or no readable audio.
     """
-    from genrescope.learn.embeddings import BACKBONE, embed_files
+    from genrescope.learn.embeddings import backbone_features, embed_files
     from genrescope.learn.learner import CANDIDATES, learn_head
     from genrescope.learn.model_dir import save_model
     from genrescope.learn.learn_report import cv_figures, results_text, taxonomy_table
@@ -93,10 +93,9 @@ def learn_tracks(tracks: list[Track], out: str | os.PathLike, *, aliases: str | 
             "counts": tax.counts, "rare": tax.rare, "dropped": tax.dropped, "untagged": len(untagged),
             "spellings": tax.spellings, "cv": figs, "seconds": seconds,
             "backbone_per_file_s": round(emb.per_file_s, 3)}
-    bb_cfg = _backbone_config(BACKBONE)
-    dim = x.shape[1] // 2
-    out = save_model(out, learnt.head, tax.labels, feature_config=bb_cfg["features"], window_s=bb_cfg["window_s"],
-                     dim=dim, thresholds=th, info=info)
+    features = backbone_features()
+    out = save_model(out, learnt.head, tax.labels, feature_config=features, window_s=float(features["window_s"]),
+                     dim=x.shape[1] // 2, thresholds=th, info=info)
     seconds["total"] = round(time.perf_counter() - t0, 2)
     say(f"model written to {out} (use it as --model {out})")
     return LearnOutcome(out, tax, figs, dict(zip(tax.labels, th)), untagged, dict(emb.failed), seconds)
@@ -138,17 +137,6 @@ def check_options(*, labels: str = "tags", min_precision: float = MIN_PRECISION,
                               f"no such file")
     if aliases is not None and not Path(aliases).is_file():
         raise GenrescopeError(f"{aliases}: no such alias file")
-
-
-def _backbone_config(name: str) -> dict:
-    """The backbone's feature config (dict) and window seconds, from the shipped tagger's ONNX metadata."""
-    import json
-
-    from genrescope.inference.registry import ENSEMBLES, pretrained_root
-
-    member = ENSEMBLES.get(name, (name,))[0]
-    cfg = json.loads((pretrained_root() / member / "config.json").read_text())
-    return {"features": cfg["features"], "window_s": float(cfg["features"]["window_s"])}
 
 
 def learn_library(paths: list[str], out: str | os.PathLike | None = None, *, labels: str = "tags",

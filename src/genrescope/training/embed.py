@@ -42,17 +42,23 @@ class EmbedTask:
         return lambda path: embed_file(path, bb, fcache, ecache)
 
 
+def window_rows(path: str, backbone: Backbone, fcache=None) -> np.ndarray:
+    """(N, 2 + D) float32 of one track: per window start_s, end_s and the embedding, computed
+    from its log-mel (read from or stored in ``fcache``; None: computed, not cached). Raises
+    GenrescopeError for unreadable audio."""
+    if fcache is None:
+        from genrescope.features.cache import compute_file
+
+        feats, _ = compute_file(path, backbone.feature_config, "log_mel")
+    else:
+        feats = fcache.get(path)
+    e, start, end = backbone.embed_features(feats)
+    return np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
+
+
 def embed_file(path: str, backbone: Backbone, fcache, ecache) -> np.ndarray:
-    """(N, 2 + D) float32 of one track: per window start_s, end_s and the embedding.
-
-    Read from the embedding cache ``ecache``, else computed from the log-mel of ``fcache``
-    (read or computed) and stored. Raises GenrescopeError for unreadable audio.
-    """
-    def make() -> np.ndarray:
-        e, start, end = backbone.embed_features(fcache.get(path))
-        return np.concatenate([start[:, None], end[:, None], e], axis=1).astype(np.float32)
-
-    return ecache.load_or_make(path, make)
+    """:func:`window_rows` of one track, read from the embedding cache ``ecache`` or computed and stored."""
+    return ecache.load_or_make(path, lambda: window_rows(path, backbone, fcache))
 
 
 def manifest_embeddings(manifest, backbone: Backbone, *, cache_root=None, jobs: int = 0, progress: bool = True,
