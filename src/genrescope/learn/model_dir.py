@@ -40,13 +40,6 @@ ARRAYS = "head.npz"
 KIND = "learnt"
 
 
-def is_learnt_model(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a folder written by :func:`save_model`."""
-    from genrescope.inference.registry import is_learnt_dir
-
-    return is_learnt_dir(Path(path))
-
-
 def _graphs(head: Head, dim: int) -> tuple[tuple, tuple]:
     """((window weights...), (track weights...)) of the head; ``dim`` = D, the window row width."""
     if head.kind == "linear":
@@ -151,8 +144,3 @@ def load_head(path: str | os.PathLike) -> tuple[Head, list[str]]:
     except (OSError, KeyError, ValueError) as e:
         raise CheckpointError(f"{p / ARRAYS}: cannot read the head's arrays ({e})") from e
     return head, list(cfg["labels"])
-
-
-def thresholds_of(path: str | os.PathLike) -> dict[str, float | None]:
-    """``{label: threshold or None}`` of a learnt model folder."""
-    return dict(read_config(path).get("thresholds") or {})

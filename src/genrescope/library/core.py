@@ -126,17 +126,17 @@ def choose(genres: list, top: int, min_confidence: float) -> tuple[list[str], li
 
 def learnt_thresholds(model: str) -> dict | None:
     """``{"thresholds": {label: t or None}, "precision": {label: p}}`` of a learnt model
-    (``genrescope learn``), None for any other model."""
-    from genrescope.inference.registry import learnt_model_names, learnt_models_root
+    (``genrescope learn``), found the way every command finds a model; None for any other model."""
+    from genrescope.errors import CheckpointError
+    from genrescope.inference.registry import is_learnt_dir, resolve_model_path
+    from genrescope.learn.model_dir import read_config
 
-    p = Path(str(model))
-    if not p.is_dir() and str(model) in learnt_model_names():
-        p = learnt_models_root() / str(model)
     try:
-        cfg = json.loads((p / "config.json").read_text()) if p.is_dir() else {}
-    except (OSError, ValueError):
+        folder = resolve_model_path(model)[1].parent
+        cfg = read_config(folder) if is_learnt_dir(folder) else {}
+    except CheckpointError:  # not a model at all: the run itself says so
         return None
-    if cfg.get("kind") != "learnt" or not isinstance(cfg.get("thresholds"), dict):
+    if not isinstance(cfg.get("thresholds"), dict):
         return None
     return {"thresholds": cfg["thresholds"], "precision": cfg.get("threshold_precision") or {}}
 
