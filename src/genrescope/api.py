@@ -21,10 +21,6 @@ from genrescope.errors import GenrescopeError
 
 __all__ = ["Model", "Result", "load_model"]
 
-#: samples handed to the analysis at once when the input is an array (as the decoder does)
-_BLOCK = 131072
-
-
 def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "onnxruntime",
                precision: str = "auto", runtime: str = "onnx", threads: int | None = None) -> "Model":
     """Load a model for prediction.
@@ -143,8 +139,11 @@ def _as_mono(y: np.ndarray, name: str) -> np.ndarray:
 
 
 def _blocks(y: np.ndarray) -> Iterator[np.ndarray]:
-    for i in range(0, len(y), _BLOCK):
-        yield y[i:i + _BLOCK]
+    """``y`` in the blocks the decoder hands to the analysis."""
+    from genrescope.audio.decode import OUT_BLOCK
+
+    for i in range(0, len(y), OUT_BLOCK):
+        yield y[i:i + OUT_BLOCK]
 
 
 @dataclass

@@ -10,11 +10,11 @@ BACKENDS = ("onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def add_model(p, default: str | None = "default", what: str = "model") -> None:
+def add_model(p, what: str = "model") -> None:
     """-m/--model: a shipped name, a checkpoint, an ONNX file or a model folder."""
     from genrescope.inference.registry import DEFAULT_MODEL  # names only: no model, no heavy import
 
-    p.add_argument("-m", "--model", default=default,
+    p.add_argument("-m", "--model", default="default",
                    help=f"{what}: a shipped model name, checkpoint (.safetensors), ONNX file or model folder "
                         f"(default: {DEFAULT_MODEL})")
 

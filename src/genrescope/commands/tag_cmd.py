@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from genrescope.commands._args import add_engine, add_progress, add_runtime
+from genrescope.commands._args import add_engine, add_model, add_progress, add_runtime
 
 NAME = "tag"
 
@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                    help="write only genres with at least this probability (default: %(default)s)")
     p.add_argument("--windows", type=int, default=0, metavar="N",
                    help="analyse N windows spread evenly over each song instead of all (default: 0 = all)")
-    p.add_argument("-m", "--model", default="default", help="shipped model name, checkpoint, ONNX file or model folder")
+    add_model(p)
     add_runtime(p)
     add_engine(p)
     p.add_argument("--journal", metavar="FILE", default=None, help="journal file (default: REPORT.journal)")

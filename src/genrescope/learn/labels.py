@@ -122,12 +122,9 @@ def read_track(path: str | os.PathLike) -> Track:
     GenrescopeError
         mutagen cannot parse the file's tags.
     """
-    import mutagen
+    from genrescope.library.tags import open_file
 
-    try:
-        f = mutagen.File(str(path))
-    except (mutagen.MutagenError, OSError, ValueError, EOFError) as e:
-        raise GenrescopeError(f"{path}: cannot read its tags ({e})") from e
+    f, _ = open_file(path)  # TagError (a GenrescopeError) names the file when mutagen cannot parse it
     if f is None or f.tags is None:
         return Track(str(path))
     genres, artist, album = _fields(f.tags)
