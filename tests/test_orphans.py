@@ -69,11 +69,17 @@ def _kill_and_watch(cmd: list[str], tmp_path: Path, *, want: int, env: dict | No
     finally:
         proc.kill()
         proc.wait()
+    return _survivors(kids)
+
+
+def _survivors(kids: set[int]) -> list[int]:
+    """The processes of ``kids`` still alive :data:`GRACE_S` seconds on (killed then, so that
+    they do not outlive the test either)."""
     end = time.monotonic() + GRACE_S
     while time.monotonic() < end and any(_alive(k) for k in kids):
         time.sleep(0.1)
     left = [k for k in kids if _alive(k)]
-    for k in left:  # do not leave them to the next test either
+    for k in left:
         os.kill(k, signal.SIGKILL)
     return left
 
@@ -126,6 +132,7 @@ def test_killed_server_leaves_no_worker_mid_job(tmp_path):
 
     import soundfile as sf
 
+    from genrescope.testing import attackers as attack
     from genrescope.testing import synth_music
 
     pytest.importorskip("uvicorn")
@@ -138,24 +145,15 @@ def test_killed_server_leaves_no_worker_mid_job(tmp_path):
     try:
         line = proc.stdout.readline()
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        boundary = "orphanTestBoundary"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"long.wav\"\r\n"
-                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
-                f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        body = attack.multipart(data, "long.wav")
         conn = socket.create_connection(("127.0.0.1", port), timeout=60)
-        conn.sendall(head + body)
+        conn.sendall(attack.request_head(port, "/api/predict", len(body)) + body)
         time.sleep(4.0)  # the upload is in and a worker analyses it (minutes of audio)
         kids = {k for k in _descendants(proc.pid) if _alive(k)}
         assert kids, "no job worker"
     finally:
         proc.kill()
         proc.wait()
-    end = time.monotonic() + GRACE_S
-    while time.monotonic() < end and any(_alive(k) for k in kids):
-        time.sleep(0.1)
-    left = [k for k in kids if _alive(k)]
-    for k in left:
-        os.kill(k, signal.SIGKILL)
+    left = _survivors(kids)
     conn.close()
     assert left == [], f"job workers {left} outlived their killed server by {GRACE_S} s"

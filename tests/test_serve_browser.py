@@ -85,6 +85,21 @@ def _watch(page, server: str) -> list[str]:
     return problems
 
 
+def _open(browser, server: str):
+    """The page of ``server`` in a new tab, ready (its model list in): (page, problems to fail on)."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = _watch(page, server)
+    page.goto(server + "/")
+    page.wait_for_selector("#model option", state="attached")
+    return page, errors
+
+
+def _analyse(page, path, timeout_ms: int = 60000) -> None:
+    """Upload ``path`` and wait until the page says the analysis is done."""
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=timeout_ms)
+
+
 def _seek(page, t: float) -> None:
     page.evaluate("t => new Promise(res => { const a = document.getElementById('player');"
                   " a.addEventListener('seeked', () => res(), {once: true}); a.currentTime = t; })", t)
@@ -102,12 +117,8 @@ def _shot(page, name: str) -> Path:
 def test_upload_play_seek_and_errors(server, files):
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors = _watch(page, server)
-        page.goto(server + "/")
-        page.wait_for_selector("#model option", state="attached")
-        page.set_input_files("#file", str(files / "two_halves.wav"))
-        page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        page, errors = _open(browser, server)
+        _analyse(page, files / "two_halves.wav")
         assert "0:20" in page.inner_text("#meta")
         ranking = _bars(page, "#genres")
         assert len(ranking) >= 3 and all(0 <= v <= 1 for v in ranking.values())
@@ -152,8 +163,7 @@ def test_upload_play_seek_and_errors(server, files):
         assert "broken.mp3" in message and ("not audio" in message or "decoded" in message), message
         _shot(page, "error.png")
         page.click("#error-close")
-        page.set_input_files("#file", str(files / "two_halves.wav"))
-        page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=60000)
+        _analyse(page, files / "two_halves.wav")
         assert page.is_hidden("#error")
 
         # phone width: no horizontal scrolling
@@ -169,10 +179,7 @@ def test_microphone_gives_a_live_estimate(server, files):
     with sync_api.sync_playwright() as p:
         browser = _launch(p, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={files / 'mic.wav'}"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors = _watch(page, server)
-        page.goto(server + "/")
-        page.wait_for_selector("#model option", state="attached")
+        page, errors = _open(browser, server)
         page.click("#record")
         page.wait_for_selector("#live:not([hidden])", timeout=10000)
         page.wait_for_function("() => window.genrescope.debug.estimates >= 2", timeout=40000)
@@ -199,12 +206,8 @@ def test_whole_song_timeline_is_smoothed_aligned_and_server_mode_has_no_saliency
     sf.write(str(tmp_path / "long.wav"), song, 22050)
     with sync_api.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors = _watch(page, server)
-        page.goto(server + "/")
-        page.wait_for_selector("#model option", state="attached")
-        page.set_input_files("#file", str(tmp_path / "long.wav"))
-        page.wait_for_function("() => document.getElementById('state').textContent.trim() === 'done'", timeout=240000)
+        page, errors = _open(browser, server)
+        _analyse(page, tmp_path / "long.wav", timeout_ms=240000)
         assert page.is_hidden("#saliency-btn")
         note = page.locator("#chart-note")
         assert note.get_attribute("data-view") == "smoothed" and "12 s" in note.inner_text()
