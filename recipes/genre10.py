@@ -299,14 +299,15 @@ def write_genre10(model, feature_config, labels: list[str], prov: dict) -> Path:
     ONNX export and config.json (provenance ``prov``: backbone, blocks, dataset, command, selection)."""
     from genrescope.inference.registry import ENSEMBLES
     from genrescope.models.checkpoint import save_checkpoint
-    from genrescope.training.export import export_onnx
+    from genrescope.training.fused_export import export_fused
 
     dest = PRETRAINED / "genre10"
     dest.mkdir(parents=True, exist_ok=True)
     save_checkpoint(dest / "checkpoint.safetensors", model, model_name="features-mlp",
                     feature_config=feature_config, labels=labels, extra=prov,
                     dataset=prov["dataset"], metrics=prov["selection"], command=prov["command"])
-    export_onnx(dest / "checkpoint.safetensors", dest / "model.onnx", provenance=prov)
+    export_fused(dest / "model.onnx", prov["backbone"], head_checkpoint=dest / "checkpoint.safetensors",
+                 model_name="genre10", provenance=prov)  # one graph: both taggers and the head
     members = " + ".join(ENSEMBLES.get(prov["backbone"], (prov["backbone"],)))
     config = {"name": "genre10", "architecture": f"features-mlp head on {members}",
               "description": "the ten GTZAN genres as one distribution, from a head on both musicnn taggers",
@@ -319,6 +320,20 @@ def write_genre10(model, feature_config, labels: list[str], prov: dict) -> Path:
         config["note"] = prov["note"]
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return dest
+
+
+def run_fuse(args) -> None:
+    """Export the shipped genre10 again as one graph from its checkpoint (its provenance kept):
+    for a change of the export that leaves the numbers alone."""
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.training.fused_export import export_fused
+
+    dest = PRETRAINED / "genre10"
+    prov = OnnxModel(dest / "model.onnx").provenance
+    prov.pop("fused", None)
+    export_fused(dest / "model.onnx", "musicnn", head_checkpoint=dest / "checkpoint.safetensors", model_name="genre10",
+                 provenance=prov)
+    print(f"{dest / 'model.onnx'}: both musicnn taggers and the head as one graph")
 
 
 def run_ship(args) -> None:
@@ -364,7 +379,7 @@ def run_ship(args) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("extract", "select", "ship", "cv", "ship-linear"))
+    ap.add_argument("stage", choices=("extract", "select", "ship", "cv", "ship-linear", "fuse"))
     ap.add_argument("--cache", type=Path, default=Path("runs/genre10-cache"))
     ap.add_argument("--variants", default=",".join(VARIANTS), type=lambda v: v.split(","))
     ap.add_argument("--seed", type=int, default=0)
@@ -386,7 +401,8 @@ def main(argv=None) -> int:
     from genre10_cv import run_cv
     from genre10_linear import run_ship_linear
 
-    stages = {"extract": run_extract, "select": run_select, "ship": run_ship, "cv": run_cv, "ship-linear": run_ship_linear}
+    stages = {"extract": run_extract, "select": run_select, "ship": run_ship, "cv": run_cv, "ship-linear": run_ship_linear,
+              "fuse": run_fuse}
     stages[args.stage](args)
     return 0
 

@@ -207,15 +207,20 @@ def test_several_files_one_at_a_time_overlap_but_give_the_same_answers(write_aud
     assert pred.model.predict_windows.__name__ != "call"  # the caller's predictor is left as it was
 
 
-def test_backbone_of_an_ensemble_runs_its_members_side_by_side_with_the_same_rows():
+def test_backbone_of_an_ensemble_runs_its_one_graph_with_the_members_rows_and_tags():
+    """The ``musicnn`` backbone runs its one shipped graph; its rows are the members' embeddings side
+    by side and its tags their probabilities merged by label, as member-by-member runs give them."""
     from genrescope.inference.backbone import Backbone
-    from genrescope.inference.ensemble import share_threads
+    from genrescope.inference.ensemble import LabelMerge
 
-    one, shared = Backbone("musicnn", threads=1), Backbone("musicnn")
-    assert not one._side_by_side and shared._side_by_side == share_threads(None, 2)[1]
-    x = np.random.default_rng(2).uniform(0, 3, (2, one.model.n_bins, one.window_frames)).astype(np.float32)
-    for a, b in zip(one.run_windows(x), shared.run_windows(x)):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    fused, members = Backbone("musicnn"), Backbone("musicnn", blocks=("embeddings", "probabilities"))
+    assert fused.members == ["musicnn"] and members.members == ["musicnn-msd", "musicnn-mtt"]
+    x = np.random.default_rng(2).uniform(0, 3, (3, fused.model.n_bins, fused.window_frames)).astype(np.float32)
+    rows, tags = fused.run_windows(x)
+    each, each_tags = members.run_windows(x)  # (emb msd 200, probs msd 50, emb mtt 200, probs mtt 50)
+    np.testing.assert_allclose(rows, np.concatenate([each[:, :200], each[:, 250:450]], axis=1), atol=1e-5)
+    assert fused.tag_labels == members.tag_labels == LabelMerge([m.labels for m in members.models]).labels
+    np.testing.assert_allclose(tags, each_tags, atol=1e-6)
 
 
 def test_compiled_openvino_models_are_cached_safely(tmp_path, monkeypatch):

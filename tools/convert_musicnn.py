@@ -284,8 +284,15 @@ def musicnn_labels(root: Path) -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------- export
 def _with_embeddings(model):
-    """The module as export sees it: log_mel -> (probabilities, embeddings)."""
+    """The module as export sees it: log_mel -> (probabilities, embeddings); a musicnn tagger
+    folded (genrescope.models.musicnn_folded: signs in the weights, dead filters dropped)."""
     import torch
+
+    from genrescope.models.musicnn import Musicnn
+    from genrescope.models.musicnn_folded import FoldedMusicnn
+
+    if isinstance(model, Musicnn):
+        return FoldedMusicnn(model.eval())
 
     class WithEmbeddings(torch.nn.Module):
         def __init__(self):
@@ -411,6 +418,35 @@ def reexport(out: Path, names: list[str]) -> None:
         model, _ = load_musicnn(dest)
         export_onnx(model, dest / "model.onnx", metadata)
         log.info("%s: ONNX graph exported again from %s", name, dest / "weights.safetensors")
+    write_ensemble(out)
+
+
+def write_ensemble(out: Path) -> None:
+    """``<out>/musicnn``: both musicnn taggers as one graph (genrescope.training.fused_export), tags
+    merged by label, embeddings side by side."""
+    from genrescope.inference.registry import ENSEMBLES
+    from genrescope.training.fused_export import export_fused
+
+    members = ENSEMBLES["musicnn"]
+    if not all((out / m / "model.onnx").is_file() for m in members):
+        return
+    dest = out / "musicnn"
+    dest.mkdir(exist_ok=True)
+    path = export_fused(dest / "model.onnx", "musicnn")
+    from genrescope.inference.onnx_model import OnnxModel
+
+    labels = OnnxModel(path).labels
+    config = {"name": "musicnn", "architecture": " + ".join(members) + ", one graph",
+              "description": "both musicnn taggers: tags merged by label (a tag both know gets the mean), "
+                             "embeddings side by side",
+              "labels": labels, "members": list(members),
+              "outputs": {"probabilities": f"(B, {len(labels)}) merged tag probabilities (multi-label)",
+                          "embeddings": "(B, 400) both taggers' penultimate layers, musicnn-msd first"},
+              "command": "python tools/convert_musicnn.py --reexport",
+              "licence": "ISC, Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019, "
+                         "code developed by Jordi Pons; see ../LICENSE-musicnn.txt"}
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log.info("musicnn: %s fused into %s", " + ".join(members), path)
 
 
 # ---------------------------------------------------------------- verification

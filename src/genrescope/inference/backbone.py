@@ -30,7 +30,7 @@ class Backbone:
                  blocks: tuple[str, ...] = (EMBEDDINGS_OUTPUT,)):
         from genrescope.inference.ensemble import LabelMerge, share_threads
         from genrescope.inference.onnx_model import OnnxModel
-        from genrescope.inference.registry import ENSEMBLES, pretrained_names, resolve_model_path
+        from genrescope.inference.registry import ENSEMBLES, is_fused, pretrained_names, resolve_model_path
 
         if name not in pretrained_names():  # a head's metadata names it: never a path to open
             raise CheckpointError(f"backbone {str(name)[:80]!r} is not a shipped model; "
@@ -39,7 +39,10 @@ class Backbone:
         if bad or not blocks:
             raise CheckpointError(f"backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, got {blocks}")
         self.name, self.blocks = name, tuple(blocks)
-        self.members = list(ENSEMBLES.get(name, (name,)))
+        # an ensemble shipped as one graph gives the rows of embeddings-only blocks and the merged
+        # tags in one call; other blocks are built member by member
+        one_graph = name in ENSEMBLES and is_fused(name) and self.blocks == (EMBEDDINGS_OUTPUT,)
+        self.members = [name] if one_graph else list(ENSEMBLES.get(name, (name,)))
         each, self._side_by_side = share_threads(threads, len(self.members))
         self.models = [OnnxModel(resolve_model_path(m)[1], threads=each, backend=backend, precision=precision)
                        for m in self.members]

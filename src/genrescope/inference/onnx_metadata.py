@@ -101,6 +101,11 @@ def read_onnx_metadata(meta: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def read_tag_labels(meta: dict[str, str]) -> list[str]:
+    """The ``tag_labels`` of a graph with a ``tags`` output (a head and its taggers in one graph)."""
+    return _strings(meta, "tag_labels", _MAX_LABELS)
+
+
 def check_graph(inputs: dict[str, list], outputs: dict[str, list], *, output_names: list[str], n_classes: int,
                 n_bins: int) -> None:
     """The graph's declared shapes (name -> shape, symbolic dimensions as strings) against the metadata."""

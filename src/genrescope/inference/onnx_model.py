@@ -26,11 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from genrescope.errors import CheckpointError, GenrescopeError
-from genrescope.inference.onnx_metadata import ONNX_FORMAT_VERSION, check_graph, read_onnx_metadata
+from genrescope.inference.onnx_metadata import ONNX_FORMAT_VERSION, check_graph, read_onnx_metadata, read_tag_labels
 
 ONNX_FORMAT = "genrescope-onnx"
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
+#: one graph of a head and its taggers (training/fused_export.py) also outputs their merged tags,
+#: named by the metadata's ``tag_labels``
+TAGS_OUTPUT = "tags"
 FRAMES_OUTPUT_NAME = "frame_probabilities"
 
 
@@ -78,6 +81,12 @@ class OnnxModel:
         except GenrescopeError as e:
             raise CheckpointError(f"{self.path}: malformed genrescope metadata ({e})") from e
         self.batch_size = batch_size
+        self.tag_labels: list[str] = []
+        if TAGS_OUTPUT in self.outputs:
+            try:
+                self.tag_labels = read_tag_labels(meta)
+            except GenrescopeError as e:
+                raise CheckpointError(f"{self.path}: malformed genrescope metadata ({e})") from e
 
     # ------------------------------------------------------------ properties
     @property
@@ -134,15 +143,23 @@ class OnnxModel:
         np.ndarray
             (N, G) float32, rows summing to 1.
         """
+        out = self.predict_outputs(windows, [OUTPUT_NAME], batch_size=batch_size)
+        if out.shape[1] != self.n_classes:  # a graph with symbolic output width
+            raise CheckpointError(f"{self.model_name}: the graph gave {out.shape[1:]} outputs for "
+                                  f"{self.n_classes} labels")
+        return out
+
+    def predict_outputs(self, windows: np.ndarray, names: list[str], *, batch_size: int | None = None) -> np.ndarray:
+        """The named outputs of windows side by side: (N, sum of their widths) float32, in batches."""
         x = self._check(windows)
         bs = batch_size or self.batch_size
         if len(x) == 0:
-            return np.zeros((0, self.n_classes), np.float32)
-        out = np.concatenate([self.engine.run([OUTPUT_NAME], x[i:i + bs])[0]
+            width = self.n_classes + (len(self.tag_labels) if TAGS_OUTPUT in names else 0)
+            return np.zeros((0, width), np.float32)
+        out = np.concatenate([np.concatenate(self.engine.run(names, x[i:i + bs]), axis=1)
                               for i in range(0, len(x), bs)]).astype(np.float32, copy=False)
-        if out.ndim != 2 or out.shape[1] != self.n_classes:  # a graph with symbolic output width
-            raise CheckpointError(f"{self.model_name}: the graph gave {out.shape[1:]} outputs for "
-                                  f"{self.n_classes} labels")
+        if out.ndim != 2:
+            raise CheckpointError(f"{self.model_name}: the graph gave outputs of shape {out.shape[1:]}")
         return out
 
     def predict_frames(self, x: np.ndarray) -> np.ndarray:
@@ -166,4 +183,4 @@ class OnnxModel:
         return out[0] if single else out
 
 
-__all__ = ["OnnxModel", "INPUT_NAME", "OUTPUT_NAME", "FRAMES_OUTPUT_NAME", "ONNX_FORMAT", "ONNX_FORMAT_VERSION"]
+__all__ = ["OnnxModel", "INPUT_NAME", "OUTPUT_NAME", "TAGS_OUTPUT", "FRAMES_OUTPUT_NAME", "ONNX_FORMAT", "ONNX_FORMAT_VERSION"]

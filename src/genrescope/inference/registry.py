@@ -18,6 +18,8 @@ DEFAULT_MODEL = "genre10"
 
 #: Shipped ensembles: name -> members run on the same windows. Their labels are the union
 #: of the members' labels; a label two members share gets the mean of their probabilities.
+#: Each ships as one graph (``pretrained/<name>/model.onnx``, training/fused_export.py); the
+#: members are named here for what reads them one by one (a backbone's per-tagger blocks).
 ENSEMBLES = {"musicnn": ("musicnn-msd", "musicnn-mtt")}
 
 
@@ -53,12 +55,17 @@ def pretrained_names() -> list[str]:
     if not root.is_dir():
         return []
     files = sorted(p.name for p in root.iterdir() if (p / "model.onnx").is_file())
-    return sorted(files + [e for e, members in ENSEMBLES.items() if all(m in files for m in members)])
+    return sorted(set(files + [e for e, members in ENSEMBLES.items() if all(m in files for m in members)]))
+
+
+def is_fused(name: str) -> bool:
+    """True when the shipped ensemble ``name`` ships as one graph (then it runs as one model)."""
+    return (pretrained_root() / name / "model.onnx").is_file()
 
 
 def pretrained_info(name: str) -> dict:
     """The shipped model's ``config.json`` (provenance, licence, labels, metrics)."""
-    if name in ENSEMBLES:
+    if name in ENSEMBLES and not (pretrained_root() / name / "config.json").is_file():
         return {"name": name, "ensemble": list(ENSEMBLES[name]),
                 "description": "the mean of the members' tag probabilities, label by label"}
     path = pretrained_root() / name / "config.json"

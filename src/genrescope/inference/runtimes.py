@@ -21,7 +21,7 @@ from genrescope.errors import GenrescopeError
 from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
 from genrescope.inference.ensemble import ensemble, share_threads
 from genrescope.inference.inference_model import InferenceModel
-from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, resolve_model_path
+from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, is_fused, resolve_model_path
 
 RUNTIMES = ("onnx", "torch")
 
@@ -49,8 +49,9 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     if runtime == "torch" and (backend, precision) not in ((DEFAULT_BACKEND, "auto"), (DEFAULT_BACKEND, "fp32")):
         raise GenrescopeError("--backend and --precision choose how ONNX exports run; use them with --runtime onnx")
     engine = {"backend": backend, "precision": precision}
-    if str(model) in ENSEMBLES or (str(model) == "default" and DEFAULT_MODEL in ENSEMBLES):
-        name = DEFAULT_MODEL if str(model) == "default" else str(model)
+    ensemble_name = DEFAULT_MODEL if str(model) == "default" else str(model)
+    if ensemble_name in ENSEMBLES and (runtime == "torch" or not is_fused(ensemble_name)):
+        name = ensemble_name
         members = ENSEMBLES[name]
         # no thread count given: the members share the cores side by side (faster on two cores
         # than one after the other with every core each; bench/predict.py measures both)
@@ -91,12 +92,15 @@ def numpy_blas_one_thread() -> None:
 
 
 def _from_onnx(name: str, path: Path, threads: int | None, engine: dict) -> InferenceModel:
-    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.inference.onnx_model import OUTPUT_NAME, TAGS_OUTPUT, OnnxModel
 
     m = OnnxModel(path, threads=threads, **engine)
     multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
+    run, tag_labels = m.predict_windows, None
+    if m.tag_labels:  # one graph of a head and its taggers: the head's labels, then the tags
+        run, tag_labels = (lambda x: m.predict_outputs(x, [OUTPUT_NAME, TAGS_OUTPUT])), list(m.tag_labels)
     im = InferenceModel(name, list(m.labels), m.feature_config, m.input_kind, m.window_frames, multi,
-                        m.predict_windows, str(path), "onnx", backend=m.backend, precision=m.precision)
+                        run, str(path), "onnx", backend=m.backend, precision=m.precision, tag_labels=tag_labels)
     if m.window_s is None and m.has_frames:
         im.predict_frames, im.frame_hop_s = m.predict_frames, m.frame_hop_s
     track = _track_head(path, m.provenance, threads)
