@@ -37,7 +37,7 @@ def reference():
     """ONNX Runtime's predictions of the real clips (the exact float32 reference)."""
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
-    pred = Predictor("default", threads=2)
+    pred = Predictor("default", threads=2, backend="onnxruntime")
     return {c: pred.predict(SHARED_DATA / c) for c in CLIPS}
 
 
@@ -67,7 +67,9 @@ def test_auto_precision_is_what_the_cpu_allows_and_is_stated(write_audio):
     expected = "bf16" if backends.cpu_has_bf16() else "fp32"
     assert pred.model.precision == expected
     assert pred.predict(path).to_dict()["precision"] == expected
-    assert Predictor("musicnn-msd", threads=1).predict(path).to_dict()["precision"] == "fp32"
+    assert Predictor("musicnn-msd", threads=1, backend="onnxruntime").predict(path).to_dict()["precision"] == "fp32"
+    auto = Predictor("musicnn-msd", threads=1).predict(path).to_dict()  # the default: the fastest installed
+    assert (auto["backend"], auto["precision"]) == ("openvino", expected)
 
 
 def test_cli_states_the_precision_in_json(write_audio, capsys):
@@ -127,7 +129,8 @@ def test_backbone_and_head_run_on_the_chosen_backend():
     _needs_openvino("bf16")
     from genrescope.inference.backbone import Backbone, head_inference_model
 
-    exact, fast = Backbone("musicnn-msd", threads=1), Backbone("musicnn-msd", threads=1, backend="openvino")
+    exact = Backbone("musicnn-msd", threads=1, backend="onnxruntime")
+    fast = Backbone("musicnn-msd", threads=1, backend="openvino")
     x = np.random.default_rng(1).uniform(0, 3, (2, exact.model.n_bins, exact.window_frames)).astype(np.float32)
     a, b = exact.embed_windows(x), fast.embed_windows(x)
     assert not np.array_equal(a, b)  # bfloat16 really ran
@@ -213,7 +216,8 @@ def test_backbone_of_an_ensemble_runs_its_one_graph_with_the_members_rows_and_ta
     from genrescope.inference.backbone import Backbone
     from genrescope.inference.ensemble import LabelMerge
 
-    fused, members = Backbone("musicnn"), Backbone("musicnn", blocks=("embeddings", "probabilities"))
+    fused = Backbone("musicnn", backend="onnxruntime")
+    members = Backbone("musicnn", blocks=("embeddings", "probabilities"), backend="onnxruntime")
     assert fused.members == ["musicnn"] and members.members == ["musicnn-msd", "musicnn-mtt"]
     x = np.random.default_rng(2).uniform(0, 3, (3, fused.model.n_bins, fused.window_frames)).astype(np.float32)
     rows, tags = fused.run_windows(x)

@@ -496,5 +496,5 @@ def test_serve_runs_the_chosen_backend_and_says_so(audio_dir):
         assert (info["backend"], info["precision"]) == ("openvino", "fp32")
     with TestClient(create_app(Settings(max_jobs=1, backend="openvino")), base_url=LOCAL) as c:
         assert _post(c, audio_dir / "song.flac").json()["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
-    with pytest.raises(Exception, match="bf16 needs --backend openvino"):
-        Settings(precision="bf16")
+    with pytest.raises(Exception, match="bf16 needs OpenVINO"):
+        Settings(backend="onnxruntime", precision="bf16")

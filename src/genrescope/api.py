@@ -21,7 +21,7 @@ from genrescope.errors import GenrescopeError
 
 __all__ = ["Model", "Result", "load_model"]
 
-def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "onnxruntime",
+def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "auto",
                precision: str = "auto", runtime: str = "onnx", threads: int | None = None) -> "Model":
     """Load a model for prediction.
 
@@ -31,7 +31,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
         A shipped model name (``genrescope models --pretrained``), a checkpoint
         (``.safetensors``), an ONNX export, or a model folder. None: the default model.
     backend : str
-        ``"onnxruntime"`` (exact float32) or ``"openvino"`` (the ``fast`` extra).
+        ``"auto"`` (default: OpenVINO when installed, else ONNX Runtime), ``"onnxruntime"`` (exact
+        float32) or ``"openvino"`` (the ``fast`` extra).
     precision : str
         ``"auto"``, ``"fp32"`` or ``"bf16"`` (OpenVINO only).
     runtime : str

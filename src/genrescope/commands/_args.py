@@ -6,7 +6,7 @@ LAYOUT_CHOICES = ("auto", "folders", "gtzan", "fma", "csv")
 #: that --help imports nothing; tests/test_commands.py checks that the two agree)
 SPLIT_POLICIES = ("auto", "gtzan-ff", "stratified", "artist", "fma-official", "given", "none")
 #: ``--backend`` and ``--precision`` (genrescope.inference.backends, which imports numpy; checked equal there)
-BACKENDS = ("onnxruntime", "openvino")
+BACKENDS = ("auto", "onnxruntime", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -27,8 +27,9 @@ def add_runtime(p) -> None:
 def add_backend(p) -> None:
     """--backend and --precision, as predict and serve take them."""
     p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
-                   help="engine of the ONNX export: onnxruntime (exact float32) or openvino "
-                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it) (default: %(default)s)")
+                   help="engine of the ONNX export: onnxruntime (exact float32), openvino "
+                        "(pip install 'genrescope[fast]'; bfloat16 where the CPU has it), or auto: openvino when "
+                        "it is installed, else onnxruntime (default: %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="arithmetic of --backend openvino (default: auto = bf16 where the CPU has it); "
                         "every answer states what ran")

@@ -23,7 +23,9 @@ class Backbone:
     blocks side by side. ``blocks`` names the outputs that make up a row, per member:
     ``embeddings`` (the penultimate layer) and/or ``probabilities`` (the tags). Every call
     also keeps the members' tag probabilities, so a head can report them as tags
-    (:func:`head_inference_model`).
+    (:func:`head_inference_model`). Its default engine is exact float32 ONNX Runtime: the rows
+    that training and ``learn`` compute and cache stay the same on every machine; a head that
+    predicts runs its backbone on the predictor's engine.
     """
 
     def __init__(self, name: str, threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto",

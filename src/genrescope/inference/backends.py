@@ -1,8 +1,9 @@
-"""Engines that execute an ONNX graph: ONNX Runtime (default, exact float32) and OpenVINO.
+"""Engines that execute an ONNX graph: ONNX Runtime (exact float32) and OpenVINO.
 
-OpenVINO comes with the ``fast`` extra (``pip install 'genrescope[fast]'``). On a CPU with
-bfloat16 instructions (AVX512_BF16, AMX) it runs the graph's matrix products in bfloat16 by
-default, about 1.6x faster than float32 on musicnn; elsewhere it runs exact float32. The
+``auto`` (the default) is the fastest one installed: OpenVINO when the ``fast`` extra is
+installed (``pip install 'genrescope[fast]'``), else ONNX Runtime. On a CPU with bfloat16
+instructions (AVX512_BF16, AMX) OpenVINO runs the graph's matrix products in bfloat16 by
+default (``--precision fp32`` keeps float32); elsewhere it runs exact float32. The
 precision a session really runs is read back from the compiled model and travels with every
 prediction (``"precision"`` in the JSON), so it never changes silently.
 
@@ -24,7 +25,8 @@ from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.inference.onnx_weights import check_finite_weights
 
 #: Names accepted by ``--backend`` and ``Predictor(backend=...)``; the first is the default.
-BACKENDS = ("onnxruntime", "openvino")
+#: ``auto``: OpenVINO when it is installed, else ONNX Runtime (:func:`resolve_backend`).
+BACKENDS = ("auto", "onnxruntime", "openvino")
 #: ``auto``: the backend's fastest precision on this CPU (ONNX Runtime: always fp32).
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_BACKEND = BACKENDS[0]
@@ -36,15 +38,28 @@ def check_backend(backend: str, precision: str = "auto") -> None:
         raise GenrescopeError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise GenrescopeError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if backend == "onnxruntime" and precision == "bf16":
-        raise GenrescopeError("onnxruntime runs float32 only; bf16 needs --backend openvino")
+    if resolve_backend(backend) == "onnxruntime" and precision == "bf16":
+        raise GenrescopeError("onnxruntime runs float32 only; bf16 needs OpenVINO: pip install 'genrescope[fast]'"
+                              " and --backend openvino")
+
+
+def resolve_backend(backend: str) -> str:
+    """The engine ``backend`` names: ``auto`` is OpenVINO when it is installed, else ONNX Runtime."""
+    if backend != "auto":
+        return backend
+    return "openvino" if _openvino_installed() else "onnxruntime"
+
+
+@lru_cache(maxsize=1)
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def available_backends() -> list[str]:
     """The backends installed here (onnxruntime always; openvino with the ``fast`` extra)."""
-    import importlib.util
-
-    return [b for b in BACKENDS if b == "onnxruntime" or importlib.util.find_spec(b) is not None]
+    return ["onnxruntime"] + ["openvino"] * _openvino_installed()
 
 
 def open_session(path: str | os.PathLike, *, backend: str = DEFAULT_BACKEND, precision: str = "auto",
@@ -56,14 +71,14 @@ def open_session(path: str | os.PathLike, *, backend: str = DEFAULT_BACKEND, pre
     path : path
         An ONNX file.
     backend : str
-        ``"onnxruntime"`` or ``"openvino"``.
+        ``"auto"`` (OpenVINO when installed, else ONNX Runtime), ``"onnxruntime"`` or ``"openvino"``.
     precision : str
         ``"auto"``, ``"fp32"`` or ``"bf16"`` (openvino only; an error where the CPU has no bfloat16).
     threads : int, optional
         Threads of one call (default: the backend's choice, every core).
     """
     check_backend(backend, precision)
-    if backend == "openvino":
+    if resolve_backend(backend) == "openvino":
         return OpenVinoSession(path, precision=precision, threads=threads)
     return OrtSession(path, threads=threads)
 
@@ -245,5 +260,5 @@ def _store(entry: Path, compiled, metadata: dict) -> None:
                 pass
 
 
-__all__ = ["compiled_cache_dir", "BACKENDS", "PRECISIONS", "DEFAULT_BACKEND", "available_backends", "check_backend", "cpu_has_bf16",
+__all__ = ["compiled_cache_dir", "resolve_backend", "BACKENDS", "PRECISIONS", "DEFAULT_BACKEND", "available_backends", "check_backend", "cpu_has_bf16",
            "check_finite_weights", "open_session", "OrtSession", "OpenVinoSession"]

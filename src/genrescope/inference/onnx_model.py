@@ -51,8 +51,9 @@ class OnnxModel:
     threads : int, optional
         Threads of one call (default: the backend's choice, one per core).
     backend, precision : str
-        The engine (:mod:`genrescope.inference.backends`): ``"onnxruntime"`` (exact float32)
-        or ``"openvino"``, at ``"auto"``, ``"fp32"`` or ``"bf16"``.
+        The engine (:mod:`genrescope.inference.backends`): ``"onnxruntime"`` (the default here:
+        exact float32), ``"openvino"`` or ``"auto"`` (OpenVINO when installed), at ``"auto"``,
+        ``"fp32"`` or ``"bf16"``.
     """
 
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None, batch_size: int = 4,

@@ -88,6 +88,8 @@ class Prediction:
     seconds: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     precision: str | None = None
+    #: the engine that ran the model (``--backend auto`` names the one it picked)
+    backend: str | None = None
 
     def to_dict(self, *, timeline: bool = False, top: int | None = None) -> dict:
         genres = self.genres if top is None else self.genres[:top]
@@ -95,7 +97,7 @@ class Prediction:
              "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
              "genres": [{"label": g, "probability": round(float(p), 4)} for g, p in genres],
              "multi_label": bool(self.timeline.multi_label) if self.timeline is not None else None,
-             "precision": self.precision, "error": self.error, "warnings": list(self.warnings)}
+             "backend": self.backend, "precision": self.precision, "error": self.error, "warnings": list(self.warnings)}
         if self.tags is not None:
             d["tags"] = [{"label": g, "probability": round(float(p), 4)} for g, p in self.tags]
         if timeline:
@@ -122,14 +124,15 @@ class Predictor:
     threads : int or None
         Threads of one model call (None: every core).
     backend : str
-        ``"onnxruntime"`` (default, exact float32) or ``"openvino"`` (the ``fast`` extra).
+        ``"auto"`` (default: OpenVINO when installed, else ONNX Runtime), ``"onnxruntime"`` (exact float32)
+        or ``"openvino"`` (the ``fast`` extra).
     precision : str
         ``"auto"`` (openvino: bfloat16 where the CPU has it), ``"fp32"`` or ``"bf16"``; what
         really runs is ``self.model.precision`` and every Prediction's ``precision``.
     """
 
     def __init__(self, model: str | os.PathLike = "default", *, runtime: str = "onnx", batch_size: int = 1,
-                 threads: int | None = None, backend: str = "onnxruntime", precision: str = "auto"):
+                 threads: int | None = None, backend: str = "auto", precision: str = "auto"):
         from genrescope.inference.runtimes import load_inference_model
 
         t0 = time.perf_counter()
@@ -203,7 +206,8 @@ class Predictor:
         if c.rows is not None and getattr(m, "predict_track", None) is not None and len(c.rows):
             tl.track_probs = m.predict_track(c.rows)
         pred = Prediction(name, m.name, duration_s, timeline=tl, seconds=dict(seconds or {}),
-                          warnings=list(warnings), precision=getattr(m, "precision", None))
+                          warnings=list(warnings), precision=getattr(m, "precision", None),
+                          backend=getattr(m, "backend", None))
         if c.tags is not None:
             pred.tag_timeline = Timeline(tl.start_s, tl.end_s, c.tags, list(m.tag_labels), True)
         return self.rank(pred)

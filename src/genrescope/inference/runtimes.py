@@ -46,7 +46,7 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     if runtime not in RUNTIMES:
         raise GenrescopeError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     check_backend(backend, precision)
-    if runtime == "torch" and (backend, precision) not in ((DEFAULT_BACKEND, "auto"), (DEFAULT_BACKEND, "fp32")):
+    if runtime == "torch" and (backend not in (DEFAULT_BACKEND, "onnxruntime") or precision == "bf16"):
         raise GenrescopeError("--backend and --precision choose how ONNX exports run; use them with --runtime onnx")
     engine = {"backend": backend, "precision": precision}
     ensemble_name = DEFAULT_MODEL if str(model) == "default" else str(model)

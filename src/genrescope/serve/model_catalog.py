@@ -78,7 +78,7 @@ class ModelCatalog:
     """
 
     def __init__(self, default: str = "default", model_dir: Path | None = None, *, runtime: str = "onnx",
-                 threads: int | None = None, max_models: int = 4, backend: str = "onnxruntime",
+                 threads: int | None = None, max_models: int = 4, backend: str = "auto",
                  precision: str = "auto"):
         from genrescope.inference.backends import check_backend
         from genrescope.inference.registry import DEFAULT_MODEL, pretrained_names

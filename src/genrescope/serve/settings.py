@@ -32,7 +32,8 @@ class Settings:
         ``"onnx"`` (default) or ``"torch"`` (then ``.safetensors`` checkpoints are offered too).
     backend, precision : str
         Engine and arithmetic of the ONNX models (see :func:`genrescope.inference.backends.open_session`):
-        ``"onnxruntime"`` (exact float32) or ``"openvino"`` (``"auto"``: bfloat16 where the CPU has it).
+        ``"auto"`` (OpenVINO when installed, else ONNX Runtime), ``"onnxruntime"`` (exact float32) or
+        ``"openvino"`` (precision ``"auto"``: bfloat16 where the CPU has it).
     max_upload_mb : float
         Largest accepted upload in MiB (413 above).
     max_duration_s : float
@@ -88,7 +89,7 @@ class Settings:
     model: str = "default"
     model_dir: Path | None = None
     runtime: str = "onnx"
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     precision: str = "auto"
     max_upload_mb: float = 200.0
     max_duration_s: float = 1800.0
