@@ -4,11 +4,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from genrescope.config import FeatureConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import ThreadPoolExecutor
 
 
 @dataclass
@@ -46,12 +49,43 @@ class InferenceModel:
     #: the same model's ``(track answer (G,), duration_s)`` from a file's cached backbone rows
     #: (``genrescope learn`` / ``embed`` filled the cache), or None when they are not cached
     cached_track: Callable[[str], tuple[np.ndarray, float] | None] | None = None
+    #: calls of ``predict_windows`` that may run at once, each on one thread: a song's windows are
+    #: spread over this many threads (:func:`predict_batches`). 1: one call at a time, each with
+    #: the threads the model was loaded with
+    workers: int = 1
 
     @property
     def genre_labels(self) -> list[str]:
         from genrescope.inference.taxonomy import genre_labels_of
 
         return genre_labels_of(self.labels, self.multi_label)
+
+
+_POOLS: dict[int, "ThreadPoolExecutor"] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def predict_batches(model: InferenceModel, batches: list[np.ndarray]) -> list[np.ndarray]:
+    """``model.predict_windows`` of each batch, in order, over ``model.workers`` threads.
+
+    One window through a one-thread runtime call keeps one core busy at full speed; two such
+    calls side by side use two cores better than one call on two threads (whose small
+    convolutions split poorly): ``bench/predict.py`` measures both.
+    """
+    if model.workers <= 1 or len(batches) < 2:
+        return [model.predict_windows(b) for b in batches]
+    return list(model_pool(model.workers).map(model.predict_windows, batches))
+
+
+def model_pool(workers: int) -> "ThreadPoolExecutor":
+    """The process's pool of ``workers`` model-call threads (one per worker count, shared by every model)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="genrescope-model")
+        return pool
 
 
 def one_call_at_a_time(model: InferenceModel) -> InferenceModel:

@@ -19,6 +19,7 @@ from genrescope.audio.decode import check_duration
 from genrescope.errors import AudioError
 from genrescope.features.spectrogram import compute, iter_log_mel
 from genrescope.features.windows import slice_windows, window_starts
+from genrescope.inference.inference_model import model_pool, predict_batches
 
 #: Shortest audio any model is given, in seconds; shorter windows are padded up to the model's.
 MIN_DURATION_S = 1.0
@@ -106,6 +107,8 @@ class Analysis:
         self.batch_size, self.flush_s = batch_size, flush_s
         self.n_samples = 0
         self.seconds = {"decode+features": 0.0, "model": 0.0}
+        self._pending: list = []  # model calls in flight (a model with workers), oldest first
+        self._call_s: list[float] = []  # their durations
 
     @property
     def duration_s(self) -> float:
@@ -116,7 +119,9 @@ class Analysis:
         source = self._windowed() if can_stream(self.model) else self._whole()
         for chunk in source:
             yield self._split_tags(chunk)
-        self.seconds["decode+features"] = time.perf_counter() - t0 - self.seconds["model"]
+        if self._call_s:  # calls ran side by side with decoding: the model's share of the wall time
+            self.seconds["model"] += sum(self._call_s) / max(1, self.model.workers)
+        self.seconds["decode+features"] = max(0.0, time.perf_counter() - t0 - self.seconds["model"])
 
     def _split_tags(self, c: Chunk) -> Chunk:
         """A head behind taggers gives its labels' columns, then the tags': two arrays."""
@@ -136,7 +141,7 @@ class Analysis:
         """(N, ...) windows or rows -> (N, G) float32 probabilities, in batches; refuses non-finite output."""
         t0 = time.perf_counter()
         bs = self.batch_size
-        out = np.concatenate([self.model.predict_windows(x[i:i + bs]) for i in range(0, len(x), bs)])
+        out = np.concatenate(predict_batches(self.model, [x[i:i + bs] for i in range(0, len(x), bs)]))
         self.seconds["model"] += time.perf_counter() - t0
         return _finite(out.astype(np.float32), self.path)
 
@@ -158,7 +163,7 @@ class Analysis:
             if starts:
                 done.append(self._windows_at(buf, off, np.asarray(starts), win, None))
             if self.flush_s is not None and done and (last is None or time.perf_counter() - last > self.flush_s):
-                yield join(done)
+                yield self._ready(done)
                 done, last = [], time.perf_counter()
             # keep from the last start taken on: the end-aligned last window starts after it
             keep = max(off, next_start - hop)
@@ -172,14 +177,44 @@ class Analysis:
             if tail:
                 done.append(self._windows_at(buf, off, np.asarray(tail), win, total))
         if done:
-            yield join(done)
+            yield self._ready(done)
 
     def _windows_at(self, buf: np.ndarray, off: int, starts: np.ndarray, win: int, total: int | None) -> Chunk:
         """Predict the windows starting at global frames ``starts``; ``buf`` holds frames from ``off`` on."""
         fr = self.model.feature_config.frame_rate
         windows = np.stack([buf[:, s - off: s - off + win] for s in starts])  # (k, n_bins, win)
         ends = starts + win if total is None else np.minimum(starts + win, total)
-        return Chunk(starts / fr, ends / fr, self.run(windows), self.duration_s)
+        return Chunk(starts / fr, ends / fr, self._submit(windows), self.duration_s)
+
+    def _submit(self, windows: np.ndarray):
+        """The windows' probabilities; with model ``workers``, a future of them (see :meth:`_ready`).
+
+        With workers, decoding goes on while the calls run, one per core: a song's windows fill
+        every core although each arrives alone. At most 4 calls a worker wait in flight.
+        """
+        workers = self.model.workers
+        if workers <= 1:
+            return self.run(windows)
+
+        def call() -> np.ndarray:
+            t0 = time.perf_counter()
+            out = self.model.predict_windows(windows)
+            self._call_s.append(time.perf_counter() - t0)
+            return out
+
+        future = model_pool(workers).submit(call)
+        self._pending.append(future)
+        while len(self._pending) > 4 * workers:
+            self._pending.pop(0).result()
+        return future
+
+    def _ready(self, chunks: list[Chunk]) -> Chunk:
+        """``join(chunks)`` once every model call of theirs has finished (non-finite output refused)."""
+        for c in chunks:
+            if not isinstance(c.probs, np.ndarray):
+                c.probs = _finite(np.asarray(c.probs.result(), dtype=np.float32), self.path)
+        self._pending = [f for f in self._pending if not f.done()]
+        return join(chunks)
 
     # ------------------------------------------------------------ everything else: one chunk
     def _whole(self) -> Iterator[Chunk]:

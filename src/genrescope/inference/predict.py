@@ -243,7 +243,9 @@ def predict_files(predictor: Predictor, paths: list[Path], *, jobs: int = 1, pro
         except GenrescopeError as e:
             return Prediction(str(p), predictor.name, error=str(e))
 
-    if jobs <= 1 and len(paths) > 1:
+    if jobs <= 1 and len(paths) > 1 and predictor.model.workers > 1:
+        jobs = 2  # the next file decodes while this one's windows fill every core's model calls
+    elif jobs <= 1 and len(paths) > 1:
         # two files in flight: the next one decodes while this one is in the model, which still
         # runs one call at a time (each call already has every core it was given)
         import copy

@@ -5,12 +5,14 @@
 ``runtime="torch"`` loads the PyTorch checkpoint instead (needs the ``train`` extra). A head
 trained on backbone embeddings is composed behind its backbone, on the same backend.
 
-``threads`` is the thread count of one call (None: every core). With None, an ensemble runs
-its members side by side, each on its share of the cores; with a number, one after the
-other, each on that many threads.
+``threads`` is the thread count of one call. None (every core): an ONNX model's calls run on one
+thread each, as many side by side as there are cores (``InferenceModel.workers``: a song's
+windows are spread over them); an ensemble of separate graphs runs its members side by side.
+A number: one call at a time on that many threads.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -59,8 +61,18 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
         return ensemble(name, _load_all(members, runtime=runtime, threads=each, **engine), parallel=parallel)
     name, path = resolve_model_path(model, runtime)
     if path.suffix == ".onnx":
+        if threads is None:  # every core: one-thread calls side by side, one per core
+            return dataclasses.replace(_from_onnx(name, path, 1, engine), workers=available_cores())
         return _from_onnx(name, path, threads, engine)
     return _from_torch(name, path, threads)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask; ``taskset -c 0`` gives 1)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _load_all(names, **kw) -> list[InferenceModel]:
