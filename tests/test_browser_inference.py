@@ -209,9 +209,9 @@ def test_same_samples_same_timeline(page, predictor, tmp_path):
 
 @pytest.mark.parametrize("head", ["head", "head2"])
 def test_a_head_behind_a_backbone_runs_as_two_stages(page, web_dir, tmp_path, head):
-    """The manifest's head (backbone graphs side by side -> head graph; the backbone's tags) gives the
-    Python composition's timeline and tags: musicnn-msd embeddings, and the musicnn ensemble's
-    embeddings + tag probabilities."""
+    """The manifest's head (the backbone's one graph gives the row and the tags -> the head's graph)
+    gives the Python composition's timeline and tags: behind musicnn-msd, and behind the musicnn
+    ensemble's one fused graph (both taggers' embeddings side by side, their tags merged)."""
     import soundfile as sf
 
     from genrescope.audio.decode import load_audio

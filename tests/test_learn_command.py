@@ -180,3 +180,8 @@ def test_model_folder_is_one_model_for_serve_and_the_web_export(learnt):
     web = build_web_models([("mine", str(out.out))])
     entry = web.manifest["models"][0]
     assert entry["labels"] == json.loads((out.out / "config.json").read_text())["labels"] and "head" in entry
+    # the page runs it as two graphs: the one musicnn graph (its embeddings are the row), then the window head
+    backbone = entry["head"]["backbone"]
+    assert backbone["row"] == ["embeddings"] and backbone["tags"] == "probabilities"
+    assert web.files[backbone["file"]] == resolve_model_path("musicnn")[1]
+    assert web.files[entry["head"]["file"]] == out.out / "model.onnx" and len(web.files) == 2

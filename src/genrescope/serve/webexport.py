@@ -1,28 +1,33 @@
 """The page without a server: ``genrescope export --web DIR`` and the in-browser model manifest.
 
 The in-browser mode (``static/local.js``, ``static/worker.js``) needs, for each model, its
-ONNX graph(s) and what the ONNX metadata says about them: the
+ONNX graph and what the ONNX metadata says about it: the
 :class:`~genrescope.config.FeatureConfig`, the labels, the input kind and the window. The
 browser's onnxruntime-web cannot read custom ONNX metadata, so this module reads it here
 (:class:`~genrescope.inference.onnx_model.OnnxModel`) and writes it into a small JSON
 manifest, ``webmodels/manifest.json``::
 
-    {"format": "genrescope-web", "format_version": 1, "default": ID,
+    {"format": "genrescope-web", "format_version": 2, "default": ID,
      "models": [{"id", "name", "labels", "genre_labels", "multi_label", "input", "n_bins",
                  "feature_config", "window_frames", "window_hop_frames", "window_s", "window_hop_s",
-                 "members": [{"labels": [...], "graphs": [{"file", "input", "output"}]}, ...]
-                 or "head": {"backbone": [{"file", "input", "labels"}, ...], "blocks": [...],
-                             "tag_labels": [...], "file", "input", "output"}}],
+                 "graph": {"file", "input", "output": "probabilities",
+                           "tags": "tags" or null, "tag_labels": [...] or null}
+                 or "head": {"backbone": {"file", "input", "row": [...], "tags": "probabilities",
+                                          "tag_labels": [...]},
+                             "file", "input", "output"}}],
      "unsupported": {ID: "why", ...},
      "limits": {"min_duration_s"}, "segments": {"switch_cost", "max_genres"}}
 
-``members`` are one model or an ensemble's members, merged label by label as
-:func:`genrescope.inference.ensemble.ensemble` does. ``head`` is a head trained on a shipped
-backbone (:mod:`genrescope.inference.backbone`), two stages run in sequence: each backbone graph
-(an ensemble backbone's members side by side) gives its ``blocks`` (``embeddings`` and/or
-``probabilities``), concatenated in order into the head's input row; the backbone's tag
-probabilities, merged by label, are reported as the head's tags. Graph files are named by
-content, so a backbone shared by several heads is stored and downloaded once.
+The page composes nothing: each model is one graph, run as it is. ``graph`` is a self-contained
+graph (an export, a shipped tagger, a shipped ensemble or ``genre10``, each shipped as one graph
+by :mod:`genrescope.training.fused_export`): its ``output`` is the answer, and ``tags``, when it
+names one, is the output of the taggers' merged tags, labelled ``tag_labels``. ``head`` is a head
+trained behind a shipped backbone (``train --backbone``, a ``genrescope learn`` model): the
+backbone's one graph gives the head's input row (its ``row`` outputs concatenated in order, as
+:mod:`genrescope.inference.backbone` builds it) and the tags it reports (``tags``, labelled
+``tag_labels``); the head's graph then runs on the row. A head whose row cannot be read from its
+backbone's one graph (the members' own tags of a shipped ensemble) is refused. Graph files are
+named by content, so a backbone shared by several heads is stored and downloaded once.
 
 ``limits`` and ``segments`` are the Python constants the page's JavaScript follows
 (:func:`page_constants`): the shortest audio analysed (``local.js``) and the segmentation's
@@ -45,7 +50,7 @@ from genrescope.serve.settings import STATIC_DIR
 log = logging.getLogger(__name__)
 
 WEB_FORMAT = "genrescope-web"
-WEB_FORMAT_VERSION = 1
+WEB_FORMAT_VERSION = 2
 #: Feature kinds static/features.js computes.
 BROWSER_KINDS = ("log_mel", "mfcc", "stft")
 MANIFEST = "manifest.json"
@@ -90,69 +95,76 @@ def _onnx(name: str):
     return display, path, OnnxModel(path, threads=1)
 
 
-def _check_front(name: str, fronts: list) -> None:
-    """The graphs that read the windows: features the browser computes, and all the same."""
-    first = fronts[0]
-    _check_browser_model(name, first)
-    for m in fronts:
-        if not m.dynamic_time and m.input_frames != m.window_frames:
-            raise CheckpointError(f"{name}: the graph takes T={m.input_frames}, not one window")
-        if (m.feature_config, m.input_kind, m.window_frames) != (first.feature_config, first.input_kind,
-                                                                  first.window_frames):
-            raise CheckpointError(f"{name}: its graphs read different features")
+def _check_front(name: str, m) -> None:
+    """The graph that reads the windows: features the browser computes, one window at a time."""
+    _check_browser_model(name, m)
+    if not m.dynamic_time and m.input_frames != m.window_frames:
+        raise CheckpointError(f"{name}: the graph takes T={m.input_frames}, not one window")
 
 
-def _head(display: str, path: Path, head, files: dict[str, Path]) -> tuple[dict, list]:
-    """A head behind a shipped backbone (inference/backbone.py): the backbone's graphs (an ensemble's
-    members side by side), the blocks of each that make the head's input row, the head's graph."""
-    from genrescope.inference.ensemble import LabelMerge
+def _graph(display: str, path: Path, m, files: dict[str, Path]) -> dict:
+    """A self-contained graph: its answer in ``probabilities``, its taggers' merged tags (if any) in ``tags``."""
+    from genrescope.inference.onnx_model import INPUT_NAME, OUTPUT_NAME, TAGS_OUTPUT
+
+    tagged = bool(m.tag_labels)
+    return {"file": _graph_file(path, display, files), "input": INPUT_NAME, "output": OUTPUT_NAME,
+            "tags": TAGS_OUTPUT if tagged else None, "tag_labels": list(m.tag_labels) if tagged else None}
+
+
+def _backbone(display: str, head, files: dict[str, Path]) -> tuple[dict, object]:
+    """The one graph of the shipped backbone behind ``head`` and the outputs that make the head's row.
+
+    A shipped ensemble runs as its fused graph, whose ``embeddings`` are the members' embeddings side
+    by side (the row of blocks ``["embeddings"]``) and whose ``probabilities`` are their merged tags;
+    a row with the members' own tags in it cannot be read from that graph.
+    """
+    from genrescope.inference.backbone import EMBEDDINGS_OUTPUT, TAGS_OUTPUT
+    from genrescope.inference.onnx_model import INPUT_NAME
     from genrescope.inference.registry import ENSEMBLES, pretrained_names
 
-    backbone = head.provenance["backbone"]
-    if backbone not in pretrained_names():
-        raise CheckpointError(f"{display}: its backbone {str(backbone)[:80]!r} is not a shipped model")
-    blocks = list(head.provenance.get("backbone_blocks") or ["embeddings"])
-    graphs, fronts = [], []
-    for member in ENSEMBLES.get(backbone, (backbone,)):
-        _, bpath, bm = _onnx(member)
-        missing = [b for b in ("embeddings", "probabilities") if b not in bm.outputs]
-        if missing:
-            raise CheckpointError(f"{display}: its backbone {member} has no {missing[0]!r} output")
-        graphs.append({"file": _graph_file(bpath, member, files), "input": "features", "labels": list(bm.labels)})
-        fronts.append(bm)
-    tag_labels = LabelMerge([bm.labels for bm in fronts]).labels
-    return {"backbone": graphs, "blocks": blocks, "tag_labels": tag_labels, "file": _graph_file(path, display, files),
-            "input": "features", "output": "probabilities"}, fronts
+    name = head.provenance["backbone"]
+    if name not in pretrained_names():
+        raise CheckpointError(f"{display}: its backbone {str(name)[:80]!r} is not a shipped model")
+    blocks = list(head.provenance.get("backbone_blocks") or [EMBEDDINGS_OUTPUT])
+    if not all(b in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) for b in blocks):
+        raise CheckpointError(f"{display}: its backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, "
+                              f"not {str(blocks)[:80]}")
+    if name in ENSEMBLES and blocks != [EMBEDDINGS_OUTPUT]:
+        raise CheckpointError(f"{display}: the browser runs {name} as one graph, which gives the row of blocks "
+                              f"{[EMBEDDINGS_OUTPUT]} only, not {blocks} (each tagger's own tags)")
+    bdisplay, bpath, bm = _onnx(name)
+    missing = [b for b in (*blocks, TAGS_OUTPUT) if b not in bm.outputs]
+    if missing:
+        raise CheckpointError(f"{display}: its backbone {name} has no {missing[0]!r} output")
+    return {"file": _graph_file(bpath, bdisplay, files), "input": INPUT_NAME, "row": blocks, "tags": TAGS_OUTPUT,
+            "tag_labels": list(bm.labels)}, bm
 
 
 def model_entry(model_id: str, name: str, files: dict[str, Path]) -> dict:
-    """The manifest entry of one model: a shipped name, an ensemble, an ONNX file, or a head
-    behind a backbone (``head``: its tags are the backbone's, like the Python path's)."""
-    from genrescope.inference.ensemble import LabelMerge
-    from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES
+    """The manifest entry of one model: ``graph`` for a self-contained graph (a shipped name, a
+    fused ensemble, an ONNX file), ``head`` for a head behind a shipped backbone (its tags are the
+    backbone's, like the Python path's)."""
+    from genrescope.inference.onnx_model import INPUT_NAME, OUTPUT_NAME
+    from genrescope.inference.registry import DEFAULT_MODEL
     from genrescope.inference.taxonomy import genre_labels_of
 
     resolved = DEFAULT_MODEL if name == "default" else name
-    loaded = [_onnx(n) for n in ENSEMBLES.get(resolved, (resolved,))]
-    multi = all(m.metadata.get("output_activation", "softmax") == "sigmoid" for _, _, m in loaded)
-    head = members = None
-    if len(loaded) == 1 and loaded[0][2].provenance.get("backbone"):
-        head, fronts = _head(*loaded[0], files)
-        labels = list(loaded[0][2].labels)
+    display, path, m = _onnx(resolved)
+    multi = m.metadata.get("output_activation", "softmax") == "sigmoid"
+    if m.provenance.get("backbone"):
+        backbone, front = _backbone(display, m, files)
+        run = {"head": {"backbone": backbone, "file": _graph_file(path, display, files), "input": INPUT_NAME,
+                        "output": OUTPUT_NAME}}
     else:
-        fronts = [m for _, _, m in loaded]
-        members = [{"labels": list(m.labels), "graphs": [
-            {"file": _graph_file(p, d, files), "input": "features", "output": "probabilities"}]} for d, p, m in loaded]
-        labels = LabelMerge([member["labels"] for member in members]).labels
-    _check_front(resolved, fronts)
-    front = fronts[0]
-    cfg = front.feature_config
+        front, run = m, {"graph": _graph(display, path, m, files)}
+    _check_front(resolved, front)
+    labels, cfg = list(m.labels), front.feature_config
     entry = {"id": model_id, "name": _model_id(resolved), "labels": labels,
              "genre_labels": genre_labels_of(labels, multi), "multi_label": multi, "input": front.input_kind,
              "n_bins": front.n_bins, "feature_config": cfg.to_dict(), "window_frames": front.window_frames,
              "window_hop_frames": cfg.window_hop_frames, "window_s": round(front.window_frames / cfg.frame_rate, 4),
              "window_hop_s": round(cfg.window_hop_frames / cfg.frame_rate, 4)}
-    return {**entry, "head": head} if head else {**entry, "members": members}
+    return {**entry, **run}
 
 
 def page_constants() -> dict:

@@ -214,12 +214,19 @@ export function rankGenres(entry, track) {
   return { genres, tags: tags.length ? tags : null };
 }
 
+// The labels of the tags a model reports beside its answer (a head's taggers'), or null.
+function tagLabelsOf(entry) {
+  if (entry.head) return entry.head.backbone.tag_labels;
+  return (entry.graph && entry.graph.tag_labels) || null;
+}
+
 // The object POST /api/predict answers (inference/predict.py Prediction.to_dict(timeline=True)).
 export function buildResult(entry, name, duration, tl) {
   let { genres, tags } = rankGenres(entry, aggregateMean(tl.probabilities));
-  if (entry.head && tl.tags.length) {  // a head reports every tag of the taggers behind it
+  const tagLabels = tagLabelsOf(entry);
+  if (tagLabels && tl.tags.length) {  // a head reports every tag of the taggers behind it
     const mean = aggregateMean(tl.tags);
-    tags = entry.head.tag_labels.map((l, j) => [l, mean[j]]).sort((a, b) => b[1] - a[1])
+    tags = tagLabels.map((l, j) => [l, mean[j]]).sort((a, b) => b[1] - a[1])
       .map(([label, p]) => ({ label, probability: r(p, 4) }));
   }
   // precision: onnxruntime-web's wasm backend runs float32; warnings: the browser's decoder reports none

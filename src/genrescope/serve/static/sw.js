@@ -5,7 +5,7 @@
 // answer is refreshed in the background when the network is there (stale-while-revalidate),
 // so an upgrade shows on the next load. The server's /api/ is never cached.
 'use strict';
-const CACHE = 'genrescope-v2';
+const CACHE = 'genrescope-v3';  // renamed when what it holds changes (v3: manifest format 2): activating drops the old one
 // the page, its scripts (static/app.js and every ES module it imports: tests/test_static_modules.py
 // checks that this list names them all), the runtime, the icons and the model manifest
 const SHELL = ['./', 'manifest.webmanifest', 'static/app.js', 'static/analysis.js', 'static/chart.js',
@@ -25,10 +25,10 @@ async function precache() {
   if (first) await cache.addAll(graphFiles(first).map((f) => `webmodels/${f}`));
 }
 
-// the graph files of a manifest entry: an ensemble's members, or a head and the backbone behind it
+// the graph files of a manifest entry: its one graph, or a head and the backbone graph behind it
 function graphFiles(model) {
-  if (model.head) return [...model.head.backbone.map((g) => g.file), model.head.file];
-  return model.members.flatMap((m) => m.graphs.map((g) => g.file));
+  if (model.head) return [model.head.backbone.file, model.head.file];
+  return model.graph ? [model.graph.file] : [];
 }
 
 self.addEventListener('install', (e) => { e.waitUntil(precache().then(() => self.skipWaiting())); });

@@ -1,17 +1,17 @@
 // genrescope's in-browser analysis, off the page's thread: features (features.js) from the
-// model's FeatureConfig, then the model's ONNX graph(s) on onnxruntime-web (wasm, one
-// thread: no cross-origin isolation needed). A model is described by an entry of
-// webmodels/manifest.json (written by `genrescope export --web`, or served by
-// `genrescope serve`): members whose outputs are merged by label (one model or an ensemble),
-// or a head behind a shipped backbone: the backbone's graphs give the blocks of the head's
-// input row (side by side, as inference/backbone.py), then the head's graph runs on it.
+// model's FeatureConfig, then the model's ONNX graph on onnxruntime-web (wasm, one thread: no
+// cross-origin isolation needed). A model is described by an entry of webmodels/manifest.json
+// (written by `genrescope export --web`, or served by `genrescope serve`), and each graph is run
+// as it is, one session per graph: a self-contained graph gives the probabilities and, when its
+// entry names them, the tags; a head behind a shipped backbone runs two graphs, the backbone's
+// (its `row` outputs, concatenated, and its tags) and then the head's on that row.
 //
 // Messages in:  {type: 'load', manifestUrl, model}
 //               {type: 'analyse', id, samples: Float32Array (mono, at the model's sr)}
 //               {type: 'features', id, samples, config?, kind?}   (the raw features, for tests)
 //               {type: 'saliency', id, labels, occlude_s}   (occlusion saliency of the last analysis)
 // Messages out: {type: 'loaded', model, ms} | {type: 'windows', id, start_s, end_s, probabilities,
-//               decoded_s} | {type: 'done', id, seconds} | {type: 'features', id, data, n_bins,
+//               tags, decoded_s} | {type: 'done', id, seconds} | {type: 'features', id, data, n_bins,
 //               n_frames, ms} | {type: 'saliency', id, ...} | {type: 'progress', id, done, total}
 //               | {type: 'error', id, message}
 /* global ort, GenrescopeFeatures */
@@ -23,7 +23,7 @@ ort.env.wasm.proxy = false;
 ort.env.wasm.wasmPaths = new URL('vendor/onnxruntime-web/', self.location.href).href;
 
 const F = GenrescopeFeatures;
-let current = null;  // {entry, members: [{columns, graphs: [{session, input, output}]}], counts}
+let current = null;  // {entry, graph: {session, ...entry.graph}} or {entry, head: {session, backbone: {session, ...}}}
 let last = null;     // the last analysis: {feats, w, probs, n} for saliency
 const sessions = new Map();  // graph URL -> InferenceSession (a backbone shared by heads loads once)
 
@@ -38,62 +38,42 @@ async function load(manifestUrl, modelId) {
   const entry = manifest.models.find((m) => m.id === modelId);
   if (!entry) throw new Error(`model ${modelId} is not in ${manifestUrl}`);
   const base = new URL(manifestUrl, self.location.href);
-  const counts = new Float64Array(entry.labels.length);
-  const members = [];
-  let head = null;
+  const open = async (g) => ({ ...g, session: await session(new URL(g.file, base).href) });
   if (entry.head) {
-    const h = entry.head, tagCounts = new Float64Array(h.tag_labels.length), backbone = [];
-    for (const g of h.backbone) {
-      const columns = g.labels.map((l) => h.tag_labels.indexOf(l));
-      columns.forEach((c) => { tagCounts[c] += 1; });
-      backbone.push({ session: await session(new URL(g.file, base).href), input: g.input, columns });
-    }
-    head = { backbone, blocks: h.blocks, tagCounts, session: await session(new URL(h.file, base).href),
-             input: h.input, output: h.output };
+    current = { entry, head: { ...(await open(entry.head)), backbone: await open(entry.head.backbone) } };
+  } else if (entry.graph) {
+    current = { entry, graph: await open(entry.graph) };
+  } else {
+    throw new Error(`model ${modelId}: this page cannot read its manifest entry (export it again)`);
   }
-  for (const m of entry.members || []) {
-    const columns = m.labels.map((l) => entry.labels.indexOf(l));
-    columns.forEach((c) => { counts[c] += 1; });
-    const graphs = [];
-    for (const g of m.graphs) graphs.push({ session: await session(new URL(g.file, base).href), input: g.input, output: g.output });
-    members.push({ columns, graphs });
-  }
-  current = { entry, members, counts, head };
   return performance.now() - t0;
 }
 
-// A head behind its backbone: {probs: (G) head probabilities, tags: (K) the backbone's tags}.
+// The named outputs of one graph on one input: name -> Float32Array.
+async function runGraph(g, input, names) {
+  const res = await g.session.run({ [g.input]: input }, names);
+  return Object.fromEntries(names.map((n) => [n, res[n].data]));
+}
+
+// A head behind its backbone: the backbone's row outputs side by side, then the head's graph.
 async function runHead(x) {
-  const { entry, head } = current;
-  const parts = [], tags = new Float64Array(head.tagCounts.length);
-  const names = [...new Set([...head.blocks, 'probabilities'])];
-  for (const b of head.backbone) {
-    const res = await b.session.run({ [b.input]: new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]) }, names);
-    for (const blk of head.blocks) parts.push(res[blk].data);
-    res.probabilities.data.forEach((v, j) => { tags[b.columns[j]] += v; });
-  }
-  const row = new Float32Array(parts.reduce((a, d) => a + d.length, 0));
+  const { entry, head } = current, bb = head.backbone;
+  const out = await runGraph(bb, new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]),
+                             [...new Set([...bb.row, bb.tags])]);
+  const row = new Float32Array(bb.row.reduce((a, n) => a + out[n].length, 0));
   let k = 0;
-  for (const d of parts) { row.set(d, k); k += d.length; }
-  const res = await head.session.run({ [head.input]: new ort.Tensor('float32', row, [1, row.length]) }, [head.output]);
-  return { probs: Array.from(res[head.output].data), tags: Array.from(tags, (v, j) => v / head.tagCounts[j]) };
+  for (const n of bb.row) { row.set(out[n], k); k += out[n].length; }
+  const res = await runGraph(head, new ort.Tensor('float32', row, [1, row.length]), [head.output]);
+  return { probs: Array.from(res[head.output]), tags: Array.from(out[bb.tags]) };
 }
 
 // One window through the model: (nBins * win) features -> {probs: (G) by entry label, tags: (K) or null}.
 async function runWindow(x) {
   if (current.head) return runHead(x);
-  const { entry, members, counts } = current;
-  const out = new Float64Array(entry.labels.length);
-  for (const m of members) {
-    let t = new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]);
-    for (const g of m.graphs) {
-      const res = await g.session.run({ [g.input]: t }, [g.output]);
-      t = res[g.output];
-    }
-    const p = t.data;
-    m.columns.forEach((c, j) => { out[c] += p[j]; });
-  }
-  return { probs: Array.from(out, (v, j) => v / counts[j]), tags: null };
+  const { entry, graph } = current;
+  const names = graph.tags ? [graph.output, graph.tags] : [graph.output];
+  const res = await runGraph(graph, new ort.Tensor('float32', x, [1, entry.n_bins, entry.window_frames]), names);
+  return { probs: Array.from(res[graph.output]), tags: graph.tags ? Array.from(res[graph.tags]) : null };
 }
 
 async function analyse(id, samples) {
