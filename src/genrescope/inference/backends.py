@@ -127,6 +127,14 @@ def _ov_core():
         return _ov_cached_core()
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask: ``taskset -c 0`` gives 1)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def cpu_has_bf16() -> bool:
     """True when OpenVINO can run bfloat16 on this CPU (False without OpenVINO)."""
     try:
@@ -153,7 +161,7 @@ class OpenVinoSession:
         if precision == "bf16" and not bf16:
             raise GenrescopeError("this CPU has no bfloat16 instructions: use --precision fp32")
         want = "bf16" if precision == "bf16" or (precision == "auto" and bf16) else "f32"
-        cores = os.cpu_count() or 1
+        cores = available_cores()
         streams = max(1, cores // threads) if threads else 1
         config = {"INFERENCE_PRECISION_HINT": want, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": streams * threads if threads else 0, "ENABLE_CPU_PINNING": False}

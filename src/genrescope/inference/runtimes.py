@@ -20,7 +20,7 @@ import numpy as np
 
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
-from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
+from genrescope.inference.backends import DEFAULT_BACKEND, available_cores, check_backend
 from genrescope.inference.ensemble import ensemble, share_threads
 from genrescope.inference.inference_model import InferenceModel
 from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, is_fused, resolve_model_path
@@ -66,13 +66,6 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
         return _from_onnx(name, path, threads, engine)
     return _from_torch(name, path, threads)
 
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity mask; ``taskset -c 0`` gives 1)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _load_all(names, **kw) -> list[InferenceModel]:
