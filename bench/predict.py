@@ -71,7 +71,7 @@ def ceiling(song_flop: float, decode_s: float, bf16: float | None, cores: int) -
     return {"one": one + decode_s, "all": one / cores + decode_s / cores}
 
 
-def report(a, dur, rates, rows, starts, stages, two, layers, folders, par, macs) -> None:
+def report(a, dur, rates, rows, starts, stages, two, layers, folders, par, macs, shaped) -> None:
     from genrescope.inference.registry import DEFAULT_MODEL
 
     bf16 = rates["unset"].get("bf16")
@@ -106,6 +106,11 @@ def report(a, dur, rates, rows, starts, stages, two, layers, folders, par, macs)
         print(f"  {label} ({s['backend']} {s['precision']}): decode + features {s['decode+features']:.2f} s "
               f"({dur / s['decode+features']:.0f}x real time), model {s['model']:.2f} s = {rate:.0f} GFLOP/s"
               + (f", {rate / bf16:.2f} of the bf16 GEMM" if bf16 else ""))
+    if shaped and bf16:
+        print(f"  the window's matrix products as torch bf16 GEMMs of their own shapes (one core): "
+              f"{shaped * 1e3:.2f} ms = {2 * macs / shaped / 1e9:.0f} GFLOP/s, {2 * macs / shaped / 1e9 / bf16:.2f} of "
+              f"the square GEMM's rate; the default model stage runs at "
+              f"{shaped * stage['windows'] / stage['model']:.2f} of that")
     for backend, t in (two or {}).items():
         if t:
             (la, a_), (lb, b_) = t.items()
@@ -211,7 +216,9 @@ def main() -> int:
             folders["4-minute songs"] = {"n": a.songs, "times": many_files(work / "songs", a.songs, a.model, work)}
         par = P.fresh(L.parity, a.model, a.parity_files) if a.parity_files >= 0 and "openvino" in backends else {}
         dur = stages["default"]["duration"]
-        report(a, dur, rates, rows, starts, stages, two, layers, folders, par, L.model_macs_per_window(a.model))
+        shaped = P.fresh(L.shape_matched_gemm_s, a.model)
+        report(a, dur, rates, rows, starts, stages, two, layers, folders, par, L.model_macs_per_window(a.model),
+               shaped)
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speed_probes import CORES, SHARED, _pin_one_core
+from speed_probes import SHARED, _pin_one_core
 
 #: kinds of op: matrix products; reductions (musicnn's max over mel, the pooling); element-wise;
 #: layout (copies and reorders)
@@ -33,7 +33,13 @@ def kind_of(op: str) -> str:
 
 
 def graph_macs(path: str) -> dict[str, float]:
-    """Multiply-adds of every Conv / MatMul / Gemm node of one ONNX graph for one window, by node name.
+    """Multiply-adds of every Conv / MatMul / Gemm node of one ONNX graph for one window, by node name."""
+    return {n: float(m) * k * c for n, (m, k, c) in graph_gemms(path).items()}
+
+
+def graph_gemms(path: str) -> dict[str, tuple[int, int, int]]:
+    """The matrix product (M, K, N) each Conv / MatMul / Gemm node of one ONNX graph computes for one
+    window (a convolution as the product of its unrolled input and its filters), by node name.
 
     The shapes come from running the graph once on a window with every such node's input
     and output exposed (musicnn's padding is computed in the graph, so static shape
@@ -58,16 +64,48 @@ def graph_macs(path: str) -> dict[str, float]:
         x = np.zeros((1, om.n_bins, om.window_frames or int(3 * om.feature_config.frame_rate)), np.float32)
     shapes = dict(zip([o.name for o in sess.get_outputs()], [v.shape for v in sess.run(None, {INPUT_NAME: x})]))
     shapes.update(weights)
-    macs = {}
+    gemms = {}
     for n in nodes:
         out = shapes[n.output[0]]
-        if n.op_type == "Conv":
-            k = np.prod(weights[n.input[1]][1:])
+        if n.op_type == "Conv":  # (1, C_out, H, W): M = H W positions, K = C_in kh kw, N = C_out
+            k, m, c = int(np.prod(weights[n.input[1]][1:])), int(np.prod(out[2:])), int(out[1])
         else:
             a = shapes[n.input[0]]
             k = a[-2] if any(at.name == "transA" and at.i for at in n.attribute) else a[-1]
-        macs[n.name] = float(np.prod(out)) * float(k)
-    return macs
+            m, c = int(np.prod(out[:-1])), int(out[-1])
+        gemms[n.name] = (m, int(k), c)
+    return gemms
+
+
+def shape_matched_gemm_s(model: str, repeat: int = 5) -> float | None:
+    """Seconds a window's matrix products take as torch bfloat16 GEMMs of their own shapes, one core,
+    one thread (best of ``repeat`` each): the GEMM rate at the model's shapes, not a square one."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import time
+
+    from genrescope.inference.registry import resolve_model_path
+
+    mask = os.sched_getaffinity(0)
+    _pin_one_core()
+    torch.set_num_threads(1)
+    total = 0.0
+    try:
+        for name in graph_names(model):
+            for m, k, n in graph_gemms(str(resolve_model_path(name)[1])).values():
+                a, b = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(k, n, dtype=torch.bfloat16)
+                a @ b
+                best = float("inf")
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    a @ b
+                    best = min(best, time.perf_counter() - t0)
+                total += best
+    finally:
+        os.sched_setaffinity(0, mask)
+    return total
 
 
 

@@ -21,10 +21,12 @@ ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_N
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORES = sorted(os.sched_getaffinity(0))
-TIMEOUT_S = 900  # one process; a run past this is killed and its threads' stacks printed
+TIMEOUT_S = 600  # one process; a run past this prints its threads' stacks and exits
 
-#: ``python -m genrescope`` that prints its own peak RSS (VmHWM) on stderr at exit
-GENRESCOPE = ["-c", "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+#: ``python -m genrescope`` that prints its own peak RSS (VmHWM) on stderr at exit, and every thread's
+#: stack if it runs past TIMEOUT_S (then exits: the bench names the command and prints them)
+GENRESCOPE = ["-c", "import atexit, faulthandler, runpy, sys; faulthandler.dump_traceback_later("
+              f"{TIMEOUT_S}, exit=True); atexit.register(lambda: sys.stderr.write("
               "[ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])); "
               "sys.argv[0] = 'genrescope'; runpy.run_module('genrescope', run_name='__main__')"]
 
@@ -87,7 +89,7 @@ def timed_process(cmd: list[str], *, one_core: bool, env: dict | None = None) ->
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, preexec_fn=_pin_one_core if one_core else None)
-        watchdog = threading.Timer(TIMEOUT_S, os.kill, (p.pid, signal.SIGABRT))  # a stuck run prints its stacks
+        watchdog = threading.Timer(TIMEOUT_S + 60, os.kill, (p.pid, signal.SIGKILL))  # past its own dump
         watchdog.start()
         p.wait()
         watchdog.cancel()

@@ -181,3 +181,60 @@ def test_bad_config_raises_checkpoint_error(model_copy):
         (model_copy / "config.json").write_text(json.dumps({**cfg, **change}))
         with pytest.raises(CheckpointError, match=message):
             load_musicnn(model_copy)
+
+
+# ---------------------------------------------------------------- the export: folded, pruned, fused
+def test_folded_tagger_computes_what_the_tagger_computes_with_fewer_filters(reference):
+    """Signs folded into the weights and dead filters dropped leave the numbers alone (on the
+    real patches and on louder random ones) while dropping most of musicnn-msd's front end."""
+    from genrescope.models.musicnn_folded import FoldedMusicnn
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([reference["patches"], rng.uniform(0, 6, (4, 96, 187))]).astype(np.float32)
+    live = {}
+    for name in ("musicnn-msd", "musicnn-mtt"):
+        model, _ = load_musicnn(name)
+        folded = FoldedMusicnn(model)
+        with torch.no_grad():
+            (p, e), (fp, fe) = model(torch.from_numpy(x), return_embeddings=True), folded(torch.from_numpy(x))
+        assert float((p - fp).abs().max()) < 1e-5 and float((e - fe).abs().max()) < 1e-4
+        live[name] = folded.live_filters
+    assert sum(live["musicnn-msd"]) < 0.2 * (2 * 204 + 3 * 51)  # 64 of 561 front-end filters live
+    assert live["musicnn-msd"] != live["musicnn-mtt"]
+
+
+def _producers(proto) -> dict[str, str]:
+    return {o: n.op_type for n in proto.graph.node for o in n.output}
+
+
+@pytest.mark.parametrize("name", ["musicnn-msd", "musicnn-mtt", "musicnn", "genre10"])
+def test_shipped_graphs_have_no_multiply_on_a_convolution_output(name):
+    """The front end's sign flip is in the weights: no Mul reads a Conv's output."""
+    proto = onnx.load(str(pretrained_dir() / name / "model.onnx"))
+    made_by = _producers(proto)
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert convs
+    assert not [n.name for n in proto.graph.node if n.op_type == "Mul" and any(made_by.get(i) == "Conv"
+                                                                                 for i in n.input)]
+
+
+@pytest.mark.parametrize("name", ["musicnn", "genre10"])
+def test_one_graph_models_match_the_unfolded_composition(name, reference):
+    """The shipped one-graph models on ONNX Runtime give what the PyTorch taggers (as converted,
+    unfolded), their label merge and the head give, to the export's parity tolerance."""
+    from genrescope.inference.onnx_model import OnnxModel
+    from genrescope.training.export import PARITY_TOLERANCE
+    from genrescope.training.fused_export import fused_reference
+
+    head = pretrained_dir() / name / "checkpoint.safetensors"
+    ref = fused_reference("musicnn", head if head.is_file() else None)
+    om = OnnxModel(pretrained_dir() / name / "model.onnx")
+    x = np.concatenate([reference["patches"], np.random.default_rng(4).uniform(0, 4, (3, 96, 187))]).astype(np.float32)
+    got = om.run(x)
+    with torch.no_grad():
+        want = [o.numpy() for o in ref(torch.from_numpy(x))]
+    assert list(got) == om.outputs and len(want) == len(om.outputs)
+    for out, w in zip(om.outputs, want):
+        assert np.abs(got[out] - w).max() < (PARITY_TOLERANCE if out != "embeddings" else 1e-3), out
+    if name == "genre10":
+        assert om.tag_labels == ref.tag_labels and len(om.labels) == 10

@@ -115,10 +115,27 @@ _CORE_LOCK = threading.Lock()
 @lru_cache(maxsize=1)
 def _ov_cached_core():
     try:
-        import openvino as ov
+        ov = _import_openvino()
     except ImportError as e:
         raise GenrescopeError("--backend openvino needs OpenVINO: pip install 'genrescope[fast]'") from e
     return ov.Core()
+
+
+def _import_openvino():
+    """``openvino``, imported without its model-conversion tools (``openvino.tools.ovc``: about 0.06 s
+    of every start-up, and genrescope reads ONNX files itself). ``openvino`` imports them only if
+    it can; a later ``import openvino.tools.ovc`` still works."""
+    import sys
+
+    blocked = "openvino.tools.ovc" not in sys.modules and "openvino" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # makes openvino's own `from openvino.tools.ovc import` fail
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get("openvino.tools.ovc", 0) is None:
+            del sys.modules["openvino.tools.ovc"]
+    return openvino
 
 
 def _ov_core():
@@ -155,8 +172,7 @@ class OpenVinoSession:
     backend = "openvino"
 
     def __init__(self, path: str | os.PathLike, *, precision: str = "auto", threads: int | None = None):
-        check_finite_weights(path)
-        core = _ov_core()
+        core = _ov_core()  # the weights are checked when the graph is compiled (see _compile)
         bf16 = cpu_has_bf16()
         if precision == "bf16" and not bf16:
             raise GenrescopeError("this CPU has no bfloat16 instructions: use --precision fp32")
@@ -196,8 +212,9 @@ def compiled_cache_dir() -> Path | None:
 def _compile(core, path: Path, config: dict):
     """(compiled model, the ONNX file's metadata), from the compiled-model cache when it has them.
 
-    Compiling the three graphs of the default model takes about 0.1 s of every start-up;
-    importing them compiled takes a fifth of that. An entry is keyed by the ONNX file's
+    Compiling the default model takes about 0.1 s of every start-up; importing it compiled takes
+    a fifth of that. A graph is compiled only after :func:`check_finite_weights`; an entry is
+    keyed by the bytes of a graph that passed it, so a hit needs no second check. An entry is keyed by the ONNX file's
     bytes, the compile config, OpenVINO's version and the CPU, written to a temporary file
     and renamed into place (so a reader never sees half of one, with ``-j`` workers
     compiling at once), and an entry that does not import is compiled and written again.
@@ -228,6 +245,7 @@ def _compile(core, path: Path, config: dict):
             return core.import_model(io.BytesIO(blob[8 + n:]), "CPU", config), metadata
         except Exception:  # noqa: BLE001 - no entry yet, or one that does not import: compile it
             pass
+    check_finite_weights(path)
     try:
         model = core.read_model(data, b"")
         compiled = core.compile_model(model, "CPU", config)
