@@ -50,18 +50,37 @@ def many_files(folder: Path, n: int, model: str, work: Path) -> dict:
     """Seconds of predict DIR, tag and embed over ``folder``: -j 1 on one core, -j 2 on both."""
     out = {}
     for jobs, one in ((1, True), (2, False)):
-        runs = {
-            "predict DIR": P.genrescope("predict", str(folder), "--model", model, "-j", str(jobs), "--format", "json",
-                                        "--no-progress"),
-            "tag": P.genrescope("tag", str(folder), "--model", model, "-j", str(jobs), "--no-progress", "--report",
-                                str(work / f"tag-{folder.name}-{jobs}.csv")),
-            "embed": P.genrescope("embed", str(folder), "--backbone", "musicnn", "-j", str(jobs), "--no-progress",
-                                  "--out", str(work / f"emb-{folder.name}-{jobs}"), "--cache",
-                                  str(work / f"cache-{folder.name}-{jobs}"), "--split", "none"),
-        }
-        for what, cmd in runs.items():
-            out[(what, jobs)] = P.timed_process(cmd, one_core=one)[0]
+        out.update(_runs(folder, jobs, one, model, work))
     return out
+
+
+def fixed_costs(model: str, work: Path) -> dict:
+    """The same runs over one 3 s file: what each command costs whatever the folder (start-up,
+    worker processes, model loads)."""
+    import soundfile as sf
+
+    from genrescope.testing import synth_music
+
+    (work / "one" / "g").mkdir(parents=True)
+    sf.write(str(work / "one" / "g" / "a.wav"), synth_music(3.0, 22050, seed=1), 22050)
+    out = {}
+    for jobs, one in ((1, True), (2, False)):
+        out.update(_runs(work / "one", jobs, one, model, work))
+    return out
+
+
+def _runs(folder: Path, jobs: int, one: bool, model: str, work: Path) -> dict:
+    """Seconds of predict DIR, tag and embed over ``folder`` with ``jobs``, pinned to one core if ``one``."""
+    runs = {
+        "predict DIR": P.genrescope("predict", str(folder), "--model", model, "-j", str(jobs), "--format", "json",
+                                    "--no-progress"),
+        "tag": P.genrescope("tag", str(folder), "--model", model, "-j", str(jobs), "--no-progress", "--report",
+                            str(work / f"tag-{folder.name}-{jobs}.csv")),
+        "embed": P.genrescope("embed", str(folder), "--backbone", "musicnn", "-j", str(jobs), "--no-progress",
+                              "--out", str(work / f"emb-{folder.name}-{jobs}"), "--cache",
+                              str(work / f"cache-{folder.name}-{jobs}"), "--split", "none"),
+    }
+    return {(what, jobs): P.timed_process(cmd, one_core=one)[0] for what, cmd in runs.items()}
 
 
 def ceiling(song_flop: float, decode_s: float, bf16: float | None, cores: int) -> dict | None:
@@ -125,11 +144,13 @@ def report(a, dur, rates, rows, starts, stages, two, layers, folders, par, macs,
             for ms, node, op in g["top"]:
                 print(f"      {ms:6.2f} ms  {op:16} {node[:70]}")
     for what, f in folders.items():
-        print(f"\n{what}, whole process (-j 1 pinned to one core; -j 2 on {cores} cores):")
+        print(f"\n{what}, whole process (-j 1 pinned to one core; -j 2 on {cores} cores; the fixed cost is the "
+              f"same command on one 3 s file):")
         for cmd in ("predict DIR", "tag", "embed"):
             one, two_ = f["times"][(cmd, 1)], f["times"][(cmd, 2)]
+            f1, f2 = f["fixed"][(cmd, 1)], f["fixed"][(cmd, 2)]
             print(f"  {cmd:12} -j 1: {one:6.1f} s, -j 2: {two_:6.1f} s, {f['n'] / two_ * 60:6.1f} files/min, "
-                  f"{one / two_:.2f}x")
+                  f"{one / two_:.2f}x; fixed cost {f1:.2f} s / {f2:.2f} s, without it {(one - f1) / (two_ - f2):.2f}x")
     if par:
         print(f"\nparity on {par['windows']} windows of {par['files']} shared GTZAN tracks: OpenVINO "
               f"{par['bf16_ran']} top genre equal to float32's on {100 * par['top_equal']:.2f} %"
@@ -169,8 +190,9 @@ def targets(dur, bf16, ceil, rows, starts, stages, layers, folders, par, macs) -
         line("tag of 4-minute songs, all cores, tracks/min / ceiling's", per_min / (60 / ceil["all"]), 0.5)
     for what, f in folders.items():
         for cmd in ("predict DIR", "tag", "embed"):
-            line(f"{cmd}, {what}: -j 2 (both cores) / -j 1 (one core)",
-                 f["times"][(cmd, 1)] / f["times"][(cmd, 2)], 1.8)
+            (one, two_), (f1, f2) = ((f[k][(cmd, 1)], f[k][(cmd, 2)]) for k in ("times", "fixed"))
+            line(f"{cmd}, {what[:24]}: -j 2 / -j 1, whole run", one / two_, 1.8)
+            line(f"{cmd}, {what[:24]}: -j 2 / -j 1, without the fixed cost", (one - f1) / (two_ - f2), 1.8)
     for backend, s in starts.items():
         line(f"start-up + import + load, {backend}", s["total"], 0.3, " s", higher=False)
     if par:
@@ -185,7 +207,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile-windows", type=int, default=32)
     ap.add_argument("--files", type=int, default=40, help="files of 30 s for the many-files rows (0: skip them)")
-    ap.add_argument("--songs", type=int, default=4, help="4-minute songs for the many-files rows (0: skip them)")
+    ap.add_argument("--songs", type=int, default=6, help="4-minute songs for the many-files rows (0: skip them)")
     ap.add_argument("--parity-files", type=int, default=0, help="shared GTZAN tracks for parity (0: all; -1: skip)")
     a = ap.parse_args()
     from genrescope.inference.backends import available_backends
@@ -206,14 +228,16 @@ def main() -> int:
         w = L.song_windows(song, a.model, a.profile_windows)
         layers = {b: P.fresh(L.layer_profile, a.model, b, w) for b in backends} if a.profile_windows else {}
         folders = {}
+        fixed = fixed_costs(a.model, work) if a.files or a.songs else {}
         if a.files:
             folder, what = P.make_folder(a.files, work / "short")
-            folders[what] = {"n": a.files, "times": many_files(folder, a.files, a.model, work)}
+            folders[what] = {"n": a.files, "times": many_files(folder, a.files, a.model, work), "fixed": fixed}
         if a.songs:
             (work / "songs" / "music").mkdir(parents=True)
             for i in range(a.songs):
                 P.make_song(4.0, work / "songs" / "music" / f"{i:02d}.mp3", offset_s=37.0 * i)
-            folders["4-minute songs"] = {"n": a.songs, "times": many_files(work / "songs", a.songs, a.model, work)}
+            folders["4-minute songs"] = {"n": a.songs, "times": many_files(work / "songs", a.songs, a.model, work),
+                                         "fixed": fixed}
         par = P.fresh(L.parity, a.model, a.parity_files) if a.parity_files >= 0 and "openvino" in backends else {}
         dur = stages["default"]["duration"]
         shaped = P.fresh(L.shape_matched_gemm_s, a.model)

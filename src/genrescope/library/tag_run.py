@@ -17,6 +17,13 @@ from genrescope.library.walk import Skipped, walk
 DEFAULT_REPORT = "genrescope-tag.csv"
 
 
+def _shipped(model: str, predictor_factory) -> bool:
+    """A shipped model by name (part of the package: the workers load it without a check here first)."""
+    from genrescope.inference.registry import pretrained_names
+
+    return predictor_factory is None and (model == "default" or model in pretrained_names())
+
+
 def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal: str | None = None,
                 engine: str = "local", jobs: int = 1, ray_address: str | None = None,
                 progress: bool = False, predictor_factory: PredictorFactory | None = None) -> list[dict]:
@@ -59,7 +66,7 @@ def tag_library(paths: list[str], opts: TagOptions, *, report_path: str, journal
             else:
                 records.append(hit)
         task = TagTask(opts.model, opts.runtime, opts.windows, predictor_factory)
-        if todo and (engine != "local" or jobs != 1):
+        if todo and (engine != "local" or jobs != 1) and not _shipped(opts.model, predictor_factory):
             task.open(None)  # a bad --model: one error here, not per worker
         bar = Progress(len(todo), progress)
         for i, analysis, error in map_files(todo, task, engine=engine, jobs=jobs, address=ray_address):
