@@ -103,6 +103,11 @@ def report(a, dur, rates, rows, starts, stages, two, layers, folders, par, macs,
         r = rates[label]
         print(f"  numpy SGEMM, OpenBLAS variables {label:12} {r['sgemm']:6.0f} GFLOP/s  (kernel {r['kernel']})")
     print(f"  torch bfloat16 GEMM                         {bf16:6.0f} GFLOP/s" if bf16 else "  torch: not installed")
+    for what, (alone, both) in rates["two cores"].items():
+        unit = "GFLOP/s" if what == "gemm" else "GB/s"
+        label = "bf16 GEMM" if what == "gemm" else "memory copy (32 MB)"
+        print(f"  {label} on one core alone {alone:.0f} {unit}, on {cores} cores at once {both:.0f} {unit}: "
+              f"{both / alone:.2f}x (what {cores} workers can gain on work bound by it)")
     stage = stages["default"]
     song_flop = 2 * macs * stage["windows"]
     ceil = ceiling(song_flop, stage["decode+features"], bf16, cores)
@@ -214,6 +219,7 @@ def main() -> int:
 
     backends = available_backends()
     rates = P.core_rates()
+    rates["two cores"] = P.two_core_scaling()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         song = P.make_song(4.0, work / "song.mp3")

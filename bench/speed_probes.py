@@ -176,6 +176,48 @@ def core_rates() -> dict:
     return rates
 
 
+LOAD_CODE = r"""
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+import numpy as np
+if sys.argv[2] == "gemm":
+    import torch
+    torch.set_num_threads(1)
+    n = 2048
+    b = torch.randn(n, n, dtype=torch.bfloat16)
+    work, step = 2 * n ** 3, lambda: b @ b
+else:  # copy 32 MB into another 32 MB: memory bandwidth, read + write
+    a = np.ones(8 << 20, np.float32)
+    c = np.empty_like(a)
+    work, step = 2 * a.nbytes, lambda: np.copyto(c, a)
+step()
+t0, k = time.perf_counter(), 0
+while time.perf_counter() - t0 < 2.0:
+    step()
+    k += 1
+print(work * k / (time.perf_counter() - t0) / 1e9)
+"""
+
+
+def two_core_scaling() -> dict:
+    """How much more two cores do than one, for compute (torch bf16 GEMM) and for memory traffic
+    (a 32 MB copy): each alone on one core, then one on each core at the same time (2 s each)."""
+    out = {}
+    if len(CORES) < 2:
+        return out
+    for what in ("gemm", "copy"):
+        def run(cores):
+            procs = [subprocess.Popen([sys.executable, "-c", LOAD_CODE, str(c), what], stdout=subprocess.PIPE,
+                                      text=True, env={**os.environ, **ONE_THREAD}) for c in cores]
+            return [float(p.communicate()[0]) for p in procs]
+        try:
+            alone, both = run(CORES[:1])[0], sum(run(CORES[:2]))
+        except ValueError:  # torch missing: no GEMM rate
+            continue
+        out[what] = (alone, both)
+    return out
+
+
 # ---------------------------------------------------------------- in-process stages
 def _blas_one_thread() -> None:
     from genrescope.inference.runtimes import numpy_blas_one_thread
