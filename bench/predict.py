@@ -230,6 +230,7 @@ def main() -> int:
         stages = {"default": P.fresh(P.in_process, song, a.model, "auto", a.repeat)}
         if "openvino" in backends:
             stages["--backend onnxruntime"] = P.fresh(P.in_process, song, a.model, "onnxruntime", a.repeat)
+            stages["--precision fp32"] = P.fresh(P.in_process, song, a.model, "openvino", a.repeat, "fp32")
         two = {b: P.fresh(P.two_cores_one_song, song, a.model, b, a.repeat) for b in backends}
         w = L.song_windows(song, a.model, a.profile_windows)
         layers = {b: P.fresh(L.layer_profile, a.model, b, w) for b in backends} if a.profile_windows else {}

@@ -235,14 +235,14 @@ def fresh(fn, *args):
         return ex.submit(fn, *args).result()
 
 
-def in_process(path: Path, model: str, backend: str, repeat: int) -> dict:
+def in_process(path: Path, model: str, backend: str, repeat: int, precision: str = "auto") -> dict:
     """Stage seconds of one song in this process, pinned to one core, one thread (best of ``repeat``)."""
     from genrescope.inference.predict import Predictor
 
     mask = os.sched_getaffinity(0)
     _pin_one_core()
     try:
-        pred = Predictor(model, threads=1, backend=backend)
+        pred = Predictor(model, threads=1, backend=backend, precision=precision)
         best = None
         for _ in range(repeat):
             t0 = time.perf_counter()

@@ -203,4 +203,4 @@ def predictor():
 
     from helpers.page import MODEL
 
-    return Predictor(MODEL)
+    return Predictor(MODEL, backend="onnxruntime")  # exact float32, as the page's wasm runs

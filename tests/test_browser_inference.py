@@ -183,7 +183,7 @@ def test_real_timeline_of_the_default_model(page, rel):
         result = analyse_in_page(page, path)
     finally:
         page.evaluate(set_model, MODEL)
-    d = _compare(result, Predictor("genre10").predict(path).to_dict(timeline=True))
+    d = _compare(result, Predictor("genre10", backend="onnxruntime").predict(path).to_dict(timeline=True))
     assert d["window"] <= GENRE10_WINDOW_TOL and d["track"] <= GENRE10_TRACK_TOL, d
     assert d["top"][0] == d["top"][1], d
 
@@ -219,7 +219,7 @@ def test_a_head_behind_a_backbone_runs_as_two_stages(page, web_dir, tmp_path, he
 
     path = tmp_path / "h.wav"
     sf.write(str(path), song(16000, 9.0, 1, seed=2), 16000, subtype="FLOAT")
-    server = Predictor(web_dir.parent / f"{head}.onnx").predict(path).to_dict(timeline=True)
+    server = Predictor(web_dir.parent / f"{head}.onnx", backend="onnxruntime").predict(path).to_dict(timeline=True)
     y = load_audio(path, sr=16000)
     b64 = base64.b64encode(np.ascontiguousarray(y, np.float32).tobytes()).decode()
     result = page.evaluate(f"""async (s) => {{

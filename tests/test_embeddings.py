@@ -82,7 +82,7 @@ def _onnx_matches_torch_and_separates(out, styles, wav, capsys):
     the held-out tracks of ``styles`` (two easy styles) without a mistake."""
     from genrescope.inference.predict import Predictor
 
-    a = Predictor(str(out / "best.onnx")).predict(wav)
+    a = Predictor(str(out / "best.onnx"), backend="onnxruntime").predict(wav)  # exact float32, like torch
     b = Predictor(str(out / "best.safetensors"), runtime="torch").predict(wav)
     np.testing.assert_allclose(a.timeline.probs, b.timeline.probs, atol=1e-4)
     assert main(["evaluate", str(out / "best.onnx"), str(styles), "--split", "stratified", "--format",

@@ -202,7 +202,7 @@ def test_timeline_cnn_gives_a_distribution_every_few_hundred_ms(data, tmp_path, 
     out = tmp_path / "tl"
     fit("timeline-cnn", data, out, cfg=TrainConfig(epochs=2, batch_size=8, seed=0), feature_config=FC, progress=False)
     wav = next((two_styles / "slow").glob("*.wav"))
-    a = Predictor(str(out / "best.onnx")).predict(wav)
+    a = Predictor(str(out / "best.onnx"), backend="onnxruntime").predict(wav)  # exact float32, like torch
     tl = a.timeline
     hop = tl.end_s[0] - tl.start_s[0]
     assert 0.05 < hop < 0.5 and len(tl.probs) == pytest.approx(3.0 / hop, abs=2)

@@ -34,7 +34,7 @@ def stft(y: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512, center: boo
     out = np.empty((1 + n_fft // 2, len(frames)), np.complex64)
     for i in range(0, len(frames), F._CHUNK_FRAMES):
         chunk = frames[i:i + F._CHUNK_FRAMES]
-        out[:, i:i + len(chunk)] = scipy.fft.rfft(chunk * win, axis=1).T
+        out[:, i:i + len(chunk)] = np.fft.rfft(chunk * win, axis=1).T  # the FFT of features.spectrogram
     return out
 
 

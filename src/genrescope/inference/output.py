@@ -5,7 +5,8 @@ JSON schema (``--format json``): one array, one object per input file::
     {"path": str, "model": str, "duration_s": float | null,
      "genres": [{"label": str, "probability": float}, ...],   # highest first
      "multi_label": bool | null,   # true: independent tag probabilities (need not sum to 1)
-     "backend": "openvino" | "onnxruntime" | "torch" | null,   # the engine that ran (--backend auto picks)
+     "backend": "openvino" | "onnxruntime" | "torch" | null,   # the engine that ran (--backend auto picks;
+                                                               # the page's in-browser answers: "onnxruntime-web")
      "precision": "fp32" | "bf16" | null,   # the arithmetic that ran (openvino: bf16 where the CPU has it)
      "error": str | null,          # why this file failed; genres is then []
      "warnings": [str, ...],       # what did not stop it: truncated or damaged file, silence

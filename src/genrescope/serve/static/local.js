@@ -229,9 +229,10 @@ export function buildResult(entry, name, duration, tl) {
     tags = tagLabels.map((l, j) => [l, mean[j]]).sort((a, b) => b[1] - a[1])
       .map(([label, p]) => ({ label, probability: r(p, 4) }));
   }
-  // precision: onnxruntime-web's wasm backend runs float32; warnings: the browser's decoder reports none
+  // backend and precision: onnxruntime-web's wasm backend runs float32; warnings: the browser's decoder reports none
   const out = { path: name, model: entry.name, duration_s: r(duration, 3), genres,
-                multi_label: entry.multi_label, precision: 'fp32', error: null, warnings: [] };
+                multi_label: entry.multi_label, backend: 'onnxruntime-web', precision: 'fp32', error: null,
+                warnings: [] };
   if (tags) out.tags = tags;
   out.timeline = { labels: entry.labels, multi_label: entry.multi_label,
                    start_s: tl.start_s.map((v) => r(v, 3)), end_s: tl.end_s.map((v) => r(v, 3)),
