@@ -188,11 +188,13 @@ class OpenVinoSession:
             raise GenrescopeError(f"{Path(path).name}: OpenVINO compiled {ran}, not the {want} asked for")
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self._local = threading.local()
+        self._requests_lock = threading.Lock()
 
     def run(self, names: list[str] | None, x: np.ndarray) -> list[np.ndarray]:
         request = getattr(self._local, "request", None)
         if request is None:  # an infer request serves one thread at a time: one per thread
-            request = self._local.request = self.compiled.create_infer_request()
+            with self._requests_lock:  # made one at a time (the model-call threads start together)
+                request = self._local.request = self.compiled.create_infer_request()
         request.infer({0: x})
         outs = [request.get_output_tensor(i).data.copy() for i in range(len(self.output_names))]
         if names is None:
