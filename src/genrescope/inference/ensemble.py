@@ -1,9 +1,9 @@
-"""Shipped ensembles: members that read the same windows, outputs merged by label.
+"""Ensembles run member by member: members that read the same windows, outputs merged by label.
 
-With ``parallel=True`` the members run side by side, one thread each, on the same batch:
-on two cores, two one-thread sessions of the two musicnn taggers finish a song sooner
-than the same sessions one after the other with two intra-op threads each
-(``bench/predict.py`` measures both in the same run).
+The shipped ensemble ships as one graph (training/fused_export.py, which merges by label with
+:class:`LabelMerge`), so this runs only for its PyTorch members (``--runtime torch``) or for a
+backbone's per-tagger blocks. With ``parallel=True`` the members run side by side, one thread
+each, on the same batch.
 """
 from __future__ import annotations
 

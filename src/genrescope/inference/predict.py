@@ -118,11 +118,11 @@ class Predictor:
         ``"onnx"`` (default; ONNX Runtime, no torch) or ``"torch"``.
     batch_size : int
         Windows per model call. Small on purpose: the taggers' intermediate tensors take
-        about 100 MB per window, and at batch 32 a 4-minute song spent more time faulting
-        in 3.5 GB of fresh memory than computing (bench/predict.py measured batch 1 at 4x
-        the speed of batch 32 on one core).
+        tens of MB per window, and large batches spent more time faulting in fresh memory
+        than computing (batch 1 ran 4x the speed of batch 32 on one core).
     threads : int or None
-        Threads of one model call (None: every core).
+        Threads of one model call. None (every core): one-thread calls side by side, one per
+        core, each window submitted as it is decoded.
     backend : str
         ``"auto"`` (default: OpenVINO when installed, else ONNX Runtime), ``"onnxruntime"`` (exact float32)
         or ``"openvino"`` (the ``fast`` extra).

@@ -55,8 +55,7 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     if ensemble_name in ENSEMBLES and (runtime == "torch" or not is_fused(ensemble_name)):
         name = ensemble_name
         members = ENSEMBLES[name]
-        # no thread count given: the members share the cores side by side (faster on two cores
-        # than one after the other with every core each; bench/predict.py measures both)
+        # no thread count given: the members share the cores side by side
         each, parallel = share_threads(threads, len(members)) if runtime == "onnx" else (threads, False)
         return ensemble(name, _load_all(members, runtime=runtime, threads=each, **engine), parallel=parallel)
     name, path = resolve_model_path(model, runtime)
