@@ -30,7 +30,9 @@ def add_parser(sub) -> None:
     add_runtime(p)
     add_backend(p)
     p.add_argument("-j", "--jobs", type=int, default=0, help="files in parallel (default: number of CPU cores)")
-    p.add_argument("--threads", type=int, default=None, help="threads per model call (default: runtime's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="run one model call at a time on N threads (default: one-thread calls side by side, one "
+                        "per core)")
     add_progress(p, "progress counter")
     p.add_argument("--segments", action="store_true",
                    help="also give a few labelled stretches (\"0:00-1:12 rock, 1:12-2:40 electronic\"): the timeline "
