@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrescope.engines.worker import cpu_count
 from genrescope.errors import CheckpointError, GenrescopeError
 from genrescope.inference.onnx_weights import check_finite_weights
 
@@ -144,14 +145,6 @@ def _ov_core():
         return _ov_cached_core()
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity mask: ``taskset -c 0`` gives 1)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def cpu_has_bf16() -> bool:
     """True when OpenVINO can run bfloat16 on this CPU (False without OpenVINO)."""
     try:
@@ -177,7 +170,7 @@ class OpenVinoSession:
         if precision == "bf16" and not bf16:
             raise GenrescopeError("this CPU has no bfloat16 instructions: use --precision fp32")
         want = "bf16" if precision == "bf16" or (precision == "auto" and bf16) else "f32"
-        cores = available_cores()
+        cores = cpu_count()  # the affinity mask: ``taskset -c 0`` gives 1
         streams = max(1, cores // threads) if threads else 1
         config = {"INFERENCE_PRECISION_HINT": want, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": streams * threads if threads else 0, "ENABLE_CPU_PINNING": False}
@@ -215,9 +208,9 @@ def _compile(core, path: Path, config: dict):
     """(compiled model, the ONNX file's metadata), from the compiled-model cache when it has them.
 
     Compiling the default model takes about 0.1 s of every start-up; importing it compiled takes
-    a fifth of that. A graph is compiled only after :func:`check_finite_weights`; an entry is
-    keyed by the bytes of a graph that passed it, so a hit needs no second check. An entry is keyed by the ONNX file's
-    bytes, the compile config, OpenVINO's version and the CPU, written to a temporary file
+    a fifth of that. An entry is keyed by the ONNX file's bytes (so only a graph that passed
+    :func:`check_finite_weights` when it was compiled has one, and a hit needs no second check),
+    the compile config, OpenVINO's version and the CPU, written to a temporary file
     and renamed into place (so a reader never sees half of one, with ``-j`` workers
     compiling at once), and an entry that does not import is compiled and written again.
     A cache folder that cannot be written only costs the time.

@@ -20,7 +20,8 @@ import numpy as np
 
 from genrescope.config import FeatureConfig
 from genrescope.errors import GenrescopeError
-from genrescope.inference.backends import DEFAULT_BACKEND, available_cores, check_backend
+from genrescope.engines.worker import cpu_count
+from genrescope.inference.backends import DEFAULT_BACKEND, check_backend
 from genrescope.inference.ensemble import ensemble, share_threads
 from genrescope.inference.inference_model import InferenceModel
 from genrescope.inference.registry import DEFAULT_MODEL, ENSEMBLES, is_fused, resolve_model_path
@@ -61,7 +62,7 @@ def load_inference_model(model: str | os.PathLike = "default", *, runtime: str =
     name, path = resolve_model_path(model, runtime)
     if path.suffix == ".onnx":
         if threads is None:  # every core: one-thread calls side by side, one per core
-            return dataclasses.replace(_from_onnx(name, path, 1, engine), workers=available_cores())
+            return dataclasses.replace(_from_onnx(name, path, 1, engine), workers=cpu_count())
         return _from_onnx(name, path, threads, engine)
     return _from_torch(name, path, threads)
 
