@@ -283,34 +283,13 @@ def musicnn_labels(root: Path) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------- export
-def _with_embeddings(model):
-    """The module as export sees it: log_mel -> (probabilities, embeddings); a musicnn tagger
-    folded (genrescope.models.musicnn_folded: signs in the weights, dead filters dropped)."""
-    import torch
-
-    from genrescope.models.musicnn import Musicnn
-    from genrescope.models.musicnn_folded import FoldedMusicnn
-
-    if isinstance(model, Musicnn):
-        return FoldedMusicnn(model.eval())
-
-    class WithEmbeddings(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, log_mel):
-            return self.model(log_mel, return_embeddings=True)
-
-    return WithEmbeddings().eval()
-
-
 def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
     """One self-contained ONNX file, opset 17, dynamic batch axis, metadata_props filled.
 
     The graph follows genrescope's ONNX format (:mod:`genrescope.inference.onnx_model`): input
     ``features`` (B, 96, 187) log-mel, output ``probabilities`` (sigmoid here: the tags
-    are multi-label), plus ``embeddings``.
+    are multi-label), plus ``embeddings``. A musicnn tagger is exported folded
+    (genrescope.models.musicnn_folded: signs in the weights, dead filters dropped).
     """
     import io
     import warnings
@@ -319,13 +298,14 @@ def export_onnx(model, path: Path, metadata: dict[str, str]) -> None:
     import torch
 
     from genrescope.inference.onnx_model import INPUT_NAME, OUTPUT_NAME
+    from genrescope.training.fused_export import with_embeddings  # a musicnn tagger folded
 
     buf = io.BytesIO()
     dummy = torch.zeros(1, MUSICNN_FEATURES.n_mels, MUSICNN_FEATURES.window_frames)
     names = [INPUT_NAME, OUTPUT_NAME, "embeddings"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and folding notes
-        torch.onnx.export(_with_embeddings(model), (dummy,), buf, dynamo=False, opset_version=OPSET,
+        torch.onnx.export(with_embeddings(model), (dummy,), buf, dynamo=False, opset_version=OPSET,
                           input_names=names[:1], output_names=names[1:], dynamic_axes={n: {0: "batch"} for n in names})
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in metadata.items():

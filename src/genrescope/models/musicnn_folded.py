@@ -51,10 +51,11 @@ class FoldedMusicnn(nn.Module):
         self.live_filters: list[int] = []
         gather, constants, n_live = [], [], 0
         branches = [*model.timbral, *model.temporal]
-        n_live_total = sum(int(self._live(b).sum()) for b in branches)
-        for i, branch in enumerate(branches):
-            live = self._live(branch)
-            w, b, sign, scale, shift = self._folded(branch)
+        folded = [self._folded(b) for b in branches]
+        # dead: the most its weights can move the batch-normed output is below DEAD_TOLERANCE
+        lives = [w.abs().flatten(1).sum(1) * scale.abs() * MAX_INPUT >= DEAD_TOLERANCE for w, _, _, scale, _ in folded]
+        n_live_total = sum(int(live.sum()) for live in lives)
+        for i, (branch, (w, b, sign, scale, shift), live) in enumerate(zip(branches, folded, lives)):
             for name, t in (("weight", w[live]), ("bias", b[live]), ("sign", sign[live][:, None]),
                             ("scale", scale[live][:, None]), ("shift", shift[live][:, None])):
                 self.register_buffer(f"{name}{i}", t.contiguous())
@@ -80,11 +81,6 @@ class FoldedMusicnn(nn.Module):
         w = branch.conv.weight.detach() * sign[:, None, None, None]
         b = branch.conv.bias.detach() * sign
         return w, b, sign, scale, (bn.bias - bn.running_mean * scale).detach()
-
-    @classmethod
-    def _live(cls, branch) -> torch.Tensor:
-        w, _, _, scale, _ = cls._folded(branch)
-        return w.abs().flatten(1).sum(1) * scale.abs() * MAX_INPUT >= DEAD_TOLERANCE
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.input_bn(_as_tf_image(x))  # (B, 1, T, n_mels)

@@ -39,24 +39,33 @@ INPUT_KEYS = ("feature_config", "input_kind", "n_bins", "window_s", "min_frames"
               "format", "format_version")
 
 
-def tagger_module(name: str) -> nn.Module:
-    """A shipped tagger as a module ``x -> (probabilities, embeddings)`` (musicnn ones folded)."""
-    from genrescope.models.musicnn import Musicnn, load_musicnn
+class WithEmbeddings(nn.Module):
+    """A tagger as export sees it: ``x -> (probabilities, embeddings)``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, return_embeddings=True)
+
+
+def with_embeddings(model: nn.Module, *, fold: bool = True) -> nn.Module:
+    """A converted tagger as a module ``x -> (probabilities, embeddings)`` in eval mode; with ``fold``
+    a musicnn tagger as :class:`~genrescope.models.musicnn_folded.FoldedMusicnn`."""
+    from genrescope.models.musicnn import Musicnn
     from genrescope.models.musicnn_folded import FoldedMusicnn
 
-    model, _ = load_musicnn(name)
-    if isinstance(model, Musicnn):
-        return FoldedMusicnn(model)
+    if fold and isinstance(model, Musicnn):
+        return FoldedMusicnn(model.eval())
+    return WithEmbeddings(model).eval()
 
-    class WithEmbeddings(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
 
-        def forward(self, x):
-            return self.model(x, return_embeddings=True)
+def tagger_module(name: str) -> nn.Module:
+    """A shipped tagger as a module ``x -> (probabilities, embeddings)`` (musicnn ones folded)."""
+    from genrescope.models.musicnn import load_musicnn
 
-    return WithEmbeddings().eval()
+    return with_embeddings(load_musicnn(name)[0])
 
 
 class FusedGraph(nn.Module):
@@ -183,22 +192,13 @@ def fused_reference(backbone: str, head_checkpoint=None) -> FusedGraph:
 
     members = list(ENSEMBLES.get(backbone, (backbone,)))
     loaded = [load_musicnn(m) for m in members]
-
-    class Plain(nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model(x, return_embeddings=True)
-
     head, blocks, activation = None, (EMBEDDINGS_OUTPUT,), "sigmoid"
     if head_checkpoint is not None:
         head, info = load_checkpoint(head_checkpoint)
         blocks = tuple(info.get("backbone_blocks") or blocks)
         activation = getattr(head.config, "output_activation", "softmax")
-    return FusedGraph([Plain(m) for m, _ in loaded], [c["labels"] for _, c in loaded], head=head, blocks=blocks,
+    return FusedGraph([with_embeddings(m, fold=False) for m, _ in loaded], [c["labels"] for _, c in loaded], head=head, blocks=blocks,
                       head_activation=activation).eval()
 
 
-__all__ = ["FusedGraph", "export_fused", "fused_reference", "tagger_module", "TAGS_OUTPUT", "EMBEDDINGS_OUTPUT"]
+__all__ = ["FusedGraph", "export_fused", "fused_reference", "tagger_module", "with_embeddings", "TAGS_OUTPUT", "EMBEDDINGS_OUTPUT"]
