@@ -37,10 +37,7 @@ class Backbone:
         if name not in pretrained_names():  # a head's metadata names it: never a path to open
             raise CheckpointError(f"backbone {str(name)[:80]!r} is not a shipped model; "
                                   f"shipped: {', '.join(pretrained_names())}")
-        bad = [b for b in blocks if b not in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT)]
-        if bad or not blocks:
-            raise CheckpointError(f"backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, got {blocks}")
-        self.name, self.blocks = name, tuple(blocks)
+        self.name, self.blocks = name, check_blocks(blocks)
         # an ensemble shipped as one graph gives the rows of embeddings-only blocks and the merged
         # tags in one call; other blocks are built member by member
         one_graph = name in ENSEMBLES and is_fused(name) and self.blocks == (EMBEDDINGS_OUTPUT,)
@@ -94,6 +91,15 @@ class Backbone:
 
         windows, start, end = slice_windows(feats, self.feature_config, win_frames=self.window_frames)
         return self.embed_windows(windows), start, end
+
+
+def check_blocks(blocks, where: str = "") -> tuple[str, ...]:
+    """``blocks`` as a tuple when it names backbone outputs a row can hold, else CheckpointError
+    (``where`` starts the message: a head's metadata is untrusted input)."""
+    if not blocks or any(b not in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) for b in blocks):
+        raise CheckpointError(f"{where}backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, "
+                              f"got {str(list(blocks))[:80]}")
+    return tuple(blocks)
 
 
 def pool_rows(rows: np.ndarray) -> np.ndarray:

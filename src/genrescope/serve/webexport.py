@@ -118,17 +118,14 @@ def _backbone(display: str, head, files: dict[str, Path]) -> tuple[dict, object]
     by side (the row of blocks ``["embeddings"]``) and whose ``probabilities`` are their merged tags;
     a row with the members' own tags in it cannot be read from that graph.
     """
-    from genrescope.inference.backbone import EMBEDDINGS_OUTPUT, TAGS_OUTPUT
+    from genrescope.inference.backbone import EMBEDDINGS_OUTPUT, TAGS_OUTPUT, check_blocks
     from genrescope.inference.onnx_model import INPUT_NAME
     from genrescope.inference.registry import ENSEMBLES, pretrained_names
 
     name = head.provenance["backbone"]
     if name not in pretrained_names():
         raise CheckpointError(f"{display}: its backbone {str(name)[:80]!r} is not a shipped model")
-    blocks = list(head.provenance.get("backbone_blocks") or [EMBEDDINGS_OUTPUT])
-    if not all(b in (EMBEDDINGS_OUTPUT, TAGS_OUTPUT) for b in blocks):
-        raise CheckpointError(f"{display}: its backbone blocks must be {EMBEDDINGS_OUTPUT!r} and/or {TAGS_OUTPUT!r}, "
-                              f"not {str(blocks)[:80]}")
+    blocks = list(check_blocks(head.provenance.get("backbone_blocks") or [EMBEDDINGS_OUTPUT], f"{display}: its "))
     if name in ENSEMBLES and blocks != [EMBEDDINGS_OUTPUT]:
         raise CheckpointError(f"{display}: the browser runs {name} as one graph, which gives the row of blocks "
                               f"{[EMBEDDINGS_OUTPUT]} only, not {blocks} (each tagger's own tags)")
